@@ -1,0 +1,93 @@
+//! Events: facts the ledger recorded, in the past tense. Once appended they never change;
+//! a new shape of an event is a new `event_version`, upcast when read (in `eventstore`).
+//!
+//! Every event carries what its consumers need without looking elsewhere (the currency on
+//! each amount, the customer on the order), because projections see one event at a time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Carrier, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason,
+    RefundId, Sku, TrackingNumber,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    OrderPlaced(OrderPlaced),
+    PaymentCaptured(PaymentCaptured),
+    PaymentFailed(PaymentFailed),
+    PaymentRefunded(PaymentRefunded),
+    OrderFullyPaid(OrderFullyPaid),
+    OrderCancelled(OrderCancelled),
+    OrderShipped(OrderShipped),
+}
+
+impl Event {
+    /// The stable name stored in `events.event_type` and sent as the `event-type` header.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::OrderPlaced(_) => "OrderPlaced",
+            Self::PaymentCaptured(_) => "PaymentCaptured",
+            Self::PaymentFailed(_) => "PaymentFailed",
+            Self::PaymentRefunded(_) => "PaymentRefunded",
+            Self::OrderFullyPaid(_) => "OrderFullyPaid",
+            Self::OrderCancelled(_) => "OrderCancelled",
+            Self::OrderShipped(_) => "OrderShipped",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: Sku,
+    pub quantity: u32,
+    pub unit_price: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+    pub customer_email: CustomerEmail,
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCaptured {
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub method: PaymentMethod,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub reason: Reason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRefunded {
+    pub refund_id: RefundId,
+    pub payment_id: PaymentId,
+    pub amount: Money,
+    pub reason: Reason,
+}
+
+/// The balance reached zero: captures less refunds now equal the order total.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderFullyPaid {
+    pub total: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub reason: Reason,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderShipped {
+    pub carrier: Carrier,
+    pub tracking_number: TrackingNumber,
+}

@@ -1,0 +1,37 @@
+//! The order ledger's domain: what an order is, which commands it accepts and which facts
+//! (events) it records.
+//!
+//! The aggregate is two pure functions, in the style of cqrs-es and esrs:
+//!
+//! - [`decide`] turns the current [`Order`] and a [`Command`] into the events to record, or
+//!   a [`DomainError`] naming the rule that refused it;
+//! - [`evolve`] folds one [`Event`] into the state.
+//!
+//! The state of an order is, by definition, `events.iter().fold(Order::default(), evolve)`.
+//! Nothing here does I/O, reads a clock or generates ids: the edges supply those, so the
+//! same history always yields the same state and the rules can be tested exhaustively.
+//!
+//! Values are parsed once at the edge into types that can only hold valid data (`Money`,
+//! `Sku`, `CustomerEmail`, …): past that point the code handles valid data only.
+
+mod command;
+mod error;
+mod event;
+mod ids;
+mod money;
+mod order;
+mod text;
+
+pub use command::{
+    CancelOrder, CapturePayment, Command, LineItem, PlaceOrder, RecordPaymentFailure,
+    RefundPayment, ShipOrder, positive_amount, LIMITS,
+};
+pub use error::{DomainError, Rule, ValidationError};
+pub use event::{
+    Event, OrderCancelled, OrderFullyPaid, OrderLine, OrderPlaced, OrderShipped, PaymentCaptured,
+    PaymentFailed, PaymentRefunded,
+};
+pub use ids::{CustomerId, OrderId, PaymentId, RefundId};
+pub use money::{Currency, Money};
+pub use order::{decide, evolve, CapturedPayment, Fulfilment, Order, PlacedOrder};
+pub use text::{Carrier, CustomerEmail, PaymentMethod, Reason, Sku, TrackingNumber};

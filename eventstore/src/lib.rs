@@ -1,0 +1,32 @@
+//! The PostgreSQL event store: the ledger's source of truth.
+//!
+//! - [`EventStore`] loads streams (whole or up to a [`Cut`]) and opens a [`UnitOfWork`]:
+//!   one transaction in which a command claims its idempotency key, reads its stream,
+//!   appends with an expected version and records its response, all or nothing.
+//! - [`schema`] maps domain events to and from their stored JSON, upcasting old versions.
+//! - [`migrate`] applies the SQL migrations in `migrations/` (refinery), serialised by an
+//!   advisory lock so several starting processes do not race.
+//!
+//! Optimistic concurrency is the `(stream_id, stream_version)` unique constraint: of two
+//! writers that read version N, exactly one commits N + 1; the other gets
+//! [`AppendError::Conflict`], never a lost or duplicated event.
+
+mod error;
+mod idempotency;
+mod migrate;
+mod pool;
+mod recorded;
+pub mod schema;
+mod store;
+mod unit_of_work;
+
+pub use error::{AppendError, StoreError};
+pub use idempotency::Claim;
+pub use migrate::{migrate, migrations_fingerprint};
+pub use pool::{connect, PoolSettings};
+pub use recorded::{AppendedEvent, Cut, Metadata, NewEvent, RecordedEvent};
+pub use store::EventStore;
+pub use unit_of_work::UnitOfWork;
+
+/// Re-exported so callers can name the pool without depending on deadpool themselves.
+pub use deadpool_postgres::Pool;

@@ -1,0 +1,54 @@
+//! The connection pool. Bounded, with a wait timeout so that an exhausted pool or a dead
+//! database answers "unavailable" quickly instead of piling up requests.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::StoreError;
+
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub database_url: String,
+    pub max_size: usize,
+    /// How long a caller waits for a connection before the store reports `Unavailable`.
+    pub wait_timeout: Duration,
+    /// Server-side cap on any one statement, so a stuck query cannot hold a connection.
+    pub statement_timeout: Duration,
+}
+
+impl PoolSettings {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            max_size: 16,
+            wait_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Builds the pool. No connection is opened until the first use.
+pub fn connect(settings: &PoolSettings) -> Result<Pool, StoreError> {
+    let mut config: tokio_postgres::Config = settings
+        .database_url
+        .parse()
+        .map_err(|error| StoreError::Unavailable(format!("invalid DATABASE_URL: {error}")))?;
+    config.application_name("ledger");
+    config.connect_timeout(settings.wait_timeout);
+    config.options(format!("-c statement_timeout={}", settings.statement_timeout.as_millis()));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
+    );
+    Pool::builder(manager)
+        .max_size(settings.max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.wait_timeout))
+        .create_timeout(Some(settings.wait_timeout))
+        .recycle_timeout(Some(settings.wait_timeout))
+        .build()
+        .map_err(|error| StoreError::Unavailable(error.to_string()))
+}

@@ -1,0 +1,72 @@
+//! The shapes events take on their way into and out of the store.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// An event about to be appended, already encoded by [`crate::schema`].
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: &'static str,
+    pub event_version: i16,
+    pub payload: serde_json::Value,
+}
+
+/// Who and what caused an append; stored with every event of the append and carried to
+/// Kafka headers, so one request can be followed through every system it touches.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Metadata {
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub actor: Option<String>,
+    pub command: Option<String>,
+}
+
+/// Where an appended event landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendedEvent {
+    pub event_id: Uuid,
+    pub event_type: &'static str,
+    pub stream_version: u32,
+    pub global_position: i64,
+}
+
+/// An event as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    pub global_position: i64,
+    pub stream_id: Uuid,
+    pub stream_version: u32,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_version: i16,
+    pub payload: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl RecordedEvent {
+    /// Decodes the payload into the current shape of the domain event, upcasting older
+    /// versions.
+    pub fn decode(&self) -> Result<domain::Event, crate::StoreError> {
+        crate::schema::decode(&self.event_type, self.event_version, &self.payload).map_err(
+            |source| crate::StoreError::Decode { event_id: self.event_id, source },
+        )
+    }
+}
+
+/// How much of a stream to read: all of it, or its history up to a point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cut {
+    #[default]
+    Latest,
+    /// Up to and including this stream version.
+    Version(u32),
+    /// Up to and including this global position.
+    Position(i64),
+    /// Events recorded at or before this time.
+    Time(DateTime<Utc>),
+}

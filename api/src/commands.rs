@@ -1,0 +1,141 @@
+//! Executing a command: the application service between HTTP and the domain.
+//!
+//! One attempt is one transaction: claim the idempotency key (if any), load the order's
+//! stream, check `If-Match`, `decide`, append at the version that was read, record the
+//! response for the key, commit. Nothing is acknowledged before the commit.
+//!
+//! A lost race (another command appended to the same order in between) is retried against
+//! the new state when the client did not pin a version with `If-Match`: the client asked
+//! for the command to apply to the order as it is, so re-deciding is what it meant. With
+//! `If-Match` the conflict is the client's to resolve, and it gets 409 `version_conflict`.
+
+use uuid::Uuid;
+
+use domain::{decide, evolve, Command, Order, OrderId};
+use eventstore::{schema, AppendError, Claim, Cut, EventStore, Metadata, UnitOfWork};
+
+use crate::error::ApiError;
+use crate::views::{AppendedEventView, CommandAccepted};
+
+/// How often a command without `If-Match` is re-decided after losing a race.
+const MAX_ATTEMPTS: u32 = 8;
+
+pub struct CommandRequest {
+    pub order_id: OrderId,
+    pub command: Command,
+    pub idempotency_key: Option<String>,
+    pub expected_version: Option<u32>,
+    pub correlation_id: String,
+    /// Method, path and body: what makes a retry "the same request" for its key.
+    pub fingerprint: Vec<u8>,
+}
+
+/// The body to answer with, and whether it replays an earlier response.
+pub struct CommandResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub replayed: bool,
+}
+
+enum Attempt {
+    Done(CommandResponse),
+    LostRace,
+}
+
+#[tracing::instrument(
+    skip_all,
+    fields(order_id = %request.order_id, command = request.command.name(), correlation_id = %request.correlation_id)
+)]
+pub async fn execute(store: &EventStore, request: CommandRequest) -> Result<CommandResponse, ApiError> {
+    let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
+    let metadata = Metadata {
+        correlation_id: request.correlation_id.clone(),
+        causation_id: Some(Uuid::now_v7().to_string()),
+        idempotency_key: request.idempotency_key.clone(),
+        actor: None,
+        command: Some(request.command.name().to_owned()),
+    };
+    for attempt in 1..=attempts {
+        let mut unit = store.begin().await?;
+        match attempt_once(&mut unit, &request, &metadata).await {
+            Ok(Attempt::Done(response)) => {
+                if response.replayed {
+                    unit.rollback().await?;
+                } else {
+                    unit.commit().await?;
+                }
+                return Ok(response);
+            }
+            Ok(Attempt::LostRace) => {
+                unit.rollback().await?;
+                tracing::debug!(attempt, "lost a race for the order; deciding again");
+                continue;
+            }
+            Err(error) => {
+                // Keep the connection for the next request when the failure was ours to
+                // report (a rule, a conflict); a broken connection is discarded on drop.
+                if !matches!(error, ApiError::Unavailable(_) | ApiError::Internal(_)) {
+                    unit.rollback().await?;
+                }
+                return Err(error);
+            }
+        }
+    }
+    Err(ApiError::Unavailable("too much contention on this order".to_owned()))
+}
+
+async fn attempt_once(
+    unit: &mut UnitOfWork,
+    request: &CommandRequest,
+    metadata: &Metadata,
+) -> Result<Attempt, ApiError> {
+    let stream_id = request.order_id.as_uuid();
+    if let Some(key) = &request.idempotency_key {
+        match unit.claim_idempotency_key(key, &request.fingerprint, stream_id).await? {
+            Claim::Claimed => {}
+            Claim::Replay { status, body } => {
+                return Ok(Attempt::Done(CommandResponse { status, body, replayed: true }));
+            }
+            Claim::Mismatch => return Err(ApiError::IdempotencyKeyReused),
+        }
+    }
+
+    let history = unit.load(stream_id, Cut::Latest).await?;
+    let version = history.last().map_or(0, |event| event.stream_version);
+    if let Some(expected_version) = request.expected_version {
+        if expected_version != version {
+            return Err(ApiError::VersionConflict { expected_version, actual_version: Some(version) });
+        }
+    }
+    let mut order = Order::default();
+    for recorded in &history {
+        order = evolve(order, &recorded.decode()?);
+    }
+
+    let events = decide(&order, request.command.clone())?;
+    let encoded = events
+        .iter()
+        .map(schema::encode)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    let appended = match unit.append(stream_id, version, &encoded, metadata).await {
+        Ok(appended) => appended,
+        Err(AppendError::Conflict { .. }) if request.expected_version.is_none() => {
+            return Ok(Attempt::LostRace)
+        }
+        Err(error) => return Err(error.into()),
+    };
+
+    let last = appended.last().ok_or_else(|| ApiError::internal(anyhow::anyhow!("a command appended no event")))?;
+    let accepted = CommandAccepted {
+        order_id: stream_id,
+        stream_version: last.stream_version,
+        position: last.global_position,
+        events: appended.iter().map(AppendedEventView::from).collect(),
+    };
+    let body = serde_json::to_vec(&accepted).map_err(ApiError::internal)?;
+    if let Some(key) = &request.idempotency_key {
+        unit.record_response(key, 201, &body).await?;
+    }
+    Ok(Attempt::Done(CommandResponse { status: 201, body, replayed: false }))
+}

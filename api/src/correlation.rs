@@ -1,0 +1,51 @@
+//! Correlation ids: taken from `X-Correlation-Id` or minted, stored on the request for the
+//! handlers (they go into event metadata), echoed on the response, and recorded on the
+//! request's tracing span so every log line of a request carries it.
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+use crate::extract::malformed_header;
+
+pub const HEADER: &str = "x-correlation-id";
+
+#[derive(Clone, Debug)]
+pub struct CorrelationId(pub String);
+
+pub async fn correlate(mut request: Request, next: Next) -> Response {
+    let id = match request.headers().get(HEADER) {
+        None => Uuid::now_v7().to_string(),
+        Some(value) => match value.to_str() {
+            Ok(id) if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) => {
+                id.to_owned()
+            }
+            _ => {
+                return malformed_header(HEADER, "must be 1 to 128 visible ASCII characters")
+                    .into_response()
+            }
+        },
+    };
+    request.extensions_mut().insert(CorrelationId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}
+
+pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let correlation_id = request
+        .extensions()
+        .get::<CorrelationId>()
+        .map(|id| id.0.as_str())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        correlation_id,
+    )
+}

@@ -1,0 +1,224 @@
+//! Every error the API can answer, mapped to `application/problem+json` (RFC 9457) in one
+//! place. Each has a stable `code` that clients match on; `title` and `detail` are for
+//! people. A 5xx never tells the client its internal cause: the cause is logged once,
+//! here, and the client gets a correlation id to quote.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use domain::{DomainError, Rule, ValidationError};
+use eventstore::{AppendError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(Vec<ValidationError>),
+    #[error("malformed request: {detail}")]
+    Malformed { detail: String, field: Option<String> },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("stream is not at the expected version")]
+    VersionConflict { expected_version: u32, actual_version: Option<u32> },
+    #[error("rule violated: {0}")]
+    RuleViolated(Rule),
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error("payload too large")]
+    PayloadTooLarge { limit_bytes: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(error: ValidationError) -> Self {
+        Self::Validation(vec![error])
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Malformed { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::VersionConflict { .. } | Self::RuleViolated(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::Malformed { .. } => "malformed_request",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::VersionConflict { .. } => "version_conflict",
+            Self::RuleViolated(_) => "rule_violated",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn problem(&self) -> Problem {
+        let status = self.status();
+        let mut problem = Problem {
+            problem_type: format!("urn:ledger:problem:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code: self.code(),
+            detail: String::new(),
+            errors: Vec::new(),
+            rule: None,
+            expected_version: None,
+            actual_version: None,
+        };
+        problem.detail = match self {
+            Self::Validation(errors) => {
+                problem.errors = errors
+                    .iter()
+                    .map(|e| FieldProblem { field: e.field.clone(), message: e.message.clone() })
+                    .collect();
+                match errors.as_slice() {
+                    [only] => format!("{}: {}", only.field, only.message),
+                    _ => "the request has invalid fields".to_owned(),
+                }
+            }
+            Self::Malformed { detail, field } => {
+                if let Some(field) = field {
+                    problem.errors =
+                        vec![FieldProblem { field: field.clone(), message: detail.clone() }];
+                }
+                detail.clone()
+            }
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
+            Self::VersionConflict { expected_version, actual_version } => {
+                problem.expected_version = Some(*expected_version);
+                problem.actual_version = *actual_version;
+                match actual_version {
+                    Some(actual) => format!(
+                        "the order is at version {actual}, not {expected_version}; reload and retry"
+                    ),
+                    None => format!(
+                        "the order changed after version {expected_version} was read; reload and retry"
+                    ),
+                }
+            }
+            Self::RuleViolated(rule) => {
+                problem.rule = Some(rule.code());
+                rule.to_string()
+            }
+            Self::IdempotencyKeyReused => {
+                "this Idempotency-Key was already used with a different request".to_owned()
+            }
+            Self::PayloadTooLarge { limit_bytes } => {
+                format!("the request body exceeds the limit of {limit_bytes} bytes")
+            }
+            Self::UnsupportedMediaType => {
+                "send the request body as JSON with content-type: application/json".to_owned()
+            }
+            Self::Unavailable(_) => {
+                "the ledger cannot serve this request right now; retry shortly".to_owned()
+            }
+            Self::Internal(_) => "something went wrong on our side".to_owned(),
+        };
+        problem
+    }
+}
+
+#[derive(Serialize)]
+struct Problem {
+    #[serde(rename = "type")]
+    problem_type: String,
+    title: String,
+    status: u16,
+    code: &'static str,
+    detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldProblem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actual_version: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct FieldProblem {
+    field: String,
+    message: String,
+}
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            Self::Unavailable(cause) => tracing::warn!(%cause, "request refused: unavailable"),
+            _ => tracing::debug!(code = self.code(), "request refused"),
+        }
+        let status = self.status();
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::OrderNotFound => Self::NotFound("order".to_owned()),
+            DomainError::RuleViolated(rule) => Self::RuleViolated(rule),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        Self::validation(error)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::Conflict { expected_version, .. } => {
+                Self::VersionConflict { expected_version, actual_version: None }
+            }
+            AppendError::Store(error) => error.into(),
+        }
+    }
+}

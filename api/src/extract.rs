@@ -1,0 +1,192 @@
+//! Extractors that turn raw HTTP into checked values, answering in problem+json when they
+//! cannot: the JSON body (content type, size, syntax, shape, with the failing field named),
+//! the order id in the path, and the command headers.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use domain::{OrderId, ValidationError};
+
+use crate::error::ApiError;
+
+/// Request bodies above this are refused with 413 before they are read whole.
+pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
+
+/// A JSON body parsed into `T`, keeping the raw bytes (idempotency keys fingerprint them).
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let raw = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit_bytes: BODY_LIMIT_BYTES }
+            } else {
+                ApiError::Malformed { detail: rejection.body_text(), field: None }
+            }
+        })?;
+        let value = parse_json(&raw)?;
+        Ok(Self { value, raw })
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 5
+            && essence[..essence.len() - 5].to_ascii_lowercase().starts_with("application/")
+            && essence.to_ascii_lowercase().ends_with("+json"))
+}
+
+/// Syntax errors are `malformed_request` (400); well-formed JSON of the wrong shape (a
+/// missing or unknown field, a wrong type, a number out of range) is `validation_failed`
+/// (422) naming the field.
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = without_position(&inner.to_string());
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::validation(ValidationError::new(field_of(&path, &message), message))
+            }
+            _ => ApiError::Malformed { detail: format!("invalid JSON: {message}"), field: None },
+        }
+    })?;
+    deserializer.end().map_err(|error| ApiError::Malformed {
+        detail: format!("invalid JSON: {}", without_position(&error.to_string())),
+        field: None,
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 42"; the field name says more to a client.
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The path serde reports for a missing or unknown field is its parent; the field itself
+/// is in the message between backticks.
+fn field_of(path: &str, message: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let parent = if path == "." { "" } else { path };
+    // For unknown fields serde already descended into the offending key.
+    if let Some(name) = named {
+        if parent == name || parent.ends_with(&format!(".{name}")) {
+            return parent.to_owned();
+        }
+    }
+    match named {
+        Some(name) if parent.is_empty() => name.to_owned(),
+        Some(name) => format!("{parent}.{name}"),
+        None if parent.is_empty() => "body".to_owned(),
+        None => parent.to_owned(),
+    }
+}
+
+/// The `{id}` segment of `/v1/orders/{id}/…`, parsed as an order id.
+pub struct OrderIdPath(pub OrderId);
+
+impl<S: Send + Sync> FromRequestParts<S> for OrderIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::Malformed { detail: rejection.body_text(), field: None })?;
+        OrderId::parse(&raw).map(Self).map_err(ApiError::validation)
+    }
+}
+
+/// The headers every command honours.
+#[derive(Clone, Debug, Default)]
+pub struct CommandHeaders {
+    pub idempotency_key: Option<String>,
+    /// `If-Match: "<stream_version>"`: the command applies only at that version.
+    pub expected_version: Option<u32>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let idempotency_key = header_text(&parts.headers, "idempotency-key")?
+            .map(|key| {
+                if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+                    Ok(key.to_owned())
+                } else {
+                    Err(malformed_header(
+                        "idempotency-key",
+                        "must be 1 to 255 visible ASCII characters",
+                    ))
+                }
+            })
+            .transpose()?;
+        let expected_version = header_text(&parts.headers, "if-match")?
+            .map(|tag| {
+                tag.trim()
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .and_then(|version| version.parse::<u32>().ok())
+                    .ok_or_else(|| {
+                        malformed_header("if-match", "must be a stream version in quotes, e.g. \"3\"")
+                    })
+            })
+            .transpose()?;
+        Ok(Self { idempotency_key, expected_version })
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(malformed_header(name, "must be given once"));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| malformed_header(name, "must be visible ASCII"))
+}
+
+pub fn malformed_header(name: &str, message: &str) -> ApiError {
+    ApiError::Malformed {
+        detail: format!("header {name} {message}"),
+        field: Some(format!("header.{name}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_missing_and_unknown_fields_by_their_own_name() {
+        assert_eq!(field_of(".", "missing field `currency`"), "currency");
+        assert_eq!(field_of("items[0]", "unknown field `colour`, expected one of"), "items[0].colour");
+        assert_eq!(field_of("items[0].colour", "unknown field `colour`, expected"), "items[0].colour");
+        assert_eq!(field_of("colour", "unknown field `colour`, expected"), "colour");
+        assert_eq!(field_of("items[1].quantity", "invalid type: string"), "items[1].quantity");
+        assert_eq!(field_of(".", "invalid type: sequence, expected struct"), "body");
+    }
+}

@@ -1,0 +1,23 @@
+//! The ledger's HTTP API and its application wiring.
+//!
+//! - [`startup`]: `Application::build(settings)` → bound address + `run(shutdown)`.
+//! - [`routes`]: the axum router, one module per resource.
+//! - [`commands`]: executing a command (load → decide → append) in one transaction.
+//! - [`requests`] / [`views`]: what clients send and what they get back.
+//! - [`error`]: every failure as `application/problem+json` with a stable code.
+//! - [`extract`] / [`correlation`]: checked extraction of bodies, paths and headers.
+//! - [`config`] / [`telemetry`] / [`shutdown`]: settings, logs, signals.
+
+pub mod commands;
+pub mod config;
+pub mod correlation;
+pub mod error;
+pub mod extract;
+pub mod requests;
+pub mod routes;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+pub mod views;
+
+pub use startup::Application;

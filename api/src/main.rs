@@ -1,0 +1,45 @@
+//! `ledger`: the order ledger's one binary.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use api::config::{DatabaseArgs, LogFormat, ServeArgs};
+use api::{shutdown, telemetry, Application};
+
+#[derive(Parser)]
+#[command(name = "ledger", version, about = "Event-sourced order ledger")]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Serve the HTTP API (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Commands::Serve(settings) => {
+            let application = Application::build(&settings).await?;
+            let address = application.local_addr()?;
+            tracing::info!(%address, "ledger listening on http://{address}");
+            application.run(shutdown::signal()).await
+        }
+        Commands::Migrate(database) => {
+            let pool = eventstore::connect(&database.pool_settings())?;
+            eventstore::migrate(&pool).await.context("applying migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Command request bodies as clients send them, and their parsing into domain commands.
+//!
+//! The raw shapes accept only the documented fields (unknown ones are refused, so a typo
+//! is not silently ignored); parsing collects every invalid field at once, so a client
+//! can fix a form in one round trip.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use domain::{
+    CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail, CustomerId, LineItem,
+    OrderId, PaymentId, PaymentMethod, PlaceOrder, Reason, RecordPaymentFailure, RefundId,
+    RefundPayment, ShipOrder, TrackingNumber, ValidationError, positive_amount,
+};
+
+use crate::error::ApiError;
+
+/// Collects validation errors across fields.
+#[derive(Default)]
+struct Errors(Vec<ValidationError>);
+
+impl Errors {
+    fn check<T>(&mut self, result: Result<T, ValidationError>) -> Option<T> {
+        result.map_err(|error| self.0.push(error)).ok()
+    }
+
+    fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, ApiError> {
+        match (self.0.is_empty(), build()) {
+            (true, Some(value)) => Ok(value),
+            _ => Err(ApiError::Validation(self.0)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    pub order_id: Option<Uuid>,
+    pub customer_id: String,
+    pub customer_email: String,
+    pub currency: String,
+    pub items: Vec<ItemRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    pub sku: String,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
+}
+
+impl PlaceOrderRequest {
+    /// `new_id` is used when the client did not choose the order id.
+    pub fn parse(self, new_id: impl FnOnce() -> Uuid) -> Result<Command, ApiError> {
+        let mut errors = Errors::default();
+        let order_id = OrderId::from_uuid(self.order_id.unwrap_or_else(new_id));
+        let customer_id = errors.check(CustomerId::parse(&self.customer_id));
+        let customer_email = errors.check(CustomerEmail::parse(&self.customer_email));
+        let currency = errors.check(Currency::parse(&self.currency));
+        let items: Vec<Option<LineItem>> = match currency {
+            Some(currency) => self
+                .items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    errors.check(
+                        LineItem::parse(&item.sku, item.quantity, item.unit_price_minor, currency)
+                            .map_err(|e| e.within(&format!("items[{index}]"))),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let complete = errors.0.is_empty();
+        let place = match (customer_id, customer_email, currency) {
+            (Some(customer_id), Some(customer_email), Some(currency)) if complete => errors.check(
+                PlaceOrder::new(
+                    order_id,
+                    customer_id,
+                    customer_email,
+                    currency,
+                    items.into_iter().flatten().collect(),
+                ),
+            ),
+            _ => None,
+        };
+        errors.finish(|| place.map(Command::PlaceOrder))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapturePaymentRequest {
+    pub payment_id: String,
+    pub amount_minor: i64,
+    pub method: String,
+}
+
+impl CapturePaymentRequest {
+    pub fn parse(self) -> Result<Command, ApiError> {
+        let mut errors = Errors::default();
+        let payment_id = errors.check(PaymentId::parse(&self.payment_id));
+        let amount_minor = errors.check(positive_amount("amount_minor", self.amount_minor));
+        let method = errors.check(PaymentMethod::parse(&self.method));
+        let capture = match (payment_id, amount_minor, method) {
+            (Some(payment_id), Some(amount_minor), Some(method)) => {
+                errors.check(CapturePayment::new(payment_id, amount_minor, method))
+            }
+            _ => None,
+        };
+        errors.finish(|| capture.map(Command::CapturePayment))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordPaymentFailureRequest {
+    pub payment_id: String,
+    pub amount_minor: i64,
+    pub reason: String,
+}
+
+impl RecordPaymentFailureRequest {
+    pub fn parse(self) -> Result<Command, ApiError> {
+        let mut errors = Errors::default();
+        let payment_id = errors.check(PaymentId::parse(&self.payment_id));
+        let amount_minor = errors.check(positive_amount("amount_minor", self.amount_minor));
+        let reason = errors.check(Reason::parse(&self.reason));
+        let failure = match (payment_id, amount_minor, reason) {
+            (Some(payment_id), Some(amount_minor), Some(reason)) => {
+                errors.check(RecordPaymentFailure::new(payment_id, amount_minor, reason))
+            }
+            _ => None,
+        };
+        errors.finish(|| failure.map(Command::RecordPaymentFailure))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundPaymentRequest {
+    pub refund_id: String,
+    pub payment_id: String,
+    pub amount_minor: i64,
+    pub reason: String,
+}
+
+impl RefundPaymentRequest {
+    pub fn parse(self) -> Result<Command, ApiError> {
+        let mut errors = Errors::default();
+        let refund_id = errors.check(RefundId::parse(&self.refund_id));
+        let payment_id = errors.check(PaymentId::parse(&self.payment_id));
+        let amount_minor = errors.check(positive_amount("amount_minor", self.amount_minor));
+        let reason = errors.check(Reason::parse(&self.reason));
+        let refund = match (refund_id, payment_id, amount_minor, reason) {
+            (Some(refund_id), Some(payment_id), Some(amount_minor), Some(reason)) => {
+                errors.check(RefundPayment::new(refund_id, payment_id, amount_minor, reason))
+            }
+            _ => None,
+        };
+        errors.finish(|| refund.map(Command::RefundPayment))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrderRequest {
+    pub reason: String,
+}
+
+impl CancelOrderRequest {
+    pub fn parse(self) -> Result<Command, ApiError> {
+        let reason = Reason::parse(&self.reason)?;
+        Ok(Command::CancelOrder(CancelOrder { reason }))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipOrderRequest {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+impl ShipOrderRequest {
+    pub fn parse(self) -> Result<Command, ApiError> {
+        let mut errors = Errors::default();
+        let carrier = errors.check(Carrier::parse(&self.carrier));
+        let tracking_number = errors.check(TrackingNumber::parse(&self.tracking_number));
+        errors.finish(|| {
+            Some(Command::ShipOrder(ShipOrder { carrier: carrier?, tracking_number: tracking_number? }))
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! The router, assembled from one module per resource, with the layers every request
+//! passes through: correlation ids, tracing, panic capture and the body limit.
+
+mod health;
+mod orders;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use eventstore::EventStore;
+
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT_BYTES;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct ApiContext {
+    pub store: EventStore,
+}
+
+pub fn router(context: ApiContext) -> Router {
+    Router::new()
+        .route("/v1/orders", post(orders::place_order))
+        .route("/v1/orders/{id}", get(orders::get_order))
+        .route("/v1/orders/{id}/events", get(orders::get_order_events))
+        .route("/v1/orders/{id}/payments", post(orders::capture_payment))
+        .route("/v1/orders/{id}/payment-failures", post(orders::record_payment_failure))
+        .route("/v1/orders/{id}/refunds", post(orders::refund_payment))
+        .route("/v1/orders/{id}/cancellation", post(orders::cancel_order))
+        .route("/v1/orders/{id}/shipment", post(orders::ship_order))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::NotFound("resource".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!(
+                "a request handler panicked"
+            )))
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(crate::correlation::request_span))
+        .layer(axum::middleware::from_fn(crate::correlation::correlate))
+        .with_state(context)
+}

@@ -1,0 +1,174 @@
+//! Response bodies. Amounts are integers in minor units; names are snake_case.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use domain::{Fulfilment, PlacedOrder};
+use eventstore::{AppendedEvent, RecordedEvent};
+
+/// The answer to an accepted command (201).
+#[derive(Debug, Serialize)]
+pub struct CommandAccepted {
+    pub order_id: Uuid,
+    pub stream_version: u32,
+    pub position: i64,
+    pub events: Vec<AppendedEventView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppendedEventView {
+    pub event_id: Uuid,
+    pub event_type: &'static str,
+    pub stream_version: u32,
+    pub position: i64,
+}
+
+impl From<&AppendedEvent> for AppendedEventView {
+    fn from(event: &AppendedEvent) -> Self {
+        Self {
+            event_id: event.event_id,
+            event_type: event.event_type,
+            stream_version: event.stream_version,
+            position: event.global_position,
+        }
+    }
+}
+
+/// `GET /v1/orders/{id}`: the aggregate's state, rebuilt from its events.
+#[derive(Debug, Serialize)]
+pub struct OrderView {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub customer_email: String,
+    pub currency: &'static str,
+    pub lines: Vec<LineView>,
+    pub total_minor: i64,
+    pub captured_minor: i64,
+    pub refunded_minor: i64,
+    pub outstanding_minor: i64,
+    pub fully_paid: bool,
+    pub status: &'static str,
+    pub payments: Vec<PaymentView>,
+    pub failed_payment_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shipment: Option<ShipmentView>,
+    pub stream_version: u32,
+    pub position: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LineView {
+    pub sku: String,
+    pub quantity: u32,
+    pub unit_price_minor: i64,
+    pub subtotal_minor: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PaymentView {
+    pub payment_id: String,
+    pub method: String,
+    pub captured_minor: i64,
+    pub refunded_minor: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShipmentView {
+    pub carrier: String,
+    pub tracking_number: String,
+}
+
+impl OrderView {
+    pub fn new(order: &PlacedOrder, stream_version: u32, position: i64) -> Self {
+        let (status, cancellation_reason, shipment) = match &order.fulfilment {
+            Fulfilment::Open => ("open", None, None),
+            Fulfilment::Cancelled { reason } => ("cancelled", Some(reason.to_string()), None),
+            Fulfilment::Shipped { carrier, tracking_number } => (
+                "shipped",
+                None,
+                Some(ShipmentView {
+                    carrier: carrier.to_string(),
+                    tracking_number: tracking_number.to_string(),
+                }),
+            ),
+        };
+        Self {
+            order_id: order.order_id.as_uuid(),
+            customer_id: order.customer_id.to_string(),
+            customer_email: order.customer_email.to_string(),
+            currency: order.currency().code(),
+            lines: order
+                .lines
+                .iter()
+                .map(|line| LineView {
+                    sku: line.sku.to_string(),
+                    quantity: line.quantity,
+                    unit_price_minor: line.unit_price.amount_minor,
+                    // Checked when the order was placed; cannot overflow here.
+                    subtotal_minor: line
+                        .unit_price
+                        .amount_minor
+                        .saturating_mul(i64::from(line.quantity)),
+                })
+                .collect(),
+            total_minor: order.total.amount_minor,
+            captured_minor: order.captured_minor,
+            refunded_minor: order.refunded_minor,
+            outstanding_minor: order.outstanding_minor(),
+            fully_paid: order.is_fully_paid(),
+            status,
+            payments: order
+                .payments
+                .iter()
+                .map(|(payment_id, payment)| PaymentView {
+                    payment_id: payment_id.to_string(),
+                    method: payment.method.to_string(),
+                    captured_minor: payment.captured_minor,
+                    refunded_minor: payment.refunded_minor,
+                })
+                .collect(),
+            failed_payment_attempts: order.failed_attempts,
+            cancellation_reason,
+            shipment,
+            stream_version,
+            position,
+        }
+    }
+}
+
+/// `GET /v1/orders/{id}/events`.
+#[derive(Debug, Serialize)]
+pub struct HistoryView {
+    pub order_id: Uuid,
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub event_version: i16,
+    pub stream_version: u32,
+    pub position: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+    pub metadata: serde_json::Value,
+}
+
+impl From<RecordedEvent> for EventView {
+    fn from(event: RecordedEvent) -> Self {
+        Self {
+            event_id: event.event_id,
+            event_type: event.event_type,
+            event_version: event.event_version,
+            stream_version: event.stream_version,
+            position: event.global_position,
+            recorded_at: event.recorded_at,
+            data: event.payload,
+            metadata: event.metadata,
+        }
+    }
+}

@@ -4,6 +4,9 @@
 //! stream, check `If-Match`, `decide`, append at the version that was read, record the
 //! response for the key, commit. Nothing is acknowledged before the commit.
 //!
+//! Commands on the same order take turns (a transaction-scoped advisory lock), so a busy
+//! order queues instead of thrashing. A lost race can still happen against writers that
+//! do not take the lock; the unique `(stream_id, stream_version)` constraint catches it.
 //! A lost race (another command appended to the same order in between) is retried against
 //! the new state when the client did not pin a version with `If-Match`: the client asked
 //! for the command to apply to the order as it is, so re-deciding is what it meant. With
@@ -46,8 +49,15 @@ enum Attempt {
     skip_all,
     fields(order_id = %request.order_id, command = request.command.name(), correlation_id = %request.correlation_id)
 )]
-pub async fn execute(store: &EventStore, request: CommandRequest) -> Result<CommandResponse, ApiError> {
-    let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
+pub async fn execute(
+    store: &EventStore,
+    request: CommandRequest,
+) -> Result<CommandResponse, ApiError> {
+    let attempts = if request.expected_version.is_some() {
+        1
+    } else {
+        MAX_ATTEMPTS
+    };
     let metadata = Metadata {
         correlation_id: request.correlation_id.clone(),
         causation_id: Some(Uuid::now_v7().to_string()),
@@ -81,7 +91,9 @@ pub async fn execute(store: &EventStore, request: CommandRequest) -> Result<Comm
             }
         }
     }
-    Err(ApiError::Unavailable("too much contention on this order".to_owned()))
+    Err(ApiError::Unavailable(
+        "too much contention on this order".to_owned(),
+    ))
 }
 
 async fn attempt_once(
@@ -91,20 +103,31 @@ async fn attempt_once(
 ) -> Result<Attempt, ApiError> {
     let stream_id = request.order_id.as_uuid();
     if let Some(key) = &request.idempotency_key {
-        match unit.claim_idempotency_key(key, &request.fingerprint, stream_id).await? {
+        match unit
+            .claim_idempotency_key(key, &request.fingerprint, stream_id)
+            .await?
+        {
             Claim::Claimed => {}
             Claim::Replay { status, body } => {
-                return Ok(Attempt::Done(CommandResponse { status, body, replayed: true }));
+                return Ok(Attempt::Done(CommandResponse {
+                    status,
+                    body,
+                    replayed: true,
+                }));
             }
             Claim::Mismatch => return Err(ApiError::IdempotencyKeyReused),
         }
     }
 
+    unit.lock_stream(stream_id).await?;
     let history = unit.load(stream_id, Cut::Latest).await?;
     let version = history.last().map_or(0, |event| event.stream_version);
     if let Some(expected_version) = request.expected_version {
         if expected_version != version {
-            return Err(ApiError::VersionConflict { expected_version, actual_version: Some(version) });
+            return Err(ApiError::VersionConflict {
+                expected_version,
+                actual_version: Some(version),
+            });
         }
     }
     let mut order = Order::default();
@@ -126,7 +149,9 @@ async fn attempt_once(
         Err(error) => return Err(error.into()),
     };
 
-    let last = appended.last().ok_or_else(|| ApiError::internal(anyhow::anyhow!("a command appended no event")))?;
+    let last = appended
+        .last()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a command appended no event")))?;
     let accepted = CommandAccepted {
         order_id: stream_id,
         stream_version: last.stream_version,
@@ -137,5 +162,9 @@ async fn attempt_once(
     if let Some(key) = &request.idempotency_key {
         unit.record_response(key, 201, &body).await?;
     }
-    Ok(Attempt::Done(CommandResponse { status: 201, body, replayed: false }))
+    Ok(Attempt::Done(CommandResponse {
+        status: 201,
+        body,
+        replayed: false,
+    }))
 }

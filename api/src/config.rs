@@ -9,7 +9,11 @@ use clap::{Args, Parser, ValueEnum};
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseArgs {
     /// PostgreSQL connection URL.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/ledger")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/ledger"
+    )]
     pub database_url: String,
     /// Maximum connections in the pool.
     #[arg(long, env = "LEDGER_DB_POOL_SIZE", default_value_t = 16)]

@@ -27,27 +27,38 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let raw = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit_bytes: BODY_LIMIT_BYTES }
-            } else {
-                ApiError::Malformed { detail: rejection.body_text(), field: None }
-            }
-        })?;
+        let raw = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge {
+                        limit_bytes: BODY_LIMIT_BYTES,
+                    }
+                } else {
+                    ApiError::Malformed {
+                        detail: rejection.body_text(),
+                        field: None,
+                    }
+                }
+            })?;
         let value = parse_json(&raw)?;
         Ok(Self { value, raw })
     }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
     else {
         return false;
     };
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     essence.eq_ignore_ascii_case("application/json")
         || (essence.len() > 5
-            && essence[..essence.len() - 5].to_ascii_lowercase().starts_with("application/")
+            && essence[..essence.len() - 5]
+                .to_ascii_lowercase()
+                .starts_with("application/")
             && essence.to_ascii_lowercase().ends_with("+json"))
 }
 
@@ -55,6 +66,22 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// missing or unknown field, a wrong type, a number out of range) is `validation_failed`
 /// (422) naming the field.
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    // serde would also read a struct from a positional array; only objects are the API.
+    match raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            return Err(ApiError::validation(ValidationError::new(
+                "body",
+                "must be a JSON object",
+            )))
+        }
+        _ => {
+            return Err(ApiError::Malformed {
+                detail: "invalid JSON: expected an object".to_owned(),
+                field: None,
+            })
+        }
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -64,7 +91,10 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 ApiError::validation(ValidationError::new(field_of(&path, &message), message))
             }
-            _ => ApiError::Malformed { detail: format!("invalid JSON: {message}"), field: None },
+            _ => ApiError::Malformed {
+                detail: format!("invalid JSON: {message}"),
+                field: None,
+            },
         }
     })?;
     deserializer.end().map_err(|error| ApiError::Malformed {
@@ -113,7 +143,10 @@ impl<S: Send + Sync> FromRequestParts<S> for OrderIdPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|rejection| ApiError::Malformed { detail: rejection.body_text(), field: None })?;
+            .map_err(|rejection| ApiError::Malformed {
+                detail: rejection.body_text(),
+                field: None,
+            })?;
         OrderId::parse(&raw).map(Self).map_err(ApiError::validation)
     }
 }
@@ -149,17 +182,25 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
                     .and_then(|t| t.strip_suffix('"'))
                     .and_then(|version| version.parse::<u32>().ok())
                     .ok_or_else(|| {
-                        malformed_header("if-match", "must be a stream version in quotes, e.g. \"3\"")
+                        malformed_header(
+                            "if-match",
+                            "must be a stream version in quotes, e.g. \"3\"",
+                        )
                     })
             })
             .transpose()?;
-        Ok(Self { idempotency_key, expected_version })
+        Ok(Self {
+            idempotency_key,
+            expected_version,
+        })
     }
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
     let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else { return Ok(None) };
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         return Err(malformed_header(name, "must be given once"));
     }
@@ -183,10 +224,25 @@ mod tests {
     #[test]
     fn names_missing_and_unknown_fields_by_their_own_name() {
         assert_eq!(field_of(".", "missing field `currency`"), "currency");
-        assert_eq!(field_of("items[0]", "unknown field `colour`, expected one of"), "items[0].colour");
-        assert_eq!(field_of("items[0].colour", "unknown field `colour`, expected"), "items[0].colour");
-        assert_eq!(field_of("colour", "unknown field `colour`, expected"), "colour");
-        assert_eq!(field_of("items[1].quantity", "invalid type: string"), "items[1].quantity");
-        assert_eq!(field_of(".", "invalid type: sequence, expected struct"), "body");
+        assert_eq!(
+            field_of("items[0]", "unknown field `colour`, expected one of"),
+            "items[0].colour"
+        );
+        assert_eq!(
+            field_of("items[0].colour", "unknown field `colour`, expected"),
+            "items[0].colour"
+        );
+        assert_eq!(
+            field_of("colour", "unknown field `colour`, expected"),
+            "colour"
+        );
+        assert_eq!(
+            field_of("items[1].quantity", "invalid type: string"),
+            "items[1].quantity"
+        );
+        assert_eq!(
+            field_of(".", "invalid type: sequence, expected struct"),
+            "body"
+        );
     }
 }

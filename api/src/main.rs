@@ -37,7 +37,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Commands::Migrate(database) => {
             let pool = eventstore::connect(&database.pool_settings())?;
-            eventstore::migrate(&pool).await.context("applying migrations")?;
+            eventstore::migrate(&pool)
+                .await
+                .context("applying migrations")?;
             tracing::info!("migrations applied");
             Ok(())
         }

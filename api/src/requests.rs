@@ -8,9 +8,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use domain::{
-    CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail, CustomerId, LineItem,
-    OrderId, PaymentId, PaymentMethod, PlaceOrder, Reason, RecordPaymentFailure, RefundId,
-    RefundPayment, ShipOrder, TrackingNumber, ValidationError, positive_amount,
+    positive_amount, CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail,
+    CustomerId, LineItem, OrderId, PaymentId, PaymentMethod, PlaceOrder, Reason,
+    RecordPaymentFailure, RefundId, RefundPayment, ShipOrder, TrackingNumber, ValidationError,
 };
 
 use crate::error::ApiError;
@@ -74,15 +74,15 @@ impl PlaceOrderRequest {
         };
         let complete = errors.0.is_empty();
         let place = match (customer_id, customer_email, currency) {
-            (Some(customer_id), Some(customer_email), Some(currency)) if complete => errors.check(
-                PlaceOrder::new(
+            (Some(customer_id), Some(customer_email), Some(currency)) if complete => {
+                errors.check(PlaceOrder::new(
                     order_id,
                     customer_id,
                     customer_email,
                     currency,
                     items.into_iter().flatten().collect(),
-                ),
-            ),
+                ))
+            }
             _ => None,
         };
         errors.finish(|| place.map(Command::PlaceOrder))
@@ -154,9 +154,9 @@ impl RefundPaymentRequest {
         let amount_minor = errors.check(positive_amount("amount_minor", self.amount_minor));
         let reason = errors.check(Reason::parse(&self.reason));
         let refund = match (refund_id, payment_id, amount_minor, reason) {
-            (Some(refund_id), Some(payment_id), Some(amount_minor), Some(reason)) => {
-                errors.check(RefundPayment::new(refund_id, payment_id, amount_minor, reason))
-            }
+            (Some(refund_id), Some(payment_id), Some(amount_minor), Some(reason)) => errors.check(
+                RefundPayment::new(refund_id, payment_id, amount_minor, reason),
+            ),
             _ => None,
         };
         errors.finish(|| refund.map(Command::RefundPayment))
@@ -189,7 +189,10 @@ impl ShipOrderRequest {
         let carrier = errors.check(Carrier::parse(&self.carrier));
         let tracking_number = errors.check(TrackingNumber::parse(&self.tracking_number));
         errors.finish(|| {
-            Some(Command::ShipOrder(ShipOrder { carrier: carrier?, tracking_number: tracking_number? }))
+            Some(Command::ShipOrder(ShipOrder {
+                carrier: carrier?,
+                tracking_number: tracking_number?,
+            }))
         })
     }
 }

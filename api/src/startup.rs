@@ -25,12 +25,16 @@ impl Application {
     pub async fn build(settings: &ServeArgs) -> anyhow::Result<Self> {
         let pool = eventstore::connect(&settings.database.pool_settings())?;
         if !settings.skip_migrations {
-            eventstore::migrate(&pool).await.context("applying migrations")?;
+            eventstore::migrate(&pool)
+                .await
+                .context("applying migrations")?;
         }
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("binding {}", settings.http_addr))?;
-        let context = ApiContext { store: EventStore::new(pool) };
+        let context = ApiContext {
+            store: EventStore::new(pool),
+        };
         Ok(Self {
             listener,
             router: router(context),
@@ -44,7 +48,10 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
     /// the grace period.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -59,7 +66,10 @@ impl Application {
         match tokio::time::timeout(grace, server).await {
             Ok(result) => result.context("serving HTTP"),
             Err(_) => {
-                tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+                tracing::warn!(
+                    ?grace,
+                    "in-flight requests did not finish within the grace period"
+                );
                 Ok(())
             }
         }

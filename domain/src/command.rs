@@ -4,8 +4,8 @@
 //! rules only. The limits below are part of the public contract (the API documents them).
 
 use crate::{
-    Carrier, Currency, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod,
-    Reason, RefundId, Sku, TrackingNumber, ValidationError,
+    Carrier, Currency, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason,
+    RefundId, Sku, TrackingNumber, ValidationError,
 };
 
 /// Input limits, in one place so the API and its docs quote the same numbers.
@@ -76,15 +76,24 @@ impl LineItem {
         if !(0..=LIMITS.max_unit_price_minor).contains(&unit_price_minor) {
             return Err(ValidationError::new(
                 "unit_price_minor",
-                format!("must be between 0 and {} minor units", LIMITS.max_unit_price_minor),
+                format!(
+                    "must be between 0 and {} minor units",
+                    LIMITS.max_unit_price_minor
+                ),
             ));
         }
-        Ok(Self { sku, quantity, unit_price: Money::new(unit_price_minor, currency) })
+        Ok(Self {
+            sku,
+            quantity,
+            unit_price: Money::new(unit_price_minor, currency),
+        })
     }
 
     /// `quantity × unit price`, `None` on overflow.
     pub fn subtotal_minor(&self) -> Option<i64> {
-        self.unit_price.amount_minor.checked_mul(i64::from(self.quantity))
+        self.unit_price
+            .amount_minor
+            .checked_mul(i64::from(self.quantity))
     }
 }
 
@@ -123,7 +132,9 @@ impl PlaceOrder {
         }
         let total_minor = items
             .iter()
-            .try_fold(0i64, |total, item| item.subtotal_minor()?.checked_add(total))
+            .try_fold(0i64, |total, item| {
+                item.subtotal_minor()?.checked_add(total)
+            })
             .ok_or_else(|| ValidationError::new("items", "the order total overflows"))?;
         Ok(Self {
             order_id,
@@ -143,7 +154,10 @@ pub fn positive_amount(field: &str, amount_minor: i64) -> Result<i64, Validation
     } else {
         Err(ValidationError::new(
             field,
-            format!("must be between 1 and {} minor units", LIMITS.max_amount_minor),
+            format!(
+                "must be between 1 and {} minor units",
+                LIMITS.max_amount_minor
+            ),
         ))
     }
 }
@@ -163,7 +177,11 @@ impl CapturePayment {
         method: PaymentMethod,
     ) -> Result<Self, ValidationError> {
         let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self { payment_id, amount_minor, method })
+        Ok(Self {
+            payment_id,
+            amount_minor,
+            method,
+        })
     }
 }
 
@@ -182,7 +200,11 @@ impl RecordPaymentFailure {
         reason: Reason,
     ) -> Result<Self, ValidationError> {
         let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self { payment_id, amount_minor, reason })
+        Ok(Self {
+            payment_id,
+            amount_minor,
+            reason,
+        })
     }
 }
 
@@ -203,7 +225,12 @@ impl RefundPayment {
         reason: Reason,
     ) -> Result<Self, ValidationError> {
         let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self { refund_id, payment_id, amount_minor, reason })
+        Ok(Self {
+            refund_id,
+            payment_id,
+            amount_minor,
+            reason,
+        })
     }
 }
 

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Carrier, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason,
-    RefundId, Sku, TrackingNumber,
+    Carrier, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason, RefundId,
+    Sku, TrackingNumber,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]

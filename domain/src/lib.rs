@@ -23,8 +23,8 @@ mod order;
 mod text;
 
 pub use command::{
-    CancelOrder, CapturePayment, Command, LineItem, PlaceOrder, RecordPaymentFailure,
-    RefundPayment, ShipOrder, positive_amount, LIMITS,
+    positive_amount, CancelOrder, CapturePayment, Command, LineItem, PlaceOrder,
+    RecordPaymentFailure, RefundPayment, ShipOrder, LIMITS,
 };
 pub use error::{DomainError, Rule, ValidationError};
 pub use event::{

@@ -1,7 +1,7 @@
 //! The `Order` aggregate: its state, [`decide`] and [`evolve`].
 //!
 //! Invariants every accepted command preserves (checked by the property tests):
-//! - `0 ≤ refunded ≤ captured` and `captured − refunded ≤ total`;
+//! - `0 ≤ refunded ≤ captured ≤ total` (so `captured − refunded ≤ total`);
 //! - per payment, `0 ≤ refunded ≤ captured`;
 //! - a cancelled order has no net captured money; a shipped order was fully paid when it
 //!   shipped; nothing happens to an order after it is cancelled except refunds.
@@ -55,8 +55,13 @@ impl CapturedPayment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fulfilment {
     Open,
-    Cancelled { reason: Reason },
-    Shipped { carrier: crate::Carrier, tracking_number: crate::TrackingNumber },
+    Cancelled {
+        reason: Reason,
+    },
+    Shipped {
+        carrier: crate::Carrier,
+        tracking_number: crate::TrackingNumber,
+    },
 }
 
 impl PlacedOrder {
@@ -69,11 +74,13 @@ impl PlacedOrder {
         self.captured_minor - self.refunded_minor
     }
 
-    /// What the customer still owes. A refund before shipping reopens the balance.
+    /// What the customer still owes. Refunds do not add to it: a refund is money given
+    /// back (a return, a goodwill gesture), not a debt the customer must pay again.
     pub fn outstanding_minor(&self) -> i64 {
-        self.total.amount_minor - self.net_captured_minor()
+        self.total.amount_minor - self.captured_minor
     }
 
+    /// The whole total was captured at some point (refunds since then do not undo it).
     pub fn is_fully_paid(&self) -> bool {
         self.outstanding_minor() == 0
     }
@@ -167,7 +174,10 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
             if order.refund_ids.contains(&refund.refund_id) {
                 return Err(Rule::RefundAlreadyRecorded.into());
             }
-            let payment = order.payments.get(&refund.payment_id).ok_or(Rule::UnknownPayment)?;
+            let payment = order
+                .payments
+                .get(&refund.payment_id)
+                .ok_or(Rule::UnknownPayment)?;
             let refundable = payment.refundable_minor();
             if refund.amount_minor > refundable {
                 return Err(Rule::RefundExceedsRefundable {
@@ -189,12 +199,17 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
             if net_captured > 0 {
                 return Err(Rule::CapturedFundsNotRefunded { net_captured }.into());
             }
-            Ok(vec![Event::OrderCancelled(OrderCancelled { reason: cancel.reason })])
+            Ok(vec![Event::OrderCancelled(OrderCancelled {
+                reason: cancel.reason,
+            })])
         }
         Command::ShipOrder(ship) => {
             order.ensure_open()?;
             if !order.is_fully_paid() {
-                return Err(Rule::NotFullyPaid { outstanding: order.outstanding_minor() }.into());
+                return Err(Rule::NotFullyPaid {
+                    outstanding: order.outstanding_minor(),
+                }
+                .into());
             }
             Ok(vec![Event::OrderShipped(OrderShipped {
                 carrier: ship.carrier,
@@ -252,7 +267,9 @@ fn apply(order: &mut PlacedOrder, event: &Event) {
             }
         }
         Event::OrderCancelled(cancelled) => {
-            order.fulfilment = Fulfilment::Cancelled { reason: cancelled.reason.clone() };
+            order.fulfilment = Fulfilment::Cancelled {
+                reason: cancelled.reason.clone(),
+            };
         }
         Event::OrderShipped(shipped) => {
             order.fulfilment = Fulfilment::Shipped {

@@ -53,7 +53,10 @@ impl RecordedEvent {
     /// versions.
     pub fn decode(&self) -> Result<domain::Event, crate::StoreError> {
         crate::schema::decode(&self.event_type, self.event_version, &self.payload).map_err(
-            |source| crate::StoreError::Decode { event_id: self.event_id, source },
+            |source| crate::StoreError::Decode {
+                event_id: self.event_id,
+                source,
+            },
         )
     }
 }

@@ -14,7 +14,10 @@ use crate::NewEvent;
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("unknown event type {event_type} version {event_version}")]
-    Unknown { event_type: String, event_version: i16 },
+    Unknown {
+        event_type: String,
+        event_version: i16,
+    },
     #[error("payload does not match {event_type} version {event_version}")]
     Payload {
         event_type: String,

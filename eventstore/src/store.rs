@@ -56,14 +56,18 @@ pub(crate) async fn load_stream(
     // One statement for every kind of cut: the bounds that do not apply are wide open.
     let (version, position, time) = match cut {
         Cut::Latest => (i32::MAX, i64::MAX, chrono::DateTime::<chrono::Utc>::MAX_UTC),
-        Cut::Version(version) => {
-            (i32::try_from(version).unwrap_or(i32::MAX), i64::MAX, chrono::DateTime::<chrono::Utc>::MAX_UTC)
-        }
+        Cut::Version(version) => (
+            i32::try_from(version).unwrap_or(i32::MAX),
+            i64::MAX,
+            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        ),
         Cut::Position(position) => (i32::MAX, position, chrono::DateTime::<chrono::Utc>::MAX_UTC),
         Cut::Time(time) => (i32::MAX, i64::MAX, time),
     };
     let statement = client.prepare_cached(LOAD_STREAM).await?;
-    let rows = client.query(&statement, &[&stream_id, &version, &position, &time]).await?;
+    let rows = client
+        .query(&statement, &[&stream_id, &version, &position, &time])
+        .await?;
     rows.iter().map(recorded_event).collect()
 }
 

@@ -27,7 +27,10 @@ pub fn router(context: ApiContext) -> Router {
         .route("/v1/orders/{id}", get(orders::get_order))
         .route("/v1/orders/{id}/events", get(orders::get_order_events))
         .route("/v1/orders/{id}/payments", post(orders::capture_payment))
-        .route("/v1/orders/{id}/payment-failures", post(orders::record_payment_failure))
+        .route(
+            "/v1/orders/{id}/payment-failures",
+            post(orders::record_payment_failure),
+        )
         .route("/v1/orders/{id}/refunds", post(orders::refund_payment))
         .route("/v1/orders/{id}/cancellation", post(orders::cancel_order))
         .route("/v1/orders/{id}/shipment", post(orders::ship_order))

@@ -1,0 +1,8 @@
+//! End-to-end specifications of the ledger, against a real PostgreSQL.
+//! Each test starts the real application on a random port with its own database.
+
+mod append_only;
+mod bad_input;
+mod concurrency;
+mod idempotency;
+mod lifecycle;

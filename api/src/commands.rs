@@ -53,11 +53,7 @@ pub async fn execute(
     store: &EventStore,
     request: CommandRequest,
 ) -> Result<CommandResponse, ApiError> {
-    let attempts = if request.expected_version.is_some() {
-        1
-    } else {
-        MAX_ATTEMPTS
-    };
+    let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
     let metadata = Metadata {
         correlation_id: request.correlation_id.clone(),
         causation_id: Some(Uuid::now_v7().to_string()),
@@ -66,7 +62,7 @@ pub async fn execute(
         command: Some(request.command.name().to_owned()),
     };
     for attempt in 1..=attempts {
-        let mut unit = store.begin().await?;
+        let mut unit = store.begin(request.order_id.as_uuid()).await?;
         match attempt_once(&mut unit, &request, &metadata).await {
             Ok(Attempt::Done(response)) => {
                 if response.replayed {
@@ -91,9 +87,7 @@ pub async fn execute(
             }
         }
     }
-    Err(ApiError::Unavailable(
-        "too much contention on this order".to_owned(),
-    ))
+    Err(ApiError::Unavailable("too much contention on this order".to_owned()))
 }
 
 async fn attempt_once(
@@ -103,23 +97,15 @@ async fn attempt_once(
 ) -> Result<Attempt, ApiError> {
     let stream_id = request.order_id.as_uuid();
     if let Some(key) = &request.idempotency_key {
-        match unit
-            .claim_idempotency_key(key, &request.fingerprint, stream_id)
-            .await?
-        {
+        match unit.claim_idempotency_key(key, &request.fingerprint, stream_id).await? {
             Claim::Claimed => {}
             Claim::Replay { status, body } => {
-                return Ok(Attempt::Done(CommandResponse {
-                    status,
-                    body,
-                    replayed: true,
-                }));
+                return Ok(Attempt::Done(CommandResponse { status, body, replayed: true }));
             }
             Claim::Mismatch => return Err(ApiError::IdempotencyKeyReused),
         }
     }
 
-    unit.lock_stream(stream_id).await?;
     let history = unit.load(stream_id, Cut::Latest).await?;
     let version = history.last().map_or(0, |event| event.stream_version);
     if let Some(expected_version) = request.expected_version {
@@ -162,9 +148,5 @@ async fn attempt_once(
     if let Some(key) = &request.idempotency_key {
         unit.record_response(key, 201, &body).await?;
     }
-    Ok(Attempt::Done(CommandResponse {
-        status: 201,
-        body,
-        replayed: false,
-    }))
+    Ok(Attempt::Done(CommandResponse { status: 201, body, replayed: false }))
 }

@@ -9,11 +9,7 @@ use clap::{Args, Parser, ValueEnum};
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseArgs {
     /// PostgreSQL connection URL.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/ledger"
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/ledger")]
     pub database_url: String,
     /// Maximum connections in the pool.
     #[arg(long, env = "LEDGER_DB_POOL_SIZE", default_value_t = 16)]
@@ -46,12 +42,19 @@ pub struct ServeArgs {
     /// Address the HTTP API listens on (port 0 picks a free one).
     #[arg(long, env = "LEDGER_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-    /// Kafka bootstrap servers, comma separated.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub kafka_brokers: String,
-    /// Prefix of every topic name, so tenants and tests can share a broker.
-    #[arg(long, env = "LEDGER_TOPIC_PREFIX", default_value = "")]
-    pub topic_prefix: String,
+    /// Which parts of the ledger this process runs.
+    #[arg(
+        long,
+        env = "LEDGER_ROLES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "api,relay"
+    )]
+    pub roles: Vec<Role>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub relay: RelayArgs,
     /// Skip applying migrations at start-up (when `ledger migrate` runs as a separate step).
     #[arg(long, env = "LEDGER_SKIP_MIGRATIONS")]
     pub skip_migrations: bool,
@@ -65,4 +68,81 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// The parts of the ledger one process can run; all of them by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// The HTTP command and query API.
+    Api,
+    /// Publishes committed events to Kafka (one active relay at a time across processes).
+    Relay,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma separated.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// Prefix of every topic name, so tenants and tests can share a broker.
+    #[arg(long, env = "LEDGER_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+    /// Partitions of the topics the ledger creates when they are missing.
+    #[arg(long, env = "LEDGER_TOPIC_PARTITIONS", default_value_t = 8)]
+    pub topic_partitions: i32,
+    /// Replication factor of the topics the ledger creates (3 on a production cluster).
+    #[arg(long, env = "LEDGER_TOPIC_REPLICATION", default_value_t = 1)]
+    pub topic_replication: i32,
+    /// librdkafka `security.protocol` (plaintext, ssl, sasl_plaintext, sasl_ssl).
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
+    pub kafka_security_protocol: Option<String>,
+    /// librdkafka `sasl.mechanism` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+    #[arg(long, env = "KAFKA_SASL_USERNAME")]
+    pub kafka_sasl_username: Option<String>,
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+    /// CA bundle to verify the brokers' certificates.
+    #[arg(long, env = "KAFKA_SSL_CA_LOCATION")]
+    pub kafka_ssl_ca_location: Option<String>,
+}
+
+impl KafkaArgs {
+    pub fn settings(&self) -> eventstore::KafkaSettings {
+        let mut settings =
+            eventstore::KafkaSettings::new(self.kafka_brokers.clone(), self.topic_prefix.clone());
+        settings.partitions = self.topic_partitions.max(1);
+        settings.replication_factor = self.topic_replication.max(1);
+        settings.security_protocol = self.kafka_security_protocol.clone();
+        settings.sasl_mechanism = self.kafka_sasl_mechanism.clone();
+        settings.sasl_username = self.kafka_sasl_username.clone();
+        settings.sasl_password = self.kafka_sasl_password.clone();
+        settings.ssl_ca_location = self.kafka_ssl_ca_location.clone();
+        settings
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct RelayArgs {
+    /// Events published per batch (one checkpoint write per batch).
+    #[arg(long, env = "LEDGER_RELAY_BATCH_SIZE", default_value_t = 5_000)]
+    pub relay_batch_size: i64,
+    /// Longest wait between looks at the store when no append notification arrives.
+    #[arg(long, env = "LEDGER_RELAY_POLL_MS", default_value_t = 500)]
+    pub relay_poll_ms: u64,
+    /// How long a message may wait for the broker before its batch is retried.
+    #[arg(long, env = "LEDGER_RELAY_MESSAGE_TIMEOUT_MS", default_value_t = 15_000)]
+    pub relay_message_timeout_ms: u64,
+}
+
+impl RelayArgs {
+    pub fn settings(&self) -> eventstore::RelaySettings {
+        eventstore::RelaySettings {
+            batch_size: self.relay_batch_size.max(1),
+            poll_interval: Duration::from_millis(self.relay_poll_ms.max(1)),
+            message_timeout: Duration::from_millis(self.relay_message_timeout_ms.max(1)),
+            ..eventstore::RelaySettings::default()
+        }
+    }
 }

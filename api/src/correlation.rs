@@ -37,11 +37,8 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
 }
 
 pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let correlation_id = request
-        .extensions()
-        .get::<CorrelationId>()
-        .map(|id| id.0.as_str())
-        .unwrap_or_default();
+    let correlation_id =
+        request.extensions().get::<CorrelationId>().map(|id| id.0.as_str()).unwrap_or_default();
     tracing::info_span!(
         "request",
         method = %request.method(),

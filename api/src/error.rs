@@ -15,19 +15,13 @@ pub enum ApiError {
     #[error("validation failed")]
     Validation(Vec<ValidationError>),
     #[error("malformed request: {detail}")]
-    Malformed {
-        detail: String,
-        field: Option<String>,
-    },
+    Malformed { detail: String, field: Option<String> },
     #[error("not found: {0}")]
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("stream is not at the expected version")]
-    VersionConflict {
-        expected_version: u32,
-        actual_version: Option<u32>,
-    },
+    VersionConflict { expected_version: u32, actual_version: Option<u32> },
     #[error("rule violated: {0}")]
     RuleViolated(Rule),
     #[error("idempotency key reused with a different request")]
@@ -99,10 +93,7 @@ impl ApiError {
             Self::Validation(errors) => {
                 problem.errors = errors
                     .iter()
-                    .map(|e| FieldProblem {
-                        field: e.field.clone(),
-                        message: e.message.clone(),
-                    })
+                    .map(|e| FieldProblem { field: e.field.clone(), message: e.message.clone() })
                     .collect();
                 match errors.as_slice() {
                     [only] => format!("{}: {}", only.field, only.message),
@@ -111,19 +102,14 @@ impl ApiError {
             }
             Self::Malformed { detail, field } => {
                 if let Some(field) = field {
-                    problem.errors = vec![FieldProblem {
-                        field: field.clone(),
-                        message: detail.clone(),
-                    }];
+                    problem.errors =
+                        vec![FieldProblem { field: field.clone(), message: detail.clone() }];
                 }
                 detail.clone()
             }
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
-            Self::VersionConflict {
-                expected_version,
-                actual_version,
-            } => {
+            Self::VersionConflict { expected_version, actual_version } => {
                 problem.expected_version = Some(*expected_version);
                 problem.actual_version = *actual_version;
                 match actual_version {
@@ -229,12 +215,9 @@ impl From<StoreError> for ApiError {
 impl From<AppendError> for ApiError {
     fn from(error: AppendError) -> Self {
         match error {
-            AppendError::Conflict {
-                expected_version, ..
-            } => Self::VersionConflict {
-                expected_version,
-                actual_version: None,
-            },
+            AppendError::Conflict { expected_version, .. } => {
+                Self::VersionConflict { expected_version, actual_version: None }
+            }
             AppendError::Store(error) => error.into(),
         }
     }

@@ -27,38 +27,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let raw = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge {
-                        limit_bytes: BODY_LIMIT_BYTES,
-                    }
-                } else {
-                    ApiError::Malformed {
-                        detail: rejection.body_text(),
-                        field: None,
-                    }
-                }
-            })?;
+        let raw = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit_bytes: BODY_LIMIT_BYTES }
+            } else {
+                ApiError::Malformed { detail: rejection.body_text(), field: None }
+            }
+        })?;
         let value = parse_json(&raw)?;
         Ok(Self { value, raw })
     }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     essence.eq_ignore_ascii_case("application/json")
         || (essence.len() > 5
-            && essence[..essence.len() - 5]
-                .to_ascii_lowercase()
-                .starts_with("application/")
+            && essence[..essence.len() - 5].to_ascii_lowercase().starts_with("application/")
             && essence.to_ascii_lowercase().ends_with("+json"))
 }
 
@@ -70,10 +58,7 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     match raw.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-            return Err(ApiError::validation(ValidationError::new(
-                "body",
-                "must be a JSON object",
-            )))
+            return Err(ApiError::validation(ValidationError::new("body", "must be a JSON object")))
         }
         _ => {
             return Err(ApiError::Malformed {
@@ -91,10 +76,7 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => {
                 ApiError::validation(ValidationError::new(field_of(&path, &message), message))
             }
-            _ => ApiError::Malformed {
-                detail: format!("invalid JSON: {message}"),
-                field: None,
-            },
+            _ => ApiError::Malformed { detail: format!("invalid JSON: {message}"), field: None },
         }
     })?;
     deserializer.end().map_err(|error| ApiError::Malformed {
@@ -141,11 +123,9 @@ impl<S: Send + Sync> FromRequestParts<S> for OrderIdPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| ApiError::Malformed {
-                detail: rejection.body_text(),
-                field: None,
+        let Path(raw) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|rejection| {
+                ApiError::Malformed { detail: rejection.body_text(), field: None }
             })?;
         OrderId::parse(&raw).map(Self).map_err(ApiError::validation)
     }
@@ -189,10 +169,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
                     })
             })
             .transpose()?;
-        Ok(Self {
-            idempotency_key,
-            expected_version,
-        })
+        Ok(Self { idempotency_key, expected_version })
     }
 }
 
@@ -204,10 +181,7 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
     if values.next().is_some() {
         return Err(malformed_header(name, "must be given once"));
     }
-    value
-        .to_str()
-        .map(Some)
-        .map_err(|_| malformed_header(name, "must be visible ASCII"))
+    value.to_str().map(Some).map_err(|_| malformed_header(name, "must be visible ASCII"))
 }
 
 pub fn malformed_header(name: &str, message: &str) -> ApiError {
@@ -232,17 +206,8 @@ mod tests {
             field_of("items[0].colour", "unknown field `colour`, expected"),
             "items[0].colour"
         );
-        assert_eq!(
-            field_of("colour", "unknown field `colour`, expected"),
-            "colour"
-        );
-        assert_eq!(
-            field_of("items[1].quantity", "invalid type: string"),
-            "items[1].quantity"
-        );
-        assert_eq!(
-            field_of(".", "invalid type: sequence, expected struct"),
-            "body"
-        );
+        assert_eq!(field_of("colour", "unknown field `colour`, expected"), "colour");
+        assert_eq!(field_of("items[1].quantity", "invalid type: string"), "items[1].quantity");
+        assert_eq!(field_of(".", "invalid type: sequence, expected struct"), "body");
     }
 }

@@ -22,6 +22,17 @@ enum Commands {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// The relay that publishes events to Kafka.
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RelayCommand {
+    /// Print the relay's checkpoint, backlog and the age of the oldest open transaction.
+    Status(DatabaseArgs),
 }
 
 #[tokio::main]
@@ -37,10 +48,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Commands::Migrate(database) => {
             let pool = eventstore::connect(&database.pool_settings())?;
-            eventstore::migrate(&pool)
-                .await
-                .context("applying migrations")?;
+            eventstore::migrate(&pool).await.context("applying migrations")?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Commands::Relay { command: RelayCommand::Status(database) } => {
+            let pool = eventstore::connect(&database.pool_settings())?;
+            let report = eventstore::relay_report(&pool, "kafka").await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
     }

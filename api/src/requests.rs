@@ -154,9 +154,9 @@ impl RefundPaymentRequest {
         let amount_minor = errors.check(positive_amount("amount_minor", self.amount_minor));
         let reason = errors.check(Reason::parse(&self.reason));
         let refund = match (refund_id, payment_id, amount_minor, reason) {
-            (Some(refund_id), Some(payment_id), Some(amount_minor), Some(reason)) => errors.check(
-                RefundPayment::new(refund_id, payment_id, amount_minor, reason),
-            ),
+            (Some(refund_id), Some(payment_id), Some(amount_minor), Some(reason)) => {
+                errors.check(RefundPayment::new(refund_id, payment_id, amount_minor, reason))
+            }
             _ => None,
         };
         errors.finish(|| refund.map(Command::RefundPayment))

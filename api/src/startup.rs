@@ -7,38 +7,53 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use eventstore::EventStore;
+use eventstore::{EventStore, Relay};
 
-use crate::config::ServeArgs;
+use crate::config::{Role, ServeArgs};
 use crate::routes::{router, ApiContext};
 
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     shutdown_grace: Duration,
+    relay: Option<JoinHandle<()>>,
+    stop_workers: watch::Sender<bool>,
 }
 
 impl Application {
-    /// Connects to the database, applies migrations (unless told not to) and binds the
-    /// listener. Nothing is served until [`run`](Self::run).
+    /// Connects to the database, applies migrations (unless told not to), binds the
+    /// listener and starts the background roles. Requests are served from [`run`](Self::run).
     pub async fn build(settings: &ServeArgs) -> anyhow::Result<Self> {
         let pool = eventstore::connect(&settings.database.pool_settings())?;
         if !settings.skip_migrations {
-            eventstore::migrate(&pool)
-                .await
-                .context("applying migrations")?;
+            eventstore::migrate(&pool).await.context("applying migrations")?;
         }
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("binding {}", settings.http_addr))?;
-        let context = ApiContext {
-            store: EventStore::new(pool),
-        };
+
+        let (stop_workers, workers_stopping) = watch::channel(false);
+        let mut relay_status = None;
+        let relay = settings.roles.contains(&Role::Relay).then(|| {
+            let relay = Relay::new(
+                settings.database.database_url.clone(),
+                settings.kafka.settings(),
+                settings.relay.settings(),
+            );
+            relay_status = Some(relay.status());
+            relay.spawn(workers_stopping.clone())
+        });
+
+        let context = ApiContext { store: EventStore::new(pool), relay: relay_status };
         Ok(Self {
             listener,
-            router: router(context),
+            router: router(context, settings.roles.contains(&Role::Api)),
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
+            relay,
+            stop_workers,
         })
     }
 
@@ -46,8 +61,8 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
-    /// the grace period.
+    /// Serves until `shutdown` completes; then lets in-flight requests finish and the
+    /// background workers finish their batch, each for up to the grace period.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -59,19 +74,29 @@ impl Application {
         });
         let grace = self.shutdown_grace;
         let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            result = &mut server => return result.context("serving HTTP"),
-            _ = stopping_rx => {}
-        }
-        match tokio::time::timeout(grace, server).await {
-            Ok(result) => result.context("serving HTTP"),
-            Err(_) => {
-                tracing::warn!(
-                    ?grace,
-                    "in-flight requests did not finish within the grace period"
-                );
-                Ok(())
+        let finished = tokio::select! {
+            result = &mut server => Some(result.context("serving HTTP")),
+            _ = stopping_rx => None,
+        };
+        let _ = self.stop_workers.send(true);
+        let served = match finished {
+            Some(result) => result,
+            None => match tokio::time::timeout(grace, server).await {
+                Ok(result) => result.context("serving HTTP"),
+                Err(_) => {
+                    tracing::warn!(
+                        ?grace,
+                        "in-flight requests did not finish within the grace period"
+                    );
+                    Ok(())
+                }
+            },
+        };
+        if let Some(relay) = self.relay {
+            if tokio::time::timeout(grace, relay).await.is_err() {
+                tracing::warn!(?grace, "the relay did not stop within the grace period");
             }
         }
+        served
     }
 }

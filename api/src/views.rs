@@ -86,10 +86,7 @@ impl OrderView {
         let (status, cancellation_reason, shipment) = match &order.fulfilment {
             Fulfilment::Open => ("open", None, None),
             Fulfilment::Cancelled { reason } => ("cancelled", Some(reason.to_string()), None),
-            Fulfilment::Shipped {
-                carrier,
-                tracking_number,
-            } => (
+            Fulfilment::Shipped { carrier, tracking_number } => (
                 "shipped",
                 None,
                 Some(ShipmentView {

@@ -55,10 +55,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 pub enum AppendError {
     /// Another writer appended to the stream after it was read.
     #[error("stream {stream_id} is no longer at version {expected_version}")]
-    Conflict {
-        stream_id: Uuid,
-        expected_version: u32,
-    },
+    Conflict { stream_id: Uuid, expected_version: u32 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

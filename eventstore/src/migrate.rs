@@ -13,16 +13,10 @@ const MIGRATION_LOCK: i64 = 0x6c65_6467_6572_0001;
 /// them take turns, and the later ones find nothing left to do.
 pub async fn migrate(pool: &deadpool_postgres::Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await?;
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
-    let outcome = embedded::migrations::runner()
-        .set_abort_divergent(true)
-        .run_async(&mut **client)
-        .await;
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    let outcome =
+        embedded::migrations::runner().set_abort_divergent(true).run_async(&mut **client).await;
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
     let report = outcome.map_err(|error| StoreError::Migration(error.to_string()))?;
     for migration in report.applied_migrations() {
         tracing::info!(migration = %migration, "applied migration");
@@ -36,11 +30,7 @@ pub fn migrations_fingerprint() -> String {
     let runner = embedded::migrations::runner();
     let mut fingerprint: u64 = 0xcbf2_9ce4_8422_2325;
     for migration in runner.get_migrations() {
-        for byte in migration
-            .to_string()
-            .bytes()
-            .chain(migration.checksum().to_le_bytes())
-        {
+        for byte in migration.to_string().bytes().chain(migration.checksum().to_le_bytes()) {
             fingerprint = (fingerprint ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
     }

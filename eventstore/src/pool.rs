@@ -37,16 +37,11 @@ pub fn connect(settings: &PoolSettings) -> Result<Pool, StoreError> {
         .map_err(|error| StoreError::Unavailable(format!("invalid DATABASE_URL: {error}")))?;
     config.application_name("ledger");
     config.connect_timeout(settings.wait_timeout);
-    config.options(format!(
-        "-c statement_timeout={}",
-        settings.statement_timeout.as_millis()
-    ));
+    config.options(format!("-c statement_timeout={}", settings.statement_timeout.as_millis()));
     let manager = Manager::from_config(
         config,
         NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
+        ManagerConfig { recycling_method: RecyclingMethod::Fast },
     );
     Pool::builder(manager)
         .max_size(settings.max_size)

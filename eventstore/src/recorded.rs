@@ -52,12 +52,8 @@ impl RecordedEvent {
     /// Decodes the payload into the current shape of the domain event, upcasting older
     /// versions.
     pub fn decode(&self) -> Result<domain::Event, crate::StoreError> {
-        crate::schema::decode(&self.event_type, self.event_version, &self.payload).map_err(
-            |source| crate::StoreError::Decode {
-                event_id: self.event_id,
-                source,
-            },
-        )
+        crate::schema::decode(&self.event_type, self.event_version, &self.payload)
+            .map_err(|source| crate::StoreError::Decode { event_id: self.event_id, source })
     }
 }
 

@@ -14,10 +14,7 @@ use crate::NewEvent;
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("unknown event type {event_type} version {event_version}")]
-    Unknown {
-        event_type: String,
-        event_version: i16,
-    },
+    Unknown { event_type: String, event_version: i16 },
     #[error("payload does not match {event_type} version {event_version}")]
     Payload {
         event_type: String,
@@ -75,11 +72,6 @@ pub fn decode(
         ("OrderFullyPaid", 1) => Event::OrderFullyPaid(data(event_type, event_version, payload)?),
         ("OrderCancelled", 1) => Event::OrderCancelled(data(event_type, event_version, payload)?),
         ("OrderShipped", 1) => Event::OrderShipped(data(event_type, event_version, payload)?),
-        _ => {
-            return Err(SchemaError::Unknown {
-                event_type: event_type.to_owned(),
-                event_version,
-            })
-        }
+        _ => return Err(SchemaError::Unknown { event_type: event_type.to_owned(), event_version }),
     })
 }

@@ -35,9 +35,10 @@ impl EventStore {
         load_stream(&client, stream_id, cut).await
     }
 
-    /// Opens a transaction for one command. Dropping it without `commit` rolls it back.
-    pub async fn begin(&self) -> Result<UnitOfWork, StoreError> {
-        UnitOfWork::begin(&self.pool).await
+    /// Opens a transaction for one command on one stream, holding that stream's lock
+    /// until it ends. Dropping it without `commit` rolls it back.
+    pub async fn begin(&self, stream_id: Uuid) -> Result<UnitOfWork, StoreError> {
+        UnitOfWork::begin(&self.pool, stream_id).await
     }
 
     /// Cheap liveness probe of the database, for readiness checks.
@@ -65,9 +66,7 @@ pub(crate) async fn load_stream(
         Cut::Time(time) => (i32::MAX, i64::MAX, time),
     };
     let statement = client.prepare_cached(LOAD_STREAM).await?;
-    let rows = client
-        .query(&statement, &[&stream_id, &version, &position, &time])
-        .await?;
+    let rows = client.query(&statement, &[&stream_id, &version, &position, &time]).await?;
     rows.iter().map(recorded_event).collect()
 }
 

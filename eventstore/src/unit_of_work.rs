@@ -29,12 +29,22 @@ pub struct UnitOfWork {
 }
 
 impl UnitOfWork {
-    pub(crate) async fn begin(pool: &Pool) -> Result<Self, StoreError> {
+    /// Begins a transaction and takes the stream's lock before anything is written.
+    ///
+    /// The lock serves two purposes. Writers of one order take turns instead of losing
+    /// races and retrying (the unique constraint still guarantees correctness). And since
+    /// PostgreSQL assigns a transaction id at its first write, which here always comes
+    /// after the lock, successive writers of a stream get increasing transaction ids: the
+    /// gap-safe `(tx_id, position)` order of [`crate::position`] is then stream order.
+    pub(crate) async fn begin(pool: &Pool, stream_id: Uuid) -> Result<Self, StoreError> {
         let client = pool.get().await?;
+        let (high, low) = stream_id.as_u64_pair();
+        let key = i64::from_ne_bytes((high ^ low).to_ne_bytes());
+        let lock = client.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
         client.batch_execute("BEGIN").await?;
-        Ok(Self {
-            client: Some(client),
-        })
+        let unit = Self { client: Some(client) };
+        unit.client()?.execute(&lock, &[&key]).await?;
+        Ok(unit)
     }
 
     fn client(&self) -> Result<&Object, StoreError> {
@@ -53,20 +63,13 @@ impl UnitOfWork {
     ) -> Result<Claim, StoreError> {
         let client = self.client()?;
         let claim = client.prepare_cached(CLAIM).await?;
-        if client
-            .query_opt(&claim, &[&key, &request, &stream_id])
-            .await?
-            .is_some()
-        {
+        if client.query_opt(&claim, &[&key, &request, &stream_id]).await?.is_some() {
             return Ok(Claim::Claimed);
         }
         let lookup = client.prepare_cached(LOOKUP).await?;
-        let row = client
-            .query_opt(&lookup, &[&key, &request])
-            .await?
-            .ok_or_else(|| {
-                StoreError::Unavailable("idempotency key vanished while being claimed".to_owned())
-            })?;
+        let row = client.query_opt(&lookup, &[&key, &request]).await?.ok_or_else(|| {
+            StoreError::Unavailable("idempotency key vanished while being claimed".to_owned())
+        })?;
         if !row.try_get::<_, bool>(0)? {
             return Ok(Claim::Mismatch);
         }
@@ -76,26 +79,8 @@ impl UnitOfWork {
             (Some(status), Some(body)) => Ok(Claim::Replay { status, body }),
             // Unreachable while responses are recorded before commit; refuse rather than
             // run the command a second time.
-            _ => Err(StoreError::Unavailable(
-                "idempotency record has no response".to_owned(),
-            )),
+            _ => Err(StoreError::Unavailable("idempotency record has no response".to_owned())),
         }
-    }
-
-    /// Makes concurrent units of work on the same stream take turns until commit.
-    ///
-    /// Correctness never depends on it (the unique constraint does that), but without it a
-    /// hot order under load turns into a storm of lost races and retries; with it, a
-    /// writer simply waits for the one before it and then reads the stream it left.
-    pub async fn lock_stream(&mut self, stream_id: Uuid) -> Result<(), StoreError> {
-        let (high, low) = stream_id.as_u64_pair();
-        let key = i64::from_ne_bytes((high ^ low).to_ne_bytes());
-        let client = self.client()?;
-        let statement = client
-            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
-            .await?;
-        client.execute(&statement, &[&key]).await?;
-        Ok(())
     }
 
     /// The stream as seen by this transaction.
@@ -137,30 +122,16 @@ impl UnitOfWork {
             .map_err(|error| StoreError::Unavailable(format!("metadata: {error}")))?;
 
         let client = self.client()?;
-        let statement = client
-            .prepare_cached(APPEND)
-            .await
-            .map_err(StoreError::from)?;
+        let statement = client.prepare_cached(APPEND).await.map_err(StoreError::from)?;
         let rows = client
             .query(
                 &statement,
-                &[
-                    &stream_id,
-                    &versions,
-                    &ids,
-                    &types,
-                    &event_versions,
-                    &payloads,
-                    &metadata,
-                ],
+                &[&stream_id, &versions, &ids, &types, &event_versions, &payloads, &metadata],
             )
             .await
             .map_err(|error| {
                 if is_version_conflict(&error) {
-                    AppendError::Conflict {
-                        stream_id,
-                        expected_version,
-                    }
+                    AppendError::Conflict { stream_id, expected_version }
                 } else {
                     AppendError::Store(error.into())
                 }

@@ -19,10 +19,7 @@ async fn update_delete_and_truncate_of_events_fail_at_the_database() -> anyhow::
             .await
             .err()
             .ok_or_else(|| anyhow::anyhow!("{statement} succeeded"))?;
-        let message = error
-            .as_db_error()
-            .map(|db| db.message().to_owned())
-            .unwrap_or_default();
+        let message = error.as_db_error().map(|db| db.message().to_owned()).unwrap_or_default();
         assert!(message.contains("append-only"), "{statement}: {message}");
     }
     assert_eq!(app.event_count().await?, 1, "the event is untouched");

@@ -67,35 +67,14 @@ fn cases(order_id: Uuid) -> Vec<Case> {
         Case {
             name: "no content type",
             content_type: None,
-            ..case(
-                "",
-                orders,
-                order_with(|_| {}),
-                415,
-                "unsupported_media_type",
-                None,
-            )
+            ..case("", orders, order_with(|_| {}), 415, "unsupported_media_type", None)
         },
         Case {
             name: "text/plain",
             content_type: Some("text/plain"),
-            ..case(
-                "",
-                orders,
-                order_with(|_| {}),
-                415,
-                "unsupported_media_type",
-                None,
-            )
+            ..case("", orders, order_with(|_| {}), 415, "unsupported_media_type", None)
         },
-        case(
-            "a JSON array",
-            orders,
-            json!([1, 2]),
-            422,
-            "validation_failed",
-            Some("body"),
-        ),
+        case("a JSON array", orders, json!([1, 2]), 422, "validation_failed", Some("body")),
         case(
             "unknown field",
             orders,
@@ -241,9 +220,7 @@ fn cases(order_id: Uuid) -> Vec<Case> {
             orders,
             order_with(|b| {
                 b["items"] = Value::Array(
-                    (0..101)
-                        .map(|n| item(&format!("SKU-{n}"), json!(1), json!(1)))
-                        .collect(),
+                    (0..101).map(|n| item(&format!("SKU-{n}"), json!(1), json!(1))).collect(),
                 );
             }),
             422,
@@ -388,23 +365,9 @@ fn cases(order_id: Uuid) -> Vec<Case> {
         Case {
             name: "stale If-Match",
             headers: vec![("if-match", "\"7\"".to_owned())],
-            ..case(
-                "",
-                &payments,
-                capture(json!(100)),
-                409,
-                "version_conflict",
-                None,
-            )
+            ..case("", &payments, capture(json!(100)), 409, "version_conflict", None)
         },
-        case(
-            "unknown route",
-            "/v1/nowhere",
-            json!({}),
-            404,
-            "not_found",
-            None,
-        ),
+        case("unknown route", "/v1/nowhere", json!({}), 404, "not_found", None),
     ];
     for case in &mut cases {
         if case.name.is_empty() {
@@ -442,11 +405,7 @@ async fn every_bad_request_gets_a_problem_and_changes_nothing() -> anyhow::Resul
         let problem: Value = serde_json::from_str(&text)?;
         assert_eq!(problem["code"], case.code, "{}: {text}", case.name);
         assert_eq!(problem["status"], case.status, "{}", case.name);
-        assert!(
-            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
-            "{}",
-            case.name
-        );
+        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", case.name);
         if let Some(field) = case.field {
             let fields: Vec<&str> = problem["errors"]
                 .as_array()
@@ -454,19 +413,11 @@ async fn every_bad_request_gets_a_problem_and_changes_nothing() -> anyhow::Resul
                 .flatten()
                 .filter_map(|e| e["field"].as_str())
                 .collect();
-            assert!(
-                fields.contains(&field),
-                "{}: expected field {field} in {fields:?}",
-                case.name
-            );
+            assert!(fields.contains(&field), "{}: expected field {field} in {fields:?}", case.name);
         }
     }
 
-    assert_eq!(
-        app.event_count().await?,
-        events_before,
-        "no bad request wrote anything"
-    );
+    assert_eq!(app.event_count().await?, events_before, "no bad request wrote anything");
     assert_eq!(app.idempotency_record_count().await?, 0);
     Ok(())
 }

@@ -23,24 +23,18 @@ async fn sixty_four_appends_at_one_expected_version_have_exactly_one_winner() ->
     const ROUNDS: u32 = 15;
     let database = TestDatabase::create().await?;
     let mut settings = PoolSettings::new(database.url.clone());
-    settings.max_size = WRITERS;
+    settings.max_size = 16;
     let store = EventStore::new(eventstore::connect(&settings)?);
     let stream_id = Uuid::now_v7();
 
     for round in 0..ROUNDS {
-        let barrier = Arc::new(Barrier::new(WRITERS));
+        // Every writer read the stream at version `round` and appends after it.
         let attempts = (0..WRITERS).map(|writer| {
             let store = store.clone();
-            let barrier = barrier.clone();
             tokio::spawn(async move {
-                let mut unit = store.begin().await?;
+                let mut unit = store.begin(stream_id).await?;
                 let event = failure_event(writer)?;
-                // Everyone has a transaction open before anyone appends.
-                barrier.wait().await;
-                match unit
-                    .append(stream_id, round, &[event], &Metadata::default())
-                    .await
-                {
+                match unit.append(stream_id, round, &[event], &Metadata::default()).await {
                     Ok(appended) => {
                         unit.commit().await?;
                         anyhow::Ok(Some(appended))
@@ -50,10 +44,7 @@ async fn sixty_four_appends_at_one_expected_version_have_exactly_one_winner() ->
                 }
             })
         });
-        let outcomes = join_all(attempts)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?;
+        let outcomes = join_all(attempts).await.into_iter().collect::<Result<Vec<_>, _>>()?;
         let outcomes = outcomes.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
         let winners: Vec<_> = outcomes.iter().flatten().collect();
         assert_eq!(winners.len(), 1, "round {round}: exactly one writer wins");
@@ -62,11 +53,57 @@ async fn sixty_four_appends_at_one_expected_version_have_exactly_one_winner() ->
 
     let stream = store.load(stream_id, Cut::Latest).await?;
     let versions: Vec<u32> = stream.iter().map(|e| e.stream_version).collect();
-    assert_eq!(
-        versions,
-        (1..=ROUNDS).collect::<Vec<_>>(),
-        "no gap, no duplicate"
-    );
+    assert_eq!(versions, (1..=ROUNDS).collect::<Vec<_>>(), "no gap, no duplicate");
+    Ok(())
+}
+
+/// The same race without the stream lock, straight at the table: 64 transactions insert
+/// the same stream version at the same moment. The schema alone lets exactly one commit.
+#[tokio::test]
+async fn the_schema_itself_admits_one_event_per_stream_version() -> anyhow::Result<()> {
+    const WRITERS: usize = 64;
+    let database = TestDatabase::create().await?;
+    let stream_id = Uuid::now_v7();
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let mut clients = Vec::new();
+    for _ in 0..WRITERS {
+        clients.push(database.client().await?);
+    }
+    let attempts = clients.into_iter().map(|mut client| {
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            let transaction = client.transaction().await?;
+            barrier.wait().await;
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO events (stream_id, stream_version, event_id, event_type, payload)
+                     VALUES ($1, 1, $2, 'OrderCancelled', '{}'::jsonb)",
+                    &[&stream_id, &Uuid::new_v4()],
+                )
+                .await;
+            match inserted {
+                Ok(_) => {
+                    transaction.commit().await?;
+                    anyhow::Ok(true)
+                }
+                Err(error)
+                    if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                {
+                    Ok(false)
+                }
+                Err(error) => Err(error.into()),
+            }
+        })
+    });
+    let outcomes = join_all(attempts).await.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let committed = outcomes.into_iter().collect::<anyhow::Result<Vec<bool>>>()?;
+    assert_eq!(committed.iter().filter(|c| **c).count(), 1);
+    let client = database.client().await?;
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM events WHERE stream_id = $1", &[&stream_id])
+        .await?
+        .get(0);
+    assert_eq!(count, 1);
     Ok(())
 }
 
@@ -115,10 +152,7 @@ async fn concurrent_commands_without_if_match_all_apply_in_turn() -> anyhow::Res
     }
     let order = app.order(order_id).await?;
     assert_eq!(order["captured_minor"], CAPTURES * 50);
-    assert_eq!(
-        order["outstanding_minor"],
-        ORDER_TOTAL_MINOR - CAPTURES * 50
-    );
+    assert_eq!(order["outstanding_minor"], ORDER_TOTAL_MINOR - CAPTURES * 50);
     let history = app.history(order_id).await?;
     let versions: Vec<i64> = history["events"]
         .as_array()
@@ -137,29 +171,14 @@ async fn the_last_capture_wins_the_balance_and_the_others_are_refused() -> anyho
 
     // Ten clients each try to pay the whole order at once: exactly one may.
     let payment_ids: Vec<String> = (0..10).map(|n| format!("pay_{n}")).collect();
-    let responses = join_all(
-        payment_ids
-            .iter()
-            .map(|id| app.capture(order_id, id, ORDER_TOTAL_MINOR)),
-    )
-    .await;
+    let responses =
+        join_all(payment_ids.iter().map(|id| app.capture(order_id, id, ORDER_TOTAL_MINOR))).await;
     let mut statuses = Vec::new();
     for response in responses {
         statuses.push(response?.status().as_u16());
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 409).count(),
-        9,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        app.order(order_id).await?["captured_minor"],
-        ORDER_TOTAL_MINOR
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 9, "{statuses:?}");
+    assert_eq!(app.order(order_id).await?["captured_minor"], ORDER_TOTAL_MINOR);
     Ok(())
 }

@@ -10,12 +10,7 @@ async fn place_with_key(
     key: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<reqwest::Response> {
-    Ok(app
-        .post("/v1/orders")
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await?)
+    Ok(app.post("/v1/orders").header("idempotency-key", key).json(body).send().await?)
 }
 
 #[tokio::test]
@@ -54,10 +49,7 @@ async fn thirty_two_concurrent_requests_with_one_key_append_once() -> anyhow::Re
     for response in responses {
         bodies.push(expect_status(response?, 201).await?);
     }
-    assert!(
-        bodies.windows(2).all(|pair| pair[0] == pair[1]),
-        "every caller sees the one response"
-    );
+    assert!(bodies.windows(2).all(|pair| pair[0] == pair[1]), "every caller sees the one response");
     assert_eq!(app.event_count().await?, 2, "placed + one capture");
     assert_eq!(app.order(order_id).await?["captured_minor"], 1200);
     Ok(())
@@ -73,20 +65,15 @@ async fn the_same_key_with_another_request_is_refused() -> anyhow::Result<()> {
     let problem = expect_json(place_with_key(&app, "key-reuse", &other_body).await?, 422).await?;
     assert_eq!(problem["code"], "idempotency_key_reused");
 
-    let order_id = body["order_id"]
-        .as_str()
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .unwrap_or_default();
+    let order_id =
+        body["order_id"].as_str().and_then(|id| Uuid::parse_str(id).ok()).unwrap_or_default();
     let other_path = app
         .post(&format!("/v1/orders/{order_id}/payments"))
         .header("idempotency-key", "key-reuse")
         .json(&serde_json::json!({ "payment_id": "pay_1", "amount_minor": 100, "method": "card" }))
         .send()
         .await?;
-    assert_eq!(
-        expect_json(other_path, 422).await?["code"],
-        "idempotency_key_reused"
-    );
+    assert_eq!(expect_json(other_path, 422).await?["code"], "idempotency_key_reused");
     assert_eq!(app.event_count().await?, 1);
     Ok(())
 }
@@ -117,18 +104,10 @@ async fn a_refused_command_does_not_use_up_its_key() -> anyhow::Result<()> {
     };
     let refused = expect_json(ship(&app).await?, 409).await?;
     assert_eq!(refused["rule"], "not_fully_paid");
-    assert_eq!(
-        app.idempotency_record_count().await?,
-        0,
-        "only successful responses are kept"
-    );
+    assert_eq!(app.idempotency_record_count().await?, 0, "only successful responses are kept");
 
-    expect_status(
-        app.capture(order_id, "pay_1", ledger_tests::ORDER_TOTAL_MINOR)
-            .await?,
-        201,
-    )
-    .await?;
+    expect_status(app.capture(order_id, "pay_1", ledger_tests::ORDER_TOTAL_MINOR).await?, 201)
+        .await?;
     let shipped = expect_json(ship(&app).await?, 201).await?;
     assert_eq!(shipped["events"][0]["event_type"], "OrderShipped");
     Ok(())

@@ -8,10 +8,7 @@ fn event_types(history: &Value) -> Vec<String> {
     history["events"]
         .as_array()
         .map(|events| {
-            events
-                .iter()
-                .filter_map(|e| e["event_type"].as_str().map(str::to_owned))
-                .collect()
+            events.iter().filter_map(|e| e["event_type"].as_str().map(str::to_owned)).collect()
         })
         .unwrap_or_default()
 }
@@ -27,19 +24,12 @@ async fn an_order_from_placement_to_shipping_and_a_late_refund() -> anyhow::Resu
     let early = expect_json(app.ship(order_id).await?, 409).await?;
     assert_eq!(early["rule"], "not_fully_paid");
 
-    let too_much = expect_json(
-        app.capture(order_id, "pay_2", ORDER_TOTAL_MINOR).await?,
-        409,
-    )
-    .await?;
+    let too_much =
+        expect_json(app.capture(order_id, "pay_2", ORDER_TOTAL_MINOR).await?, 409).await?;
     assert_eq!(too_much["rule"], "capture_exceeds_outstanding");
 
-    let rest = expect_json(
-        app.capture(order_id, "pay_2", ORDER_TOTAL_MINOR - 1000)
-            .await?,
-        201,
-    )
-    .await?;
+    let rest =
+        expect_json(app.capture(order_id, "pay_2", ORDER_TOTAL_MINOR - 1000).await?, 201).await?;
     let types: Vec<&str> = rest["events"]
         .as_array()
         .into_iter()
@@ -62,12 +52,8 @@ async fn an_order_from_placement_to_shipping_and_a_late_refund() -> anyhow::Resu
     assert_eq!(shipped["events"][0]["event_type"], "OrderShipped");
     let cancel = expect_json(app.cancel(order_id).await?, 409).await?;
     assert_eq!(cancel["rule"], "order_shipped");
-    expect_status(
-        app.refund(order_id, "re_3", "pay_2", ORDER_TOTAL_MINOR - 1000)
-            .await?,
-        201,
-    )
-    .await?;
+    expect_status(app.refund(order_id, "re_3", "pay_2", ORDER_TOTAL_MINOR - 1000).await?, 201)
+        .await?;
 
     let history = app.history(order_id).await?;
     assert_eq!(
@@ -88,31 +74,21 @@ async fn an_order_from_placement_to_shipping_and_a_late_refund() -> anyhow::Resu
         .flatten()
         .filter_map(|e| e["stream_version"].as_i64())
         .collect();
-    assert_eq!(
-        versions,
-        (1..=7).collect::<Vec<_>>(),
-        "versions have no gap"
-    );
+    assert_eq!(versions, (1..=7).collect::<Vec<_>>(), "versions have no gap");
     let positions: Vec<i64> = history["events"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|e| e["position"].as_i64())
         .collect();
-    assert!(
-        positions.windows(2).all(|w| w[0] < w[1]),
-        "positions increase: {positions:?}"
-    );
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "positions increase: {positions:?}");
 
     let order = app.order(order_id).await?;
     assert_eq!(order["status"], "shipped");
     assert_eq!(order["total_minor"], ORDER_TOTAL_MINOR);
     assert_eq!(order["captured_minor"], ORDER_TOTAL_MINOR);
     assert_eq!(order["refunded_minor"], 400 + ORDER_TOTAL_MINOR - 1000);
-    assert_eq!(
-        order["outstanding_minor"], 0,
-        "refunds do not make the customer owe again"
-    );
+    assert_eq!(order["outstanding_minor"], 0, "refunds do not make the customer owe again");
     assert_eq!(order["fully_paid"], true);
     assert_eq!(order["stream_version"], 7);
     assert_eq!(order["shipment"]["carrier"], "DHL");
@@ -170,13 +146,7 @@ async fn unknown_orders_are_not_found() -> anyhow::Result<()> {
     let unknown = uuid::Uuid::now_v7();
     let missing = expect_json(app.get(&format!("/v1/orders/{unknown}")).send().await?, 404).await?;
     assert_eq!(missing["code"], "not_found");
-    expect_status(
-        app.get(&format!("/v1/orders/{unknown}/events"))
-            .send()
-            .await?,
-        404,
-    )
-    .await?;
+    expect_status(app.get(&format!("/v1/orders/{unknown}/events")).send().await?, 404).await?;
     let capture = expect_json(app.capture(unknown, "pay_1", 100).await?, 404).await?;
     assert_eq!(capture["code"], "not_found");
     assert_eq!(app.event_count().await?, 0);

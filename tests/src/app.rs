@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use api::config::ServeArgs;
 use api::Application;
+use eventstore::KafkaSettings;
 
 use crate::TestDatabase;
 
@@ -26,24 +27,49 @@ struct Running {
 pub struct TestApp {
     pub database: TestDatabase,
     pub http: reqwest::Client,
+    /// The topics of this test (a unique prefix on the broker the app publishes to).
+    pub kafka: KafkaSettings,
     running: Option<Running>,
     extra_args: Vec<String>,
 }
 
 impl TestApp {
-    /// A running application on a random port, against a fresh database.
+    /// The API alone, on a random port, against a fresh database (no broker needed).
     pub async fn spawn() -> anyhow::Result<Self> {
-        Self::spawn_with(&[]).await
+        Self::spawn_with(&["--roles", "api"]).await
+    }
+
+    /// The API and the relay, publishing to `brokers` under a topic prefix of its own.
+    pub async fn spawn_with_relay(brokers: &str) -> anyhow::Result<Self> {
+        let prefix = format!("test-{}.", Uuid::new_v4().simple());
+        Self::spawn_with(&[
+            "--roles",
+            "api,relay",
+            "--kafka-brokers",
+            brokers,
+            "--topic-prefix",
+            &prefix,
+            "--relay-poll-ms",
+            "100",
+            "--relay-message-timeout-ms",
+            "3000",
+        ])
+        .await
     }
 
     /// Like [`spawn`](Self::spawn), with extra `ledger serve` flags.
     pub async fn spawn_with(extra_args: &[&str]) -> anyhow::Result<Self> {
         let database = TestDatabase::create().await?;
+        let extra_args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
+        let settings = ServeArgs::try_parse_from(
+            ["serve"].into_iter().map(str::to_owned).chain(extra_args.iter().cloned()),
+        )?;
         let mut app = Self {
             database,
             http: reqwest::Client::builder().build()?,
+            kafka: settings.kafka.settings(),
             running: None,
-            extra_args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+            extra_args,
         };
         app.start().await?;
         Ok(app)
@@ -67,11 +93,7 @@ impl TestApp {
         let server = tokio::spawn(application.run(async move {
             let _ = stopped.await;
         }));
-        self.running = Some(Running {
-            address,
-            stop,
-            server,
-        });
+        self.running = Some(Running { address, stop, server });
         Ok(())
     }
 
@@ -86,13 +108,16 @@ impl TestApp {
     }
 
     pub fn address(&self) -> SocketAddr {
-        self.running
-            .as_ref()
-            .map_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)), |r| r.address)
+        self.running.as_ref().map_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)), |r| r.address)
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address())
+    }
+
+    /// `GET /v1/admin/relay`.
+    pub async fn relay_status(&self) -> anyhow::Result<Value> {
+        expect_json(self.get("/v1/admin/relay").send().await?, 200).await
     }
 
     pub fn post(&self, path: &str) -> RequestBuilder {
@@ -120,11 +145,8 @@ impl TestApp {
     /// Places an order (total [`ORDER_TOTAL_MINOR`]) and returns its id.
     pub async fn place_order(&self, customer_id: &str) -> anyhow::Result<Uuid> {
         let order_id = Uuid::now_v7();
-        let response = self
-            .post("/v1/orders")
-            .json(&Self::order_body(order_id, customer_id))
-            .send()
-            .await?;
+        let response =
+            self.post("/v1/orders").json(&Self::order_body(order_id, customer_id)).send().await?;
         expect_status(response, 201).await?;
         Ok(order_id)
     }
@@ -189,39 +211,23 @@ impl TestApp {
     }
 
     pub async fn order(&self, order_id: Uuid) -> anyhow::Result<Value> {
-        expect_json(
-            self.get(&format!("/v1/orders/{order_id}")).send().await?,
-            200,
-        )
-        .await
+        expect_json(self.get(&format!("/v1/orders/{order_id}")).send().await?, 200).await
     }
 
     pub async fn history(&self, order_id: Uuid) -> anyhow::Result<Value> {
-        expect_json(
-            self.get(&format!("/v1/orders/{order_id}/events"))
-                .send()
-                .await?,
-            200,
-        )
-        .await
+        expect_json(self.get(&format!("/v1/orders/{order_id}/events")).send().await?, 200).await
     }
 
     /// Rows in the events table: the ground truth for "nothing was written".
     pub async fn event_count(&self) -> anyhow::Result<i64> {
         let client = self.database.client().await?;
-        Ok(client
-            .query_one("SELECT count(*) FROM events", &[])
-            .await?
-            .get(0))
+        Ok(client.query_one("SELECT count(*) FROM events", &[]).await?.get(0))
     }
 
     /// Idempotency records: written only with events.
     pub async fn idempotency_record_count(&self) -> anyhow::Result<i64> {
         let client = self.database.client().await?;
-        Ok(client
-            .query_one("SELECT count(*) FROM idempotency_keys", &[])
-            .await?
-            .get(0))
+        Ok(client.query_one("SELECT count(*) FROM idempotency_keys", &[]).await?.get(0))
     }
 }
 
@@ -234,7 +240,5 @@ pub async fn expect_status(response: Response, status: u16) -> anyhow::Result<St
 }
 
 pub async fn expect_json(response: Response, status: u16) -> anyhow::Result<Value> {
-    Ok(serde_json::from_str(
-        &expect_status(response, status).await?,
-    )?)
+    Ok(serde_json::from_str(&expect_status(response, status).await?)?)
 }

@@ -30,10 +30,7 @@ impl TestDatabase {
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .await
             .with_context(|| format!("creating {name} from {template}"))?;
-        Ok(Self {
-            url: url_with_database(&admin, &name)?,
-            name,
-        })
+        Ok(Self { url: url_with_database(&admin, &name)?, name })
     }
 
     /// A plain connection for assertions and for poking at the database directly.
@@ -48,9 +45,7 @@ impl Drop for TestDatabase {
         // Drop runs outside any runtime we could block on; a short-lived thread with its
         // own runtime does the async work.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let client = connect(&admin_url()).await?;
                 client
@@ -61,10 +56,7 @@ impl Drop for TestDatabase {
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!(
-                "could not drop test database {}; scripts/test drops leftovers",
-                self.name
-            );
+            eprintln!("could not drop test database {}; scripts/test drops leftovers", self.name);
         }
     }
 }
@@ -94,9 +86,7 @@ async fn ensure_template(client: &tokio_postgres::Client, admin: &str) -> anyhow
     if exists(template.clone()).await? {
         return Ok(template);
     }
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
-        .await?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK]).await?;
     let built = async {
         if exists(template.clone()).await? {
             return Ok(());
@@ -104,12 +94,8 @@ async fn ensure_template(client: &tokio_postgres::Client, admin: &str) -> anyhow
         // Build under another name and rename at the end, so a half-built template is
         // never used by another process.
         let building = format!("{template}_building");
-        client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
-            .await?;
-        client
-            .batch_execute(&format!("CREATE DATABASE {building}"))
-            .await?;
+        client.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await?;
+        client.batch_execute(&format!("CREATE DATABASE {building}")).await?;
         let mut settings = eventstore::PoolSettings::new(url_with_database(admin, &building)?);
         settings.max_size = 1;
         let pool = eventstore::connect(&settings)?;
@@ -127,9 +113,7 @@ async fn ensure_template(client: &tokio_postgres::Client, admin: &str) -> anyhow
         anyhow::Ok(())
     }
     .await;
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
-        .await?;
+    client.execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK]).await?;
     built.context("building the template database")?;
     Ok(template)
 }
@@ -141,10 +125,7 @@ fn url_with_database(url: &str, database: &str) -> anyhow::Result<String> {
         None => (url, None),
     };
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
     let mut result = format!("{}/{database}", &base[..path_start]);
     if let Some(query) = query {
         result.push('?');

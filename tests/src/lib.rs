@@ -5,12 +5,20 @@
 //!   guard drops. Safe across parallel test processes.
 //! - [`TestApp`]: the real application (`Application::build`, the same path as `main`)
 //!   on a random port against its own database, with one helper per endpoint.
+//! - [`TopicReader`]: reads what the relay published, from the beginning of the topic.
+//! - [`TestBroker`]: a Tansu broker of the test's own, on a free port, that the test can
+//!   stop and start again (for broker outages); other tests share the one at
+//!   `KAFKA_BROKERS` with a unique topic prefix each.
 //! - [`poll_until`]: waiting on a condition with a deadline, never a bare sleep.
 
 mod app;
+mod broker;
 mod database;
 mod poll;
+mod topic;
 
 pub use app::{expect_json, expect_status, TestApp, ORDER_TOTAL_MINOR};
+pub use broker::{kafka_brokers, TestBroker};
 pub use database::TestDatabase;
 pub use poll::poll_until;
+pub use topic::{ReceivedMessage, TopicReader};

@@ -14,10 +14,7 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn readyz(State(context): State<ApiContext>) -> (StatusCode, Json<Value>) {
     match context.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": "ok" })),
-        ),
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
         Err(error) => {
             tracing::warn!(%error, "not ready: database unreachable");
             (

@@ -1,6 +1,7 @@
 //! The router, assembled from one module per resource, with the layers every request
 //! passes through: correlation ids, tracing, panic capture and the body limit.
 
+mod admin;
 mod health;
 mod orders;
 
@@ -10,7 +11,7 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use eventstore::EventStore;
+use eventstore::{EventStore, RelayStatusHandle};
 
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
@@ -19,23 +20,27 @@ use crate::extract::BODY_LIMIT_BYTES;
 #[derive(Clone)]
 pub struct ApiContext {
     pub store: EventStore,
+    /// The in-process relay, when this process runs one.
+    pub relay: Option<RelayStatusHandle>,
 }
 
-pub fn router(context: ApiContext) -> Router {
-    Router::new()
+/// Operations routes are always served; the command and query API only with the `api` role.
+pub fn router(context: ApiContext, serve_api: bool) -> Router {
+    let operations = Router::new()
+        .route("/v1/admin/relay", get(admin::relay))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    let api = Router::new()
         .route("/v1/orders", post(orders::place_order))
         .route("/v1/orders/{id}", get(orders::get_order))
         .route("/v1/orders/{id}/events", get(orders::get_order_events))
         .route("/v1/orders/{id}/payments", post(orders::capture_payment))
-        .route(
-            "/v1/orders/{id}/payment-failures",
-            post(orders::record_payment_failure),
-        )
+        .route("/v1/orders/{id}/payment-failures", post(orders::record_payment_failure))
         .route("/v1/orders/{id}/refunds", post(orders::refund_payment))
         .route("/v1/orders/{id}/cancellation", post(orders::cancel_order))
-        .route("/v1/orders/{id}/shipment", post(orders::ship_order))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route("/v1/orders/{id}/shipment", post(orders::ship_order));
+    let routes = if serve_api { operations.merge(api) } else { operations };
+    routes
         .fallback(|| async { ApiError::NotFound("resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

@@ -53,10 +53,7 @@ fn command_response(order_id: OrderId, response: CommandResponse) -> Response {
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::CREATED);
     let mut http = (status, response.body).into_response();
     let headers = http.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/orders/{order_id}")) {
         headers.insert(header::LOCATION, location);
     }
@@ -100,9 +97,7 @@ pub async fn place_order(
 ) -> Result<Response, ApiError> {
     let command = body.value.parse(Uuid::now_v7)?;
     let Command::PlaceOrder(place) = &command else {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "placing parsed into another command"
-        )));
+        return Err(ApiError::internal(anyhow::anyhow!("placing parsed into another command")));
     };
     let order_id = place.order_id;
     submit(
@@ -127,16 +122,7 @@ pub async fn capture_payment(
     uri: Uri,
     body: JsonBody<CapturePaymentRequest>,
 ) -> Result<Response, ApiError> {
-    command_for(
-        &context,
-        path,
-        headers,
-        correlation,
-        uri,
-        body,
-        CapturePaymentRequest::parse,
-    )
-    .await
+    command_for(&context, path, headers, correlation, uri, body, CapturePaymentRequest::parse).await
 }
 
 pub async fn record_payment_failure(
@@ -147,16 +133,8 @@ pub async fn record_payment_failure(
     uri: Uri,
     body: JsonBody<RecordPaymentFailureRequest>,
 ) -> Result<Response, ApiError> {
-    command_for(
-        &context,
-        path,
-        headers,
-        correlation,
-        uri,
-        body,
-        RecordPaymentFailureRequest::parse,
-    )
-    .await
+    command_for(&context, path, headers, correlation, uri, body, RecordPaymentFailureRequest::parse)
+        .await
 }
 
 pub async fn refund_payment(
@@ -167,16 +145,7 @@ pub async fn refund_payment(
     uri: Uri,
     body: JsonBody<RefundPaymentRequest>,
 ) -> Result<Response, ApiError> {
-    command_for(
-        &context,
-        path,
-        headers,
-        correlation,
-        uri,
-        body,
-        RefundPaymentRequest::parse,
-    )
-    .await
+    command_for(&context, path, headers, correlation, uri, body, RefundPaymentRequest::parse).await
 }
 
 pub async fn cancel_order(
@@ -187,16 +156,7 @@ pub async fn cancel_order(
     uri: Uri,
     body: JsonBody<CancelOrderRequest>,
 ) -> Result<Response, ApiError> {
-    command_for(
-        &context,
-        path,
-        headers,
-        correlation,
-        uri,
-        body,
-        CancelOrderRequest::parse,
-    )
-    .await
+    command_for(&context, path, headers, correlation, uri, body, CancelOrderRequest::parse).await
 }
 
 pub async fn ship_order(
@@ -207,16 +167,7 @@ pub async fn ship_order(
     uri: Uri,
     body: JsonBody<ShipOrderRequest>,
 ) -> Result<Response, ApiError> {
-    command_for(
-        &context,
-        path,
-        headers,
-        correlation,
-        uri,
-        body,
-        ShipOrderRequest::parse,
-    )
-    .await
+    command_for(&context, path, headers, correlation, uri, body, ShipOrderRequest::parse).await
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
@@ -233,11 +184,9 @@ pub async fn get_order(
         order = evolve(order, &recorded.decode()?);
     }
     match order {
-        Order::Placed(placed) => Ok(Json(OrderView::new(
-            &placed,
-            last.stream_version,
-            last.global_position,
-        ))),
+        Order::Placed(placed) => {
+            Ok(Json(OrderView::new(&placed, last.stream_version, last.global_position)))
+        }
         Order::Unplaced => Err(ApiError::NotFound("order".to_owned())),
     }
 }

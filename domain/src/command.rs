@@ -76,24 +76,15 @@ impl LineItem {
         if !(0..=LIMITS.max_unit_price_minor).contains(&unit_price_minor) {
             return Err(ValidationError::new(
                 "unit_price_minor",
-                format!(
-                    "must be between 0 and {} minor units",
-                    LIMITS.max_unit_price_minor
-                ),
+                format!("must be between 0 and {} minor units", LIMITS.max_unit_price_minor),
             ));
         }
-        Ok(Self {
-            sku,
-            quantity,
-            unit_price: Money::new(unit_price_minor, currency),
-        })
+        Ok(Self { sku, quantity, unit_price: Money::new(unit_price_minor, currency) })
     }
 
     /// `quantity × unit price`, `None` on overflow.
     pub fn subtotal_minor(&self) -> Option<i64> {
-        self.unit_price
-            .amount_minor
-            .checked_mul(i64::from(self.quantity))
+        self.unit_price.amount_minor.checked_mul(i64::from(self.quantity))
     }
 }
 
@@ -132,9 +123,7 @@ impl PlaceOrder {
         }
         let total_minor = items
             .iter()
-            .try_fold(0i64, |total, item| {
-                item.subtotal_minor()?.checked_add(total)
-            })
+            .try_fold(0i64, |total, item| item.subtotal_minor()?.checked_add(total))
             .ok_or_else(|| ValidationError::new("items", "the order total overflows"))?;
         Ok(Self {
             order_id,
@@ -154,10 +143,7 @@ pub fn positive_amount(field: &str, amount_minor: i64) -> Result<i64, Validation
     } else {
         Err(ValidationError::new(
             field,
-            format!(
-                "must be between 1 and {} minor units",
-                LIMITS.max_amount_minor
-            ),
+            format!("must be between 1 and {} minor units", LIMITS.max_amount_minor),
         ))
     }
 }
@@ -177,11 +163,7 @@ impl CapturePayment {
         method: PaymentMethod,
     ) -> Result<Self, ValidationError> {
         let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self {
-            payment_id,
-            amount_minor,
-            method,
-        })
+        Ok(Self { payment_id, amount_minor, method })
     }
 }
 
@@ -200,11 +182,7 @@ impl RecordPaymentFailure {
         reason: Reason,
     ) -> Result<Self, ValidationError> {
         let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self {
-            payment_id,
-            amount_minor,
-            reason,
-        })
+        Ok(Self { payment_id, amount_minor, reason })
     }
 }
 
@@ -225,12 +203,7 @@ impl RefundPayment {
         reason: Reason,
     ) -> Result<Self, ValidationError> {
         let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self {
-            refund_id,
-            payment_id,
-            amount_minor,
-            reason,
-        })
+        Ok(Self { refund_id, payment_id, amount_minor, reason })
     }
 }
 

@@ -18,10 +18,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 
     /// Prefixes the field path, so nested parsers can report `items[3].sku` while only
@@ -94,22 +91,15 @@ impl fmt::Display for Rule {
             Self::OrderAlreadyPlaced => write!(f, "an order with this id was already placed"),
             Self::OrderCancelled => write!(f, "the order is cancelled"),
             Self::OrderShipped => write!(f, "the order has already shipped"),
-            Self::CaptureExceedsOutstanding {
-                outstanding,
-                requested,
-            } => write!(
-                f,
-                "capture of {requested} exceeds the outstanding balance of {outstanding}"
-            ),
+            Self::CaptureExceedsOutstanding { outstanding, requested } => {
+                write!(f, "capture of {requested} exceeds the outstanding balance of {outstanding}")
+            }
             Self::PaymentAlreadyCaptured => {
                 write!(f, "a payment with this payment_id was already captured")
             }
             Self::UnknownPayment => write!(f, "no captured payment has this payment_id"),
             Self::RefundAlreadyRecorded => write!(f, "a refund with this refund_id already exists"),
-            Self::RefundExceedsRefundable {
-                refundable,
-                requested,
-            } => write!(
+            Self::RefundExceedsRefundable { refundable, requested } => write!(
                 f,
                 "refund of {requested} exceeds the {refundable} still refundable on this payment"
             ),

@@ -63,10 +63,7 @@ pub struct Money {
 
 impl Money {
     pub fn new(amount_minor: i64, currency: Currency) -> Self {
-        Self {
-            amount_minor,
-            currency,
-        }
+        Self { amount_minor, currency }
     }
 
     pub fn zero(currency: Currency) -> Self {
@@ -113,23 +110,11 @@ mod tests {
 
     #[test]
     fn displays_with_the_currency_minor_units() -> Result<(), ValidationError> {
-        assert_eq!(
-            Money::new(1250, Currency::parse("EUR")?).display(),
-            "12.50 EUR"
-        );
+        assert_eq!(Money::new(1250, Currency::parse("EUR")?).display(), "12.50 EUR");
         assert_eq!(Money::new(5, Currency::parse("USD")?).display(), "0.05 USD");
-        assert_eq!(
-            Money::new(-5, Currency::parse("USD")?).display(),
-            "-0.05 USD"
-        );
-        assert_eq!(
-            Money::new(1250, Currency::parse("JPY")?).display(),
-            "1250 JPY"
-        );
-        assert_eq!(
-            Money::new(1250, Currency::parse("KWD")?).display(),
-            "1.250 KWD"
-        );
+        assert_eq!(Money::new(-5, Currency::parse("USD")?).display(), "-0.05 USD");
+        assert_eq!(Money::new(1250, Currency::parse("JPY")?).display(), "1250 JPY");
+        assert_eq!(Money::new(1250, Currency::parse("KWD")?).display(), "1.250 KWD");
         Ok(())
     }
 }

@@ -55,13 +55,8 @@ impl CapturedPayment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fulfilment {
     Open,
-    Cancelled {
-        reason: Reason,
-    },
-    Shipped {
-        carrier: crate::Carrier,
-        tracking_number: crate::TrackingNumber,
-    },
+    Cancelled { reason: Reason },
+    Shipped { carrier: crate::Carrier, tracking_number: crate::TrackingNumber },
 }
 
 impl PlacedOrder {
@@ -174,10 +169,7 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
             if order.refund_ids.contains(&refund.refund_id) {
                 return Err(Rule::RefundAlreadyRecorded.into());
             }
-            let payment = order
-                .payments
-                .get(&refund.payment_id)
-                .ok_or(Rule::UnknownPayment)?;
+            let payment = order.payments.get(&refund.payment_id).ok_or(Rule::UnknownPayment)?;
             let refundable = payment.refundable_minor();
             if refund.amount_minor > refundable {
                 return Err(Rule::RefundExceedsRefundable {
@@ -199,17 +191,12 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
             if net_captured > 0 {
                 return Err(Rule::CapturedFundsNotRefunded { net_captured }.into());
             }
-            Ok(vec![Event::OrderCancelled(OrderCancelled {
-                reason: cancel.reason,
-            })])
+            Ok(vec![Event::OrderCancelled(OrderCancelled { reason: cancel.reason })])
         }
         Command::ShipOrder(ship) => {
             order.ensure_open()?;
             if !order.is_fully_paid() {
-                return Err(Rule::NotFullyPaid {
-                    outstanding: order.outstanding_minor(),
-                }
-                .into());
+                return Err(Rule::NotFullyPaid { outstanding: order.outstanding_minor() }.into());
             }
             Ok(vec![Event::OrderShipped(OrderShipped {
                 carrier: ship.carrier,
@@ -267,9 +254,7 @@ fn apply(order: &mut PlacedOrder, event: &Event) {
             }
         }
         Event::OrderCancelled(cancelled) => {
-            order.fulfilment = Fulfilment::Cancelled {
-                reason: cancelled.reason.clone(),
-            };
+            order.fulfilment = Fulfilment::Cancelled { reason: cancelled.reason.clone() };
         }
         Event::OrderShipped(shipped) => {
             order.fulfilment = Fulfilment::Shipped {

@@ -126,7 +126,7 @@ impl KafkaArgs {
 #[derive(Args, Clone, Debug)]
 pub struct RelayArgs {
     /// Events published per batch (one checkpoint write per batch).
-    #[arg(long, env = "LEDGER_RELAY_BATCH_SIZE", default_value_t = 5_000)]
+    #[arg(long, env = "LEDGER_RELAY_BATCH_SIZE", default_value_t = 20_000)]
     pub relay_batch_size: i64,
     /// Longest wait between looks at the store when no append notification arrives.
     #[arg(long, env = "LEDGER_RELAY_POLL_MS", default_value_t = 500)]

@@ -53,7 +53,7 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             name: "kafka".to_owned(),
-            batch_size: 5_000,
+            batch_size: 20_000,
             poll_interval: Duration::from_millis(500),
             standby_retry: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),

@@ -7,3 +7,4 @@ mod concurrency;
 mod idempotency;
 mod lifecycle;
 mod relay;
+mod store;

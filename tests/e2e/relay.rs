@@ -139,9 +139,9 @@ async fn a_late_committing_transaction_is_never_skipped() -> anyhow::Result<()> 
     let event = schema::encode(&domain::Event::OrderCancelled(domain::OrderCancelled {
         reason: domain::Reason::parse("held open")?,
     }))?;
-    let held_position = held.append(held_stream, 0, &[event.clone()], &Metadata::default()).await?
-        [0]
-    .global_position;
+    let held_position =
+        held.append(held_stream, 0, std::slice::from_ref(&event), &Metadata::default()).await?[0]
+            .global_position;
 
     // A transaction that appends and rolls back leaves a hole in the positions.
     let rolled_back_stream = Uuid::now_v7();

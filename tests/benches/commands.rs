@@ -1,0 +1,130 @@
+//! Command throughput over HTTP next to raw `pgbench` single-row inserts at the same
+//! concurrency, against the same PostgreSQL, in the same run.
+//!
+//! `cargo bench -p ledger-tests --bench commands` (`BENCH_CLIENTS`, default 32;
+//! `BENCH_SECONDS`, default 10; `BENCH_WITHOUT_NOTIFY=1` drops the relay's wake-up hint). Each command places an order: one event, one transaction
+//! (stream lock, load, append, commit). The server runs in this process, so client and
+//! server share the machine as a load generator on the same host would.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use ledger_tests::TestDatabase;
+use serde_json::json;
+use uuid::Uuid;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let clients: usize = env_or("BENCH_CLIENTS", 32);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let database = TestDatabase::create().await?;
+    if std::env::var_os("BENCH_WITHOUT_NOTIFY").is_some() {
+        // To measure what the relay's wake-up hint costs the write path.
+        let client = database.client().await?;
+        client.batch_execute("ALTER TABLE events DISABLE TRIGGER events_notify_appended").await?;
+    }
+
+    let settings = api::config::ServeArgs::try_parse_from([
+        "serve",
+        "--database-url",
+        &database.url,
+        "--http-addr",
+        "127.0.0.1:0",
+        "--roles",
+        "api",
+        "--db-pool-size",
+        &clients.to_string(),
+    ])?;
+    let application = api::Application::build(&settings).await?;
+    let address = application.local_addr()?;
+    tokio::spawn(application.run(std::future::pending()));
+
+    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let workers = (0..clients).map(|_| {
+        let http = http.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0u64;
+            while Instant::now() < deadline {
+                let body = json!({
+                    "order_id": Uuid::now_v7(), "customer_id": "cus_bench",
+                    "customer_email": "bench@example.com", "currency": "EUR",
+                    "items": [{ "sku": "BOOK-1", "quantity": 1, "unit_price_minor": 1250 }]
+                });
+                let sent = Instant::now();
+                match http.post(format!("http://{address}/v1/orders")).json(&body).send().await {
+                    Ok(response) if response.status().as_u16() == 201 => {
+                        latencies.push(sent.elapsed())
+                    }
+                    _ => failures += 1,
+                }
+            }
+            (latencies, failures)
+        })
+    });
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    for worker in futures_util::future::join_all(workers).await {
+        let (mut worker_latencies, worker_failures) = worker?;
+        latencies.append(&mut worker_latencies);
+        failures += worker_failures;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let commands_per_second = latencies.len() as f64 / elapsed.as_secs_f64();
+
+    // Baseline: pgbench, one single-row insert per transaction, same server and clients.
+    let client = database.client().await?;
+    client
+        .batch_execute("CREATE TABLE bench_inserts (id bigserial PRIMARY KEY, payload jsonb)")
+        .await?;
+    let script = std::env::temp_dir().join(format!("ledger-bench-{}.sql", Uuid::new_v4()));
+    std::fs::write(
+        &script,
+        "INSERT INTO bench_inserts (payload) VALUES ('{\"sku\": \"BOOK-1\"}');\n",
+    )?;
+    let output = std::process::Command::new("pgbench")
+        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .arg(&script)
+        .arg(&database.url)
+        .output()?;
+    let _ = std::fs::remove_file(&script);
+    let report = String::from_utf8_lossy(&output.stdout);
+    let pgbench_tps: f64 = report
+        .lines()
+        .find(|line| line.starts_with("tps = "))
+        .and_then(|line| line.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no tps in pgbench output: {report}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+
+    println!("clients: {clients}, duration: {seconds}s");
+    println!(
+        "ledger POST /v1/orders: {} ok, {failures} failed, {commands_per_second:.0} commands/s, p50 {:.2?}, p95 {:.2?}, p99 {:.2?}, max {:.2?}",
+        latencies.len(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.95),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default(),
+    );
+    println!("pgbench single-row insert: {pgbench_tps:.0} tps");
+    println!("ledger / pgbench = {:.2}", commands_per_second / pgbench_tps);
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Relay throughput from a backlog, next to a raw librdkafka produce of the same messages
+//! in the same run (same broker, same machine, same moment).
+//!
+//! `cargo bench -p ledger-tests --bench relay` (needs PostgreSQL and a broker, as the
+//! tests do; `BENCH_EVENTS` sets the backlog, default 200 000; `BENCH_RELAY_BATCH` the
+//! relay's batch size).
+
+use std::time::{Duration, Instant};
+
+use eventstore::envelope::Envelope;
+use eventstore::position::{read_committed_after, CommitPosition};
+use eventstore::{KafkaSettings, Relay, RelaySettings};
+use ledger_tests::{kafka_brokers, poll_until, TestDatabase};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let events: i64 =
+        std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let database = TestDatabase::create().await?;
+    let client = database.client().await?;
+
+    // A backlog of realistic events: 4 per order, 1 000 per transaction.
+    let started = Instant::now();
+    let per_transaction = 1_000;
+    for chunk in 0..(events / per_transaction) {
+        client
+            .execute(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
+                 SELECT md5(($1::bigint * 1000 + n / 4)::text)::uuid, n % 4 + 1, gen_random_uuid(),
+                        'PaymentCaptured',
+                        jsonb_build_object('payment_id', 'pay_' || n, 'method', 'card',
+                            'amount', jsonb_build_object('amount_minor', 1250, 'currency', 'EUR')),
+                        jsonb_build_object('correlation_id', gen_random_uuid()::text)
+                   FROM generate_series(0, $2::bigint - 1) AS n",
+                &[&chunk, &per_transaction],
+            )
+            .await?;
+    }
+    println!("backlog: {events} events written in {:.1?}", started.elapsed());
+
+    let brokers = kafka_brokers();
+    let raw_settings =
+        KafkaSettings::new(&brokers, format!("bench-raw-{}.", Uuid::new_v4().simple()));
+    let relay_settings =
+        KafkaSettings::new(&brokers, format!("bench-relay-{}.", Uuid::new_v4().simple()));
+    raw_settings.ensure_topics().await?;
+    relay_settings.ensure_topics().await?;
+
+    // Baseline: the same rows, produced with the same producer settings, no checkpoints.
+    let (pg, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let mut rows = Vec::new();
+    let mut after = CommitPosition::default();
+    loop {
+        let batch = read_committed_after(&pg, after, 50_000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.commit;
+        rows.extend(batch);
+    }
+    let producer: FutureProducer = raw_settings
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let topic = raw_settings.orders_topic();
+    // The same envelopes the relay sends, built before the clock starts.
+    let messages = rows
+        .iter()
+        .map(|row| {
+            let envelope = Envelope {
+                event_id: row.event_id,
+                event_type: row.event_type.clone(),
+                event_version: row.event_version,
+                stream_id: row.stream_id,
+                stream_version: row.stream_version,
+                position: row.commit.global_position,
+                recorded_at: row.recorded_at,
+                correlation_id: row.correlation_id.clone(),
+                causation_id: row.causation_id.clone(),
+                data: serde_json::value::RawValue::from_string(row.payload.clone())?,
+            };
+            anyhow::Ok((row.stream_id.to_string(), serde_json::to_vec(&envelope)?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for (key, value) in &messages {
+        let record = FutureRecord::to(&topic).key(key).payload(value);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+    }
+    for delivery in deliveries {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    let raw = started.elapsed();
+    producer.flush(Duration::from_secs(10))?;
+
+    let (_stop, stopping) = watch::channel(false);
+    let batch_size = std::env::var("BENCH_RELAY_BATCH").ok().and_then(|v| v.parse().ok());
+    let defaults = RelaySettings::default();
+    let relay_config =
+        RelaySettings { batch_size: batch_size.unwrap_or(defaults.batch_size), ..defaults };
+    println!("relay batch size: {}", relay_config.batch_size);
+    let relay = Relay::new(&database.url, relay_settings, relay_config);
+    let status = relay.status();
+    let started = Instant::now();
+    let _running = relay.spawn(stopping);
+    poll_until(Duration::from_secs(600), "the relay to drain the backlog", || {
+        let published = status.snapshot().published_events;
+        async move { Ok((published >= events as u64).then_some(())) }
+    })
+    .await?;
+    let relayed = started.elapsed();
+
+    let raw_rate = rows.len() as f64 / raw.as_secs_f64();
+    let relay_rate = events as f64 / relayed.as_secs_f64();
+    println!("raw produce (prebuilt envelopes, no store reads, no checkpoints): {} events in {raw:.2?} = {raw_rate:.0} events/s", rows.len());
+    println!("relay (gap-safe reads, envelopes, headers, checkpoints):          {events} events in {relayed:.2?} = {relay_rate:.0} events/s");
+    println!("relay / raw = {:.2}", relay_rate / raw_rate);
+    Ok(())
+}

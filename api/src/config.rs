@@ -77,6 +77,8 @@ pub enum Role {
     Api,
     /// Publishes committed events to Kafka (one active relay at a time across processes).
     Relay,
+    /// Consumes the events into the payments and notifications read models.
+    Projector,
 }
 
 #[derive(Args, Clone, Debug)]

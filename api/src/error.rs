@@ -30,6 +30,8 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: usize },
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("projection lagging")]
+    ProjectionLagging { projection: &'static str, applied_version: u32, min_version: u32 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -54,6 +56,7 @@ impl ApiError {
             Self::VersionConflict { .. } | Self::RuleViolated(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ProjectionLagging { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,6 +74,7 @@ impl ApiError {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ProjectionLagging { .. } => "projection_lagging",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -134,6 +138,10 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 "send the request body as JSON with content-type: application/json".to_owned()
             }
+            Self::ProjectionLagging { projection, applied_version, min_version } => format!(
+                "the {projection} projection has applied version {applied_version} of this order, \
+                 not yet {min_version}; retry or wait longer"
+            ),
             Self::Unavailable(_) => {
                 "the ledger cannot serve this request right now; retry shortly".to_owned()
             }

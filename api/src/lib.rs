@@ -13,6 +13,7 @@ pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod query;
 pub mod requests;
 pub mod routes;
 pub mod shutdown;

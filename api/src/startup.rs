@@ -20,6 +20,7 @@ pub struct Application {
     router: axum::Router,
     shutdown_grace: Duration,
     relay: Option<JoinHandle<()>>,
+    projectors: Vec<JoinHandle<()>>,
     stop_workers: watch::Sender<bool>,
 }
 
@@ -47,12 +48,40 @@ impl Application {
             relay.spawn(workers_stopping.clone())
         });
 
-        let context = ApiContext { store: EventStore::new(pool), relay: relay_status };
+        let mut projector_status = Vec::new();
+        let mut projectors = Vec::new();
+        if settings.roles.contains(&Role::Projector) {
+            let kafka = settings.kafka.settings();
+            let worker_settings = projections::WorkerSettings::default();
+            let payments = projections::Worker::new(
+                projections::payments::Payments,
+                pool.clone(),
+                kafka.clone(),
+                worker_settings.clone(),
+            );
+            projector_status.push(payments.status());
+            projectors.push(payments.spawn(workers_stopping.clone()));
+            let notifications = projections::Worker::new(
+                projections::notifications::Notifications,
+                pool.clone(),
+                kafka,
+                worker_settings,
+            );
+            projector_status.push(notifications.status());
+            projectors.push(notifications.spawn(workers_stopping.clone()));
+        }
+
+        let context = ApiContext {
+            store: EventStore::new(pool),
+            relay: relay_status,
+            projectors: projector_status,
+        };
         Ok(Self {
             listener,
             router: router(context, settings.roles.contains(&Role::Api)),
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             relay,
+            projectors,
             stop_workers,
         })
     }
@@ -92,10 +121,9 @@ impl Application {
                 }
             },
         };
-        if let Some(relay) = self.relay {
-            if tokio::time::timeout(grace, relay).await.is_err() {
-                tracing::warn!(?grace, "the relay did not stop within the grace period");
-            }
+        let workers = self.relay.into_iter().chain(self.projectors);
+        if tokio::time::timeout(grace, futures_util::future::join_all(workers)).await.is_err() {
+            tracing::warn!(?grace, "background workers did not stop within the grace period");
         }
         served
     }

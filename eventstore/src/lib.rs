@@ -37,7 +37,7 @@ pub use relay::{Relay, RelaySettings};
 pub use relay_status::{
     relay_report, BrokerHealth, RelayReport, RelayRole, RelayStatus, RelayStatusHandle,
 };
-pub use store::EventStore;
+pub use store::{load_stream, EventStore};
 pub use unit_of_work::UnitOfWork;
 
 /// Re-exported so callers can name the pool without depending on deadpool themselves.

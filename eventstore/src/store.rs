@@ -49,7 +49,7 @@ impl EventStore {
     }
 }
 
-pub(crate) async fn load_stream(
+pub async fn load_stream(
     client: &impl GenericClient,
     stream_id: Uuid,
     cut: Cut,

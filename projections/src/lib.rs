@@ -1,7 +1,23 @@
 //! Read models built from the order events: payments and notifications.
 //!
-//! Not built yet. The plan (DESIGN.md): Kafka consumers, one consumer group per
-//! projection, applying each event exactly once by deduplicating on stream id and version
-//! in the same transaction as the read-model write, committing offsets after the database
-//! commit; poison messages retried with backoff, then parked in a dead-letter topic and
-//! table; rebuilds replay the event store into a new generation and swap atomically.
+//! - [`Projection`]: what a read model implements: which events it handles and how one
+//!   changes its tables, inside a transaction it is given.
+//! - [`apply`]: exactly-once application. Per projection and order, the last applied
+//!   stream version is kept in the same transaction as the read-model write: a duplicate
+//!   changes nothing, and a version that skips ahead first pulls the missing events from
+//!   the event store, so a lost message heals instead of drifting.
+//! - [`Worker`]: consumes the orders topic in a consumer group per projection, applies
+//!   batches in one transaction, commits offsets only after the database commit, retries a
+//!   failing message with backoff and then parks it as a dead letter (topic and table) so
+//!   the partition keeps moving.
+//! - [`payments`] / [`notifications`]: the two read models and their queries.
+
+pub mod apply;
+pub mod dead_letter;
+pub mod notifications;
+pub mod payments;
+mod projection;
+mod worker;
+
+pub use projection::{ApplyError, ProjectedEvent, Projection};
+pub use worker::{Worker, WorkerSettings, WorkerStatus, WorkerStatusHandle};

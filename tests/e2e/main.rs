@@ -6,5 +6,6 @@ mod bad_input;
 mod concurrency;
 mod idempotency;
 mod lifecycle;
+mod projections;
 mod relay;
 mod store;

@@ -41,10 +41,20 @@ impl TestApp {
 
     /// The API and the relay, publishing to `brokers` under a topic prefix of its own.
     pub async fn spawn_with_relay(brokers: &str) -> anyhow::Result<Self> {
+        Self::spawn_with_roles("api,relay", brokers).await
+    }
+
+    /// Every role: API, relay and projection workers, on a topic prefix of its own.
+    pub async fn spawn_all(brokers: &str) -> anyhow::Result<Self> {
+        Self::spawn_with_roles("api,relay,projector", brokers).await
+    }
+
+    /// The given roles, on `brokers` under a topic prefix of its own.
+    pub async fn spawn_with_roles(roles: &str, brokers: &str) -> anyhow::Result<Self> {
         let prefix = format!("test-{}.", Uuid::new_v4().simple());
         Self::spawn_with(&[
             "--roles",
-            "api,relay",
+            roles,
             "--kafka-brokers",
             brokers,
             "--topic-prefix",
@@ -113,6 +123,26 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address())
+    }
+
+    /// `GET /v1/payments/{order_id}` once the projection has applied `min_version`.
+    pub async fn payments(&self, order_id: Uuid, min_version: u32) -> anyhow::Result<Value> {
+        let path = format!("/v1/payments/{order_id}?min_version={min_version}&wait_ms=5000");
+        expect_json(self.get(&path).send().await?, 200).await
+    }
+
+    /// `GET /v1/notifications?…` with the given query string.
+    pub async fn notifications(&self, query: &str) -> anyhow::Result<Value> {
+        expect_json(self.get(&format!("/v1/notifications?{query}")).send().await?, 200).await
+    }
+
+    /// The stream version a command response reports.
+    pub async fn version_of(response: Response) -> anyhow::Result<u32> {
+        let body = expect_json(response, 201).await?;
+        body["stream_version"]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| anyhow::anyhow!("no stream_version in {body}"))
     }
 
     /// `GET /v1/admin/relay`.

@@ -3,7 +3,9 @@
 
 mod admin;
 mod health;
+mod notifications;
 mod orders;
+pub(crate) mod payments;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -11,7 +13,11 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use std::time::{Duration, Instant};
+
 use eventstore::{EventStore, RelayStatusHandle};
+use projections::WorkerStatusHandle;
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
@@ -22,12 +28,47 @@ pub struct ApiContext {
     pub store: EventStore,
     /// The in-process relay, when this process runs one.
     pub relay: Option<RelayStatusHandle>,
+    /// The in-process projection workers, when this process runs them.
+    pub projectors: Vec<WorkerStatusHandle>,
+}
+
+/// Read-your-writes: waits until `projection` has applied `min_version` of the order, for
+/// at most `wait`, else answers 504 `projection_lagging`.
+pub(crate) async fn wait_until_applied(
+    context: &ApiContext,
+    projection: &'static str,
+    stream_id: Uuid,
+    min_version: u32,
+    wait: Duration,
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let applied = {
+            let client = context.store.pool().get().await.map_err(eventstore::StoreError::from)?;
+            projections::apply::applied_version(&client, projection, stream_id)
+                .await
+                .map_err(ApiError::internal)?
+        };
+        if applied >= min_version {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::ProjectionLagging {
+                projection,
+                applied_version: applied,
+                min_version,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Operations routes are always served; the command and query API only with the `api` role.
 pub fn router(context: ApiContext, serve_api: bool) -> Router {
     let operations = Router::new()
         .route("/v1/admin/relay", get(admin::relay))
+        .route("/v1/admin/projections", get(admin::projections))
+        .route("/v1/admin/dead-letters", get(admin::dead_letters))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     let api = Router::new()
@@ -38,7 +79,11 @@ pub fn router(context: ApiContext, serve_api: bool) -> Router {
         .route("/v1/orders/{id}/payment-failures", post(orders::record_payment_failure))
         .route("/v1/orders/{id}/refunds", post(orders::refund_payment))
         .route("/v1/orders/{id}/cancellation", post(orders::cancel_order))
-        .route("/v1/orders/{id}/shipment", post(orders::ship_order));
+        .route("/v1/orders/{id}/shipment", post(orders::ship_order))
+        .route("/v1/payments", get(payments::list_payments))
+        .route("/v1/payments/{id}", get(payments::get_payments))
+        .route("/v1/customers/{id}/balance", get(payments::customer_balance))
+        .route("/v1/notifications", get(notifications::list_notifications));
     let routes = if serve_api { operations.merge(api) } else { operations };
     routes
         .fallback(|| async { ApiError::NotFound("resource".to_owned()) })

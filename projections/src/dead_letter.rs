@@ -1,0 +1,116 @@
+//! Dead letters: messages a projection could not apply after its retries, parked in the
+//! dead-letter topic (with error headers) and the `dead_letters` table, so the partition
+//! keeps moving and an operator can see, fix and re-drive them.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+use std::time::Duration;
+
+/// A message that failed, as the worker saw it.
+pub struct FailedMessage<'a> {
+    pub projection: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub error: String,
+    pub attempts: u32,
+}
+
+const INSERT: &str = "
+    INSERT INTO dead_letters (projection, topic, partition, \"offset\", key, payload, error, attempts)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Publishes to the dead-letter topic, then records it in the table.
+pub async fn park(
+    client: &impl GenericClient,
+    producer: &FutureProducer,
+    dead_letter_topic: &str,
+    message: &FailedMessage<'_>,
+) -> Result<(), String> {
+    let partition = message.partition.to_string();
+    let offset = message.offset.to_string();
+    let attempts = message.attempts.to_string();
+    let headers = OwnedHeaders::new_with_capacity(6)
+        .insert(Header { key: "error", value: Some(message.error.as_str()) })
+        .insert(Header { key: "projection", value: Some(message.projection) })
+        .insert(Header { key: "source-topic", value: Some(message.topic) })
+        .insert(Header { key: "source-partition", value: Some(partition.as_str()) })
+        .insert(Header { key: "source-offset", value: Some(offset.as_str()) })
+        .insert(Header { key: "attempts", value: Some(attempts.as_str()) });
+    let mut record: FutureRecord<'_, [u8], [u8]> =
+        FutureRecord::to(dead_letter_topic).headers(headers);
+    if let Some(key) = message.key {
+        record = record.key(key);
+    }
+    if let Some(payload) = message.payload {
+        record = record.payload(payload);
+    }
+    producer.send(record, Duration::from_secs(10)).await.map_err(|(error, _)| error.to_string())?;
+    let key = message.key.map(|k| String::from_utf8_lossy(k).into_owned());
+    let attempts = i32::try_from(message.attempts).unwrap_or(i32::MAX);
+    client
+        .execute(
+            INSERT,
+            &[
+                &message.projection,
+                &message.topic,
+                &message.partition,
+                &message.offset,
+                &key,
+                &message.payload,
+                &message.error,
+                &attempts,
+            ],
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub projection: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub error: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub redriven_at: Option<DateTime<Utc>>,
+}
+
+pub async fn list(
+    client: &impl GenericClient,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT id, projection, topic, partition, \"offset\", key, error, attempts, created_at, redriven_at
+               FROM dead_letters ORDER BY id DESC LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(DeadLetter {
+                id: row.try_get(0)?,
+                projection: row.try_get(1)?,
+                topic: row.try_get(2)?,
+                partition: row.try_get(3)?,
+                offset: row.try_get(4)?,
+                key: row.try_get(5)?,
+                error: row.try_get(6)?,
+                attempts: row.try_get(7)?,
+                created_at: row.try_get(8)?,
+                redriven_at: row.try_get(9)?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! The notifications read model: one message per event worth telling the customer, with
+//! its subject and body rendered (amounts in the currency's minor units), status
+//! `pending`. The id derives from the event, so a replay never notifies twice.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+use domain::{Event, Money};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{ApplyError, ProjectedEvent, Projection};
+
+pub const NAME: &str = "notifications";
+
+/// Namespace of notification ids (UUIDv5 of the event id).
+const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6467_6572_4e6f_7469_6669_6361_7469);
+
+const REMEMBER_ORDER: &str = "
+    INSERT INTO notification_orders (order_id, customer_id, recipient) VALUES ($1, $2, $3)
+    ON CONFLICT (order_id) DO NOTHING";
+const ORDER: &str = "SELECT customer_id, recipient FROM notification_orders WHERE order_id = $1";
+const INSERT: &str = "
+    INSERT INTO notifications (id, order_id, customer_id, template, recipient, subject, body, position, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (id) DO NOTHING";
+
+pub struct Notifications;
+
+/// Template, subject and body for an event, or `None` when it is not worth a message.
+fn render(event: &Event, order_id: Uuid) -> Option<(&'static str, String, String)> {
+    let short = &order_id.to_string()[..8];
+    let money = |m: &Money| m.display();
+    Some(match event {
+        Event::OrderPlaced(placed) => (
+            "order_confirmation",
+            format!("Order {short} confirmed"),
+            format!(
+                "Thank you for your order of {} item(s), totalling {}.",
+                placed.lines.len(),
+                money(&placed.total)
+            ),
+        ),
+        Event::PaymentCaptured(captured) => (
+            "payment_receipt",
+            format!("Payment received for order {short}"),
+            format!(
+                "We received {} by {} (payment {}).",
+                money(&captured.amount),
+                captured.method,
+                captured.payment_id
+            ),
+        ),
+        Event::PaymentFailed(failed) => (
+            "payment_failed",
+            format!("Payment failed for order {short}"),
+            format!(
+                "Your payment of {} did not go through: {}.",
+                money(&failed.amount),
+                failed.reason
+            ),
+        ),
+        Event::PaymentRefunded(refunded) => (
+            "refund_issued",
+            format!("Refund issued for order {short}"),
+            format!("We refunded {} ({}).", money(&refunded.amount), refunded.reason),
+        ),
+        Event::OrderCancelled(cancelled) => (
+            "order_cancelled",
+            format!("Order {short} cancelled"),
+            format!("Your order was cancelled: {}.", cancelled.reason),
+        ),
+        Event::OrderShipped(shipped) => (
+            "order_shipped",
+            format!("Order {short} shipped"),
+            format!(
+                "Your order is on its way with {} (tracking {}).",
+                shipped.carrier, shipped.tracking_number
+            ),
+        ),
+        Event::OrderFullyPaid(_) => return None,
+    })
+}
+
+impl Projection for Notifications {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, event: &ProjectedEvent) -> Result<(), ApplyError> {
+        if let Event::OrderPlaced(placed) = &event.event {
+            tx.execute(
+                REMEMBER_ORDER,
+                &[&event.stream_id, &placed.customer_id.as_str(), &placed.customer_email.as_str()],
+            )
+            .await?;
+        }
+        let Some((template, subject, body)) = render(&event.event, event.stream_id) else {
+            return Ok(());
+        };
+        let row = tx.query_opt(ORDER, &[&event.stream_id]).await?.ok_or_else(|| {
+            ApplyError::Inconsistent(format!("no recipient for order {}", event.stream_id))
+        })?;
+        let customer_id: String = row.try_get(0)?;
+        let recipient: String = row.try_get(1)?;
+        let id = Uuid::new_v5(&ID_NAMESPACE, event.event_id.as_bytes());
+        tx.execute(
+            INSERT,
+            &[
+                &id,
+                &event.stream_id,
+                &customer_id,
+                &template,
+                &recipient,
+                &subject,
+                &body,
+                &event.position,
+                &event.recorded_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub template: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub position: i64,
+}
+
+/// A page of notifications in event order, after the keyset `after`.
+pub async fn list(
+    client: &impl GenericClient,
+    customer_id: Option<&str>,
+    order_id: Option<Uuid>,
+    status: Option<&str>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Notification>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT id, order_id, customer_id, template, recipient, subject, body, status, created_at, position
+               FROM notifications
+              WHERE ($1::text IS NULL OR customer_id = $1)
+                AND ($2::uuid IS NULL OR order_id = $2)
+                AND ($3::text IS NULL OR status = $3)
+                AND position > $4
+              ORDER BY position LIMIT $5",
+            &[&customer_id, &order_id, &status, &after.unwrap_or(0), &limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Notification {
+                id: row.try_get(0)?,
+                order_id: row.try_get(1)?,
+                customer_id: row.try_get(2)?,
+                template: row.try_get(3)?,
+                recipient: row.try_get(4)?,
+                subject: row.try_get(5)?,
+                body: row.try_get(6)?,
+                status: row.try_get(7)?,
+                created_at: row.try_get(8)?,
+                position: row.try_get(9)?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,279 @@
+//! The projection worker: consume, apply in batches, commit offsets after the database.
+//!
+//! A batch (up to `batch_max` messages, or what arrived within `batch_wait`) is applied
+//! in one transaction together with its dedupe state; only after that commit are the
+//! offsets committed to Kafka. A crash in between redelivers the batch, and the dedupe
+//! state turns the redelivery into no-ops: effect exactly once.
+//!
+//! If a batch fails, its messages are applied one at a time; a message that still fails
+//! after `max_attempts` tries with exponential backoff is parked as a dead letter and the
+//! partition moves on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use eventstore::KafkaSettings;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::apply::{apply, decode, record_progress, Applied};
+use crate::dead_letter::{park, FailedMessage};
+use crate::{ApplyError, Projection};
+
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            batch_max: 1_000,
+            batch_wait: Duration::from_millis(5),
+            max_attempts: 3,
+            retry_base: Duration::from_millis(100),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WorkerStatus {
+    pub projection: String,
+    pub state: String,
+    pub applied_events: u64,
+    pub duplicates: u64,
+    pub healed_events: u64,
+    pub dead_letters: u64,
+    pub last_position: Option<i64>,
+    pub last_applied_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WorkerStatusHandle(Arc<Mutex<WorkerStatus>>);
+
+impl WorkerStatusHandle {
+    fn lock(&self) -> MutexGuard<'_, WorkerStatus> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn snapshot(&self) -> WorkerStatus {
+        self.lock().clone()
+    }
+}
+
+pub struct Worker<P> {
+    projection: Arc<P>,
+    pool: Pool,
+    kafka: KafkaSettings,
+    settings: WorkerSettings,
+    status: WorkerStatusHandle,
+}
+
+impl<P: Projection> Worker<P> {
+    pub fn new(projection: P, pool: Pool, kafka: KafkaSettings, settings: WorkerSettings) -> Self {
+        let status = WorkerStatusHandle::default();
+        status.lock().projection = projection.name().to_owned();
+        status.lock().state = "starting".to_owned();
+        Self { projection: Arc::new(projection), pool, kafka, settings, status }
+    }
+
+    pub fn status(&self) -> WorkerStatusHandle {
+        self.status.clone()
+    }
+
+    /// The consumer group of this projection.
+    pub fn group_id(kafka: &KafkaSettings, projection: &str) -> String {
+        format!("{}ledger-projection-{projection}", kafka.topic_prefix)
+    }
+
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.projection.name();
+        let mut delay = Duration::from_millis(100);
+        let (consumer, producer) = loop {
+            match self.connect().await {
+                Ok(clients) => break clients,
+                Err(error) => {
+                    self.set_state("waiting_for_broker", Some(error));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        };
+        self.set_state("running", None);
+        tracing::info!(projection = name, "projection worker consuming");
+        loop {
+            let first = tokio::select! {
+                received = consumer.recv() => received,
+                _ = shutdown.changed() => break,
+            };
+            let first = match first {
+                Ok(message) => message.detach(),
+                Err(error) => {
+                    self.set_state("running", Some(error.to_string()));
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.settings.batch_max {
+                match tokio::time::timeout(self.settings.batch_wait, consumer.recv()).await {
+                    Ok(Ok(message)) => batch.push(message.detach()),
+                    _ => break,
+                }
+            }
+            self.process(&batch, &producer).await;
+            if let Err(error) = commit_offsets(&consumer, &batch) {
+                // The next commit covers these offsets; a redelivery is deduplicated.
+                tracing::warn!(projection = name, %error, "offset commit failed");
+            }
+        }
+        self.set_state("stopped", None);
+    }
+
+    async fn connect(&self) -> Result<(StreamConsumer, FutureProducer), String> {
+        self.kafka.ensure_topics().await.map_err(|e| e.to_string())?;
+        let consumer: StreamConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", Self::group_id(&self.kafka, self.projection.name()))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .map_err(|e| e.to_string())?;
+        consumer.subscribe(&[&self.kafka.orders_topic()]).map_err(|e| e.to_string())?;
+        let producer: FutureProducer =
+            self.kafka.client_config().create().map_err(|e| e.to_string())?;
+        Ok((consumer, producer))
+    }
+
+    /// Applies the batch in one transaction; if that fails, message by message.
+    async fn process(&self, batch: &[OwnedMessage], producer: &FutureProducer) {
+        match self.apply_all(batch).await {
+            Ok(()) => return,
+            Err(error) => tracing::debug!(%error, "batch failed; applying its messages one by one"),
+        }
+        for message in batch {
+            let mut attempt = 1;
+            loop {
+                match self.apply_all(std::slice::from_ref(message)).await {
+                    Ok(()) => break,
+                    Err(error) if attempt < self.settings.max_attempts => {
+                        tokio::time::sleep(self.settings.retry_base * 2u32.pow(attempt - 1)).await;
+                        attempt += 1;
+                        tracing::debug!(%error, attempt, "retrying message");
+                    }
+                    Err(error) => {
+                        self.dead_letter(message, producer, error.to_string(), attempt).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply_all(&self, batch: &[OwnedMessage]) -> Result<(), ApplyError> {
+        let mut client = self.pool.get().await.map_err(eventstore::StoreError::from)?;
+        let transaction = client.transaction().await?;
+        let (mut applied, mut duplicates, mut healed, mut last_position) = (0u64, 0u64, 0u64, None);
+        for message in batch {
+            let event = decode(message.payload().unwrap_or_default())?;
+            match apply(&transaction, self.projection.as_ref(), &event).await? {
+                Applied::Applied { healed: h } => {
+                    applied += 1 + u64::from(h);
+                    healed += u64::from(h);
+                }
+                Applied::Duplicate => duplicates += 1,
+            }
+            last_position = last_position.max(Some(event.position));
+        }
+        record_progress(
+            &transaction,
+            self.projection.name(),
+            i64::try_from(applied).unwrap_or(i64::MAX),
+            last_position,
+        )
+        .await?;
+        transaction.commit().await?;
+        let mut status = self.status.lock();
+        status.applied_events += applied;
+        status.duplicates += duplicates;
+        status.healed_events += healed;
+        status.last_position = status.last_position.max(last_position);
+        status.last_applied_at = Some(Utc::now());
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        producer: &FutureProducer,
+        error: String,
+        attempts: u32,
+    ) {
+        let name = self.projection.name();
+        tracing::warn!(projection = name, partition = message.partition(), offset = message.offset(), %error, "parking a message as a dead letter");
+        let failed = FailedMessage {
+            projection: name,
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            payload: message.payload(),
+            error,
+            attempts,
+        };
+        let parked = match self.pool.get().await {
+            Ok(client) => park(&client, producer, &self.kafka.dead_letter_topic(), &failed).await,
+            Err(error) => Err(error.to_string()),
+        };
+        match parked {
+            Ok(()) => self.status.lock().dead_letters += 1,
+            Err(error) => {
+                tracing::error!(projection = name, %error, "could not park a dead letter")
+            }
+        }
+    }
+
+    fn set_state(&self, state: &str, error: Option<String>) {
+        let mut status = self.status.lock();
+        status.state = state.to_owned();
+        if error.is_some() {
+            status.last_error = error;
+        }
+    }
+}
+
+/// Commits, per partition, the offset after the last message of the batch.
+fn commit_offsets(
+    consumer: &StreamConsumer,
+    batch: &[OwnedMessage],
+) -> Result<(), rdkafka::error::KafkaError> {
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    for message in batch {
+        let entry = next.entry((message.topic().to_owned(), message.partition())).or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        offsets.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
+    }
+    consumer.commit(&offsets, CommitMode::Sync)
+}

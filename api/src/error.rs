@@ -30,6 +30,8 @@ pub enum ApiError {
     PayloadTooLarge { limit_bytes: usize },
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("re-drive failed: {0}")]
+    RedriveFailed(String),
     #[error("projection lagging")]
     ProjectionLagging { projection: &'static str, applied_version: u32, min_version: u32 },
     #[error("service unavailable: {0}")]
@@ -53,7 +55,9 @@ impl ApiError {
             Self::Malformed { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::VersionConflict { .. } | Self::RuleViolated(_) => StatusCode::CONFLICT,
+            Self::VersionConflict { .. } | Self::RuleViolated(_) | Self::RedriveFailed(_) => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ProjectionLagging { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -74,6 +78,7 @@ impl ApiError {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RedriveFailed(_) => "redrive_failed",
             Self::ProjectionLagging { .. } => "projection_lagging",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
@@ -138,6 +143,7 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 "send the request body as JSON with content-type: application/json".to_owned()
             }
+            Self::RedriveFailed(reason) => reason.clone(),
             Self::ProjectionLagging { projection, applied_version, min_version } => format!(
                 "the {projection} projection has applied version {applied_version} of this order, \
                  not yet {min_version}; retry or wait longer"

@@ -29,6 +29,17 @@ enum Commands {
         #[command(subcommand)]
         command: RelayCommand,
     },
+    /// The read models.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Print each projection's progress, lag and dead letters.
+    Status(DatabaseArgs),
 }
 
 #[derive(Subcommand)]
@@ -52,6 +63,12 @@ async fn main() -> anyhow::Result<()> {
             let pool = eventstore::connect(&database.pool_settings())?;
             eventstore::migrate(&pool).await.context("applying migrations")?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Commands::Projections { command: ProjectionsCommand::Status(database) } => {
+            let pool = eventstore::connect(&database.pool_settings())?;
+            let report = projections::status::report(&pool).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         Commands::Relay { command: RelayCommand::Status(database) } => {

@@ -114,3 +114,51 @@ pub async fn list(
         })
         .collect()
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    #[error("no dead letter {0}")]
+    NotFound(i64),
+    #[error("dead letter {0} was already re-driven")]
+    AlreadyRedriven(i64),
+    #[error("it still fails: {0}")]
+    StillFailing(String),
+    #[error(transparent)]
+    Database(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// Applies a parked message through its projection again (after a fix), exactly once, and
+/// marks it re-driven in the same transaction. What it applied: `true`, or `false` when
+/// the event had meanwhile been applied (a duplicate).
+pub async fn redrive(pool: &deadpool_postgres::Pool, id: i64) -> Result<bool, RedriveError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let row = transaction
+        .query_opt("SELECT projection, payload, redriven_at IS NOT NULL FROM dead_letters WHERE id = $1 FOR UPDATE", &[&id])
+        .await?
+        .ok_or(RedriveError::NotFound(id))?;
+    if row.get::<_, bool>(2) {
+        return Err(RedriveError::AlreadyRedriven(id));
+    }
+    let projection: String = row.get(0);
+    let payload: Option<Vec<u8>> = row.get(1);
+    let event = crate::apply::decode(payload.as_deref().unwrap_or_default())
+        .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
+    let applied = match projection.as_str() {
+        crate::payments::NAME => {
+            crate::apply::apply(&transaction, &crate::payments::Payments, &event).await
+        }
+        crate::notifications::NAME => {
+            crate::apply::apply(&transaction, &crate::notifications::Notifications, &event).await
+        }
+        other => return Err(RedriveError::StillFailing(format!("unknown projection {other}"))),
+    }
+    .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
+    transaction
+        .execute("UPDATE dead_letters SET redriven_at = now() WHERE id = $1", &[&id])
+        .await?;
+    transaction.commit().await?;
+    Ok(matches!(applied, crate::apply::Applied::Applied { .. }))
+}

@@ -17,6 +17,7 @@ pub mod dead_letter;
 pub mod notifications;
 pub mod payments;
 mod projection;
+pub mod status;
 mod worker;
 
 pub use projection::{ApplyError, ProjectedEvent, Projection};

@@ -402,3 +402,60 @@ async fn a_restarted_worker_loses_nothing_and_doubles_nothing() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_parked_message_can_be_re_driven_once_it_can_be_applied() -> anyhow::Result<()> {
+    // No workers: the test parks an order's first event itself, as a worker would have.
+    let app = TestApp::spawn().await?;
+    let order_id = app.place_order("cus_redrive").await?;
+    let client = app.database.client().await?;
+    let row = client
+        .query_one("SELECT event_id, event_type, global_position, recorded_at, payload FROM events WHERE stream_id = $1", &[&order_id])
+        .await?;
+    let envelope = json!({
+        "event_id": row.get::<_, Uuid>(0), "event_type": row.get::<_, String>(1), "event_version": 1,
+        "stream_id": order_id, "stream_version": 1, "position": row.get::<_, i64>(2),
+        "recorded_at": row.get::<_, chrono::DateTime<chrono::Utc>>(3), "correlation_id": null, "causation_id": null,
+        "data": row.get::<_, Value>(4),
+    });
+    let payload = serde_json::to_vec(&envelope)?;
+    let ids = client
+        .query(
+            "INSERT INTO dead_letters (projection, topic, partition, \"offset\", key, payload, error, attempts)
+             VALUES ('payments', 't', 0, 0, $1, $2, 'simulated', 3), ('payments', 't', 0, 1, $1, 'junk', 'simulated', 3)
+             RETURNING id",
+            &[&order_id.to_string(), &payload],
+        )
+        .await?;
+    let id: i64 =
+        ids.first().map(|row| row.get(0)).ok_or_else(|| anyhow::anyhow!("no dead letter id"))?;
+    expect_status(app.get(&format!("/v1/payments/{order_id}")).send().await?, 404).await?;
+
+    let redriven =
+        expect_json(app.post(&format!("/v1/admin/dead-letters/{id}/redrive")).send().await?, 200)
+            .await?;
+    assert_eq!(redriven["applied"], true);
+    let payments = app.payments(order_id, 1).await?;
+    assert_eq!(payments["amount_due"], ORDER_TOTAL_MINOR);
+
+    let again =
+        expect_json(app.post(&format!("/v1/admin/dead-letters/{id}/redrive")).send().await?, 409)
+            .await?;
+    assert_eq!(again["code"], "redrive_failed");
+    let junk = expect_json(
+        app.post(&format!("/v1/admin/dead-letters/{}/redrive", id + 1)).send().await?,
+        409,
+    )
+    .await?;
+    assert_eq!(junk["code"], "redrive_failed");
+    expect_status(app.post("/v1/admin/dead-letters/999999/redrive").send().await?, 404).await?;
+    let listed = expect_json(app.get("/v1/admin/dead-letters").send().await?, 200).await?;
+    let redriven_flags: Vec<bool> = listed["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| !d["redriven_at"].is_null())
+        .collect();
+    assert_eq!(redriven_flags, [false, true], "newest first: the junk is still parked");
+    Ok(())
+}

@@ -27,26 +27,13 @@ pub struct ProjectionsView {
     /// The workers running in this process.
     workers: Vec<projections::WorkerStatus>,
     /// Durable progress of every projection.
-    projections: serde_json::Value,
+    projections: Vec<projections::status::ProjectionReport>,
 }
 
 pub async fn projections(
     State(context): State<ApiContext>,
 ) -> Result<Json<ProjectionsView>, ApiError> {
-    let client = context.store.pool().get().await.map_err(eventstore::StoreError::from)?;
-    let rows = client
-        .query(
-            "SELECT json_agg(json_build_object('projection', projection, 'applied_events', applied_events,
-                    'last_position', last_position, 'last_applied_at', last_applied_at,
-                    'lag_events', (SELECT count(*) FROM events e WHERE e.global_position > coalesce(s.last_position, 0)))
-                    ORDER BY projection)
-               FROM projection_status s",
-            &[],
-        )
-        .await
-        .map_err(|e| ApiError::from(eventstore::StoreError::from(e)))?;
-    let projections =
-        rows.first().and_then(|row| row.get::<_, Option<serde_json::Value>>(0)).unwrap_or_default();
+    let projections = projections::status::report(context.store.pool()).await?;
     Ok(Json(ProjectionsView {
         workers: context.projectors.iter().map(|worker| worker.snapshot()).collect(),
         projections,
@@ -61,4 +48,26 @@ pub async fn dead_letters(
         .await
         .map_err(|e| ApiError::from(eventstore::StoreError::from(e)))?;
     Ok(Json(serde_json::json!({ "items": items })))
+}
+
+/// `POST /v1/admin/dead-letters/{id}/redrive`: apply a parked message again.
+pub async fn redrive(
+    State(context): State<ApiContext>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use projections::dead_letter::RedriveError;
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::validation(domain::ValidationError::new("id", "must be a dead letter id"))
+    })?;
+    match projections::dead_letter::redrive(context.store.pool(), id).await {
+        Ok(applied) => {
+            Ok(Json(serde_json::json!({ "id": id, "redriven": true, "applied": applied })))
+        }
+        Err(RedriveError::NotFound(_)) => Err(ApiError::NotFound("dead letter".to_owned())),
+        Err(error @ (RedriveError::AlreadyRedriven(_) | RedriveError::StillFailing(_))) => {
+            Err(ApiError::RedriveFailed(error.to_string()))
+        }
+        Err(RedriveError::Pool(error)) => Err(eventstore::StoreError::from(error).into()),
+        Err(RedriveError::Database(error)) => Err(eventstore::StoreError::from(error).into()),
+    }
 }

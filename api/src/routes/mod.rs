@@ -69,6 +69,7 @@ pub fn router(context: ApiContext, serve_api: bool) -> Router {
         .route("/v1/admin/relay", get(admin::relay))
         .route("/v1/admin/projections", get(admin::projections))
         .route("/v1/admin/dead-letters", get(admin::dead_letters))
+        .route("/v1/admin/dead-letters/{id}/redrive", post(admin::redrive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     let api = Router::new()

@@ -1,17 +1,29 @@
-//! Exactly-once application with self-healing, for any projection.
+//! Exactly-once application with self-healing, for any projection, a batch at a time.
+//!
+//! For a batch: one query reads (and locks) the last applied version of every order in
+//! it; events at or below it are duplicates and dropped; an event that skips ahead has its
+//! missing predecessors read from the event store and put before it; the projection then
+//! applies what is left in one go, and the new versions are written back in one statement,
+//! all in the caller's transaction.
+
+use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
 use eventstore::envelope::Envelope;
 use eventstore::Cut;
 use uuid::Uuid;
 
+use crate::projection::execute;
 use crate::{ApplyError, ProjectedEvent, Projection};
 
-const LAST_VERSION: &str = "
-    SELECT stream_version FROM projection_streams
-     WHERE projection = $1 AND stream_id = $2 FOR UPDATE";
-const RECORD_VERSION: &str = "
-    INSERT INTO projection_streams (projection, stream_id, stream_version) VALUES ($1, $2, $3)
+const LAST_VERSIONS: &str = "
+    SELECT stream_id, stream_version FROM projection_streams
+     WHERE projection = $1 AND stream_id = ANY($2)
+     ORDER BY stream_id
+       FOR UPDATE";
+const RECORD_VERSIONS: &str = "
+    INSERT INTO projection_streams (projection, stream_id, stream_version)
+    SELECT $1, s.stream_id, s.stream_version FROM unnest($2::uuid[], $3::int4[]) AS s (stream_id, stream_version)
     ON CONFLICT (projection, stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version";
 const RECORD_PROGRESS: &str = "
     INSERT INTO projection_status (projection, applied_events, last_position, last_applied_at, updated_at)
@@ -21,13 +33,16 @@ const RECORD_PROGRESS: &str = "
            last_position = GREATEST(projection_status.last_position, EXCLUDED.last_position),
            last_applied_at = now(), updated_at = now()";
 
-/// What happened to one event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Applied {
-    /// Applied, after `healed` missing earlier versions were applied from the store.
-    Applied { healed: u32 },
-    /// Already applied before: nothing changed.
-    Duplicate,
+/// What a batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Events applied, including healed ones.
+    pub applied: u64,
+    /// Events dropped because they were applied before.
+    pub duplicates: u64,
+    /// Missing events read from the store and applied.
+    pub healed: u64,
+    pub last_position: Option<i64>,
 }
 
 /// Decodes a Kafka message value into a projected event (upcasting old versions).
@@ -47,64 +62,75 @@ pub fn decode(payload: &[u8]) -> Result<ProjectedEvent, ApplyError> {
     })
 }
 
-/// Applies `event` through `projection` unless it was applied before; applies missing
-/// earlier versions from the event store first.
+/// Applies `events` (in arrival order) through `projection`, each exactly once.
 pub async fn apply<P: Projection>(
     transaction: &Transaction<'_>,
     projection: &P,
-    event: &ProjectedEvent,
-) -> Result<Applied, ApplyError> {
+    events: &[ProjectedEvent],
+) -> Result<Outcome, ApplyError> {
     let name = projection.name();
-    let last = last_version(transaction, name, event.stream_id).await?;
-    if event.stream_version <= last {
-        return Ok(Applied::Duplicate);
-    }
-    let mut healed = 0;
-    if event.stream_version > last + 1 {
-        let missing = eventstore::load_stream(
-            transaction,
-            event.stream_id,
-            Cut::Version(event.stream_version - 1),
-        )
-        .await?;
-        for recorded in missing.into_iter().filter(|e| e.stream_version > last) {
-            let earlier = ProjectedEvent {
-                event_id: recorded.event_id,
-                stream_id: recorded.stream_id,
-                stream_version: recorded.stream_version,
-                position: recorded.global_position,
-                recorded_at: recorded.recorded_at,
-                event: recorded.decode()?,
-            };
-            projection.apply(transaction, &earlier).await?;
-            healed += 1;
+    let mut streams: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let statement = transaction.prepare_cached(LAST_VERSIONS).await?;
+    let mut last: HashMap<Uuid, u32> = transaction
+        .query(&statement, &[&name, &streams])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), u32::try_from(row.get::<_, i32>(1)).unwrap_or_default()))
+        .collect();
+
+    let mut outcome = Outcome::default();
+    let mut to_apply: Vec<ProjectedEvent> = Vec::with_capacity(events.len());
+    for event in events {
+        let applied = last.get(&event.stream_id).copied().unwrap_or(0);
+        if event.stream_version <= applied {
+            outcome.duplicates += 1;
+            continue;
         }
-        tracing::info!(projection = name, stream_id = %event.stream_id, healed, "applied missing events from the store");
+        if event.stream_version > applied + 1 {
+            let missing = eventstore::load_stream(
+                transaction,
+                event.stream_id,
+                Cut::Version(event.stream_version - 1),
+            )
+            .await?;
+            for recorded in missing.into_iter().filter(|e| e.stream_version > applied) {
+                to_apply.push(ProjectedEvent {
+                    event_id: recorded.event_id,
+                    stream_id: recorded.stream_id,
+                    stream_version: recorded.stream_version,
+                    position: recorded.global_position,
+                    recorded_at: recorded.recorded_at,
+                    event: recorded.decode()?,
+                });
+                outcome.healed += 1;
+            }
+            tracing::info!(projection = name, stream_id = %event.stream_id, from = applied + 1, to = event.stream_version - 1, "applying missing events from the store");
+        }
+        last.insert(event.stream_id, event.stream_version);
+        to_apply.push(event.clone());
     }
-    projection.apply(transaction, event).await?;
-    let version = i32::try_from(event.stream_version).unwrap_or(i32::MAX);
-    transaction.execute(RECORD_VERSION, &[&name, &event.stream_id, &version]).await?;
-    Ok(Applied::Applied { healed })
-}
+    if to_apply.is_empty() {
+        return Ok(outcome);
+    }
 
-/// Adds to the projection's progress counters (once per batch).
-pub async fn record_progress(
-    transaction: &Transaction<'_>,
-    projection: &str,
-    applied: i64,
-    last_position: Option<i64>,
-) -> Result<(), ApplyError> {
-    transaction.execute(RECORD_PROGRESS, &[&projection, &applied, &last_position]).await?;
-    Ok(())
-}
+    projection.apply(transaction, &to_apply).await?;
 
-async fn last_version(
-    transaction: &Transaction<'_>,
-    projection: &str,
-    stream_id: Uuid,
-) -> Result<u32, ApplyError> {
-    let row = transaction.query_opt(LAST_VERSION, &[&projection, &stream_id]).await?;
-    Ok(row.map_or(0, |row| u32::try_from(row.get::<_, i32>(0)).unwrap_or_default()))
+    let mut versions: HashMap<Uuid, u32> = HashMap::new();
+    for event in &to_apply {
+        versions.insert(event.stream_id, event.stream_version);
+    }
+    let (ids, numbers): (Vec<Uuid>, Vec<i32>) = versions
+        .into_iter()
+        .map(|(id, version)| (id, i32::try_from(version).unwrap_or(i32::MAX)))
+        .unzip();
+    execute(transaction, RECORD_VERSIONS, &[&name, &ids, &numbers]).await?;
+    outcome.applied = to_apply.len() as u64;
+    outcome.last_position = to_apply.iter().map(|e| e.position).max();
+    let applied = i64::try_from(outcome.applied).unwrap_or(i64::MAX);
+    execute(transaction, RECORD_PROGRESS, &[&name, &applied, &outcome.last_position]).await?;
+    Ok(outcome)
 }
 
 /// The version of `stream_id` the projection has applied, for read-your-writes.
@@ -113,8 +139,11 @@ pub async fn applied_version(
     projection: &str,
     stream_id: Uuid,
 ) -> Result<u32, ApplyError> {
-    let row = client
-        .query_opt("SELECT stream_version FROM projection_streams WHERE projection = $1 AND stream_id = $2", &[&projection, &stream_id])
+    let statement = client
+        .prepare_cached(
+            "SELECT stream_version FROM projection_streams WHERE projection = $1 AND stream_id = $2",
+        )
         .await?;
+    let row = client.query_opt(&statement, &[&projection, &stream_id]).await?;
     Ok(row.map_or(0, |row| u32::try_from(row.get::<_, i32>(0)).unwrap_or_default()))
 }

@@ -146,12 +146,13 @@ pub async fn redrive(pool: &deadpool_postgres::Pool, id: i64) -> Result<bool, Re
     let payload: Option<Vec<u8>> = row.get(1);
     let event = crate::apply::decode(payload.as_deref().unwrap_or_default())
         .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
-    let applied = match projection.as_str() {
+    let events = std::slice::from_ref(&event);
+    let outcome = match projection.as_str() {
         crate::payments::NAME => {
-            crate::apply::apply(&transaction, &crate::payments::Payments, &event).await
+            crate::apply::apply(&transaction, &crate::payments::Payments, events).await
         }
         crate::notifications::NAME => {
-            crate::apply::apply(&transaction, &crate::notifications::Notifications, &event).await
+            crate::apply::apply(&transaction, &crate::notifications::Notifications, events).await
         }
         other => return Err(RedriveError::StillFailing(format!("unknown projection {other}"))),
     }
@@ -160,5 +161,5 @@ pub async fn redrive(pool: &deadpool_postgres::Pool, id: i64) -> Result<bool, Re
         .execute("UPDATE dead_letters SET redriven_at = now() WHERE id = $1", &[&id])
         .await?;
     transaction.commit().await?;
-    Ok(matches!(applied, crate::apply::Applied::Applied { .. }))
+    Ok(outcome.applied > 0)
 }

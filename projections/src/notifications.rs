@@ -2,12 +2,15 @@
 //! its subject and body rendered (amounts in the currency's minor units), status
 //! `pending`. The id derives from the event, so a replay never notifies twice.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use domain::{Event, Money};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::projection::execute;
 use crate::{ApplyError, ProjectedEvent, Projection};
 
 pub const NAME: &str = "notifications";
@@ -15,13 +18,16 @@ pub const NAME: &str = "notifications";
 /// Namespace of notification ids (UUIDv5 of the event id).
 const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6467_6572_4e6f_7469_6669_6361_7469);
 
-const REMEMBER_ORDER: &str = "
-    INSERT INTO notification_orders (order_id, customer_id, recipient) VALUES ($1, $2, $3)
+const REMEMBER_ORDERS: &str = "
+    INSERT INTO notification_orders (order_id, customer_id, recipient)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
     ON CONFLICT (order_id) DO NOTHING";
-const ORDER: &str = "SELECT customer_id, recipient FROM notification_orders WHERE order_id = $1";
+const RECIPIENTS: &str =
+    "SELECT order_id, customer_id, recipient FROM notification_orders WHERE order_id = ANY($1)";
 const INSERT: &str = "
     INSERT INTO notifications (id, order_id, customer_id, template, recipient, subject, body, position, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::int8[], $9::timestamptz[])
     ON CONFLICT (id) DO NOTHING";
 
 pub struct Notifications;
@@ -86,38 +92,66 @@ impl Projection for Notifications {
         NAME
     }
 
-    async fn apply(&self, tx: &Transaction<'_>, event: &ProjectedEvent) -> Result<(), ApplyError> {
-        if let Event::OrderPlaced(placed) = &event.event {
-            tx.execute(
-                REMEMBER_ORDER,
-                &[&event.stream_id, &placed.customer_id.as_str(), &placed.customer_email.as_str()],
-            )
-            .await?;
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[ProjectedEvent],
+    ) -> Result<(), ApplyError> {
+        let (mut ids, mut customers, mut emails) = (Vec::new(), Vec::new(), Vec::new());
+        for event in events {
+            if let Event::OrderPlaced(placed) = &event.event {
+                ids.push(event.stream_id);
+                customers.push(placed.customer_id.as_str());
+                emails.push(placed.customer_email.as_str());
+            }
         }
-        let Some((template, subject, body)) = render(&event.event, event.stream_id) else {
+        if !ids.is_empty() {
+            execute(tx, REMEMBER_ORDERS, &[&ids, &customers, &emails]).await?;
+        }
+
+        let rendered: Vec<(&ProjectedEvent, (&'static str, String, String))> =
+            events.iter().filter_map(|e| render(&e.event, e.stream_id).map(|r| (e, r))).collect();
+        if rendered.is_empty() {
             return Ok(());
-        };
-        let row = tx.query_opt(ORDER, &[&event.stream_id]).await?.ok_or_else(|| {
-            ApplyError::Inconsistent(format!("no recipient for order {}", event.stream_id))
-        })?;
-        let customer_id: String = row.try_get(0)?;
-        let recipient: String = row.try_get(1)?;
-        let id = Uuid::new_v5(&ID_NAMESPACE, event.event_id.as_bytes());
-        tx.execute(
-            INSERT,
-            &[
-                &id,
-                &event.stream_id,
-                &customer_id,
-                &template,
-                &recipient,
-                &subject,
-                &body,
-                &event.position,
-                &event.recorded_at,
-            ],
-        )
-        .await?;
+        }
+        let mut orders: Vec<Uuid> = rendered.iter().map(|(e, _)| e.stream_id).collect();
+        orders.sort_unstable();
+        orders.dedup();
+        let statement = tx.prepare_cached(RECIPIENTS).await?;
+        let recipients: HashMap<Uuid, (String, String)> = tx
+            .query(&statement, &[&orders])
+            .await?
+            .iter()
+            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .collect();
+
+        let mut columns = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for (event, (template, subject, body)) in rendered {
+            let (customer_id, recipient) = recipients.get(&event.stream_id).ok_or_else(|| {
+                ApplyError::Inconsistent(format!("no recipient for order {}", event.stream_id))
+            })?;
+            columns.0.push(Uuid::new_v5(&ID_NAMESPACE, event.event_id.as_bytes()));
+            columns.1.push(event.stream_id);
+            columns.2.push(customer_id.as_str());
+            columns.3.push(template);
+            columns.4.push(recipient.as_str());
+            columns.5.push(subject);
+            columns.6.push(body);
+            columns.7.push(event.position);
+            columns.8.push(event.recorded_at);
+        }
+        let c = &columns;
+        execute(tx, INSERT, &[&c.0, &c.1, &c.2, &c.3, &c.4, &c.5, &c.6, &c.7, &c.8]).await?;
         Ok(())
     }
 }

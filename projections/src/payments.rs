@@ -1,142 +1,228 @@
 //! The payments read model: per order what is due, captured, refunded and outstanding,
 //! its status and every attempt; per customer the totals by currency.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use domain::Event;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::projection::execute;
 use crate::{ApplyError, ProjectedEvent, Projection};
 
 pub const NAME: &str = "payments";
 
-const INSERT_ORDER: &str = "
+const INSERT_ORDERS: &str = "
     INSERT INTO payments (order_id, customer_id, currency, amount_due, placed_position, stream_version, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const ADD_CAPTURED: &str = "
-    UPDATE payments SET captured = captured + $2, stream_version = $3, updated_at = $4 WHERE order_id = $1";
-const ADD_REFUNDED: &str = "
-    UPDATE payments SET refunded = refunded + $2, stream_version = $3, updated_at = $4 WHERE order_id = $1";
-const CANCEL: &str = "
-    UPDATE payments SET cancelled = true, stream_version = $2, updated_at = $3 WHERE order_id = $1";
-const TOUCH: &str = "UPDATE payments SET stream_version = $2, updated_at = $3 WHERE order_id = $1";
-const INSERT_ATTEMPT: &str = "
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int4[], $7::timestamptz[])";
+const UPDATE_ORDERS: &str = "
+    UPDATE payments p
+       SET captured = p.captured + d.captured, refunded = p.refunded + d.refunded,
+           cancelled = p.cancelled OR d.cancelled, stream_version = d.stream_version,
+           updated_at = d.updated_at
+      FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::bool[], $5::int4[], $6::timestamptz[])
+           AS d (order_id, captured, refunded, cancelled, stream_version, updated_at)
+     WHERE p.order_id = d.order_id";
+const INSERT_ATTEMPTS: &str = "
     INSERT INTO payment_attempts (order_id, stream_version, payment_id, kind, amount, method, reason, refund_id, recorded_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])";
 
 pub struct Payments;
+
+/// What a batch does to one order's row.
+struct Change {
+    captured: i64,
+    refunded: i64,
+    cancelled: bool,
+    stream_version: i32,
+    updated_at: DateTime<Utc>,
+}
+
+/// The columns of new payment attempts, one vector per column.
+#[derive(Default)]
+struct Attempts<'a> {
+    order_id: Vec<Uuid>,
+    stream_version: Vec<i32>,
+    payment_id: Vec<&'a str>,
+    kind: Vec<&'static str>,
+    amount: Vec<i64>,
+    method: Vec<Option<&'a str>>,
+    reason: Vec<Option<&'a str>>,
+    refund_id: Vec<Option<&'a str>>,
+    recorded_at: Vec<DateTime<Utc>>,
+}
+
+impl<'a> Attempts<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        event: &ProjectedEvent,
+        payment_id: &'a str,
+        kind: &'static str,
+        amount: i64,
+        method: Option<&'a str>,
+        reason: Option<&'a str>,
+        refund_id: Option<&'a str>,
+    ) {
+        self.order_id.push(event.stream_id);
+        self.stream_version.push(version(event));
+        self.payment_id.push(payment_id);
+        self.kind.push(kind);
+        self.amount.push(amount);
+        self.method.push(method);
+        self.reason.push(reason);
+        self.refund_id.push(refund_id);
+        self.recorded_at.push(event.recorded_at);
+    }
+}
+
+fn version(event: &ProjectedEvent) -> i32 {
+    i32::try_from(event.stream_version).unwrap_or(i32::MAX)
+}
 
 impl Projection for Payments {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    async fn apply(&self, tx: &Transaction<'_>, event: &ProjectedEvent) -> Result<(), ApplyError> {
-        let order = event.stream_id;
-        let version = i32::try_from(event.stream_version).unwrap_or(i32::MAX);
-        let at = event.recorded_at;
-        let changed = match &event.event {
-            Event::OrderPlaced(placed) => {
-                tx.execute(
-                    INSERT_ORDER,
-                    &[
-                        &order,
-                        &placed.customer_id.as_str(),
-                        &placed.total.currency.code(),
-                        &placed.total.amount_minor,
-                        &event.position,
-                        &version,
-                        &at,
-                    ],
-                )
-                .await?
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[ProjectedEvent],
+    ) -> Result<(), ApplyError> {
+        let mut placed: Vec<&ProjectedEvent> = Vec::new();
+        let mut changes: HashMap<Uuid, Change> = HashMap::new();
+        let mut attempts = Attempts::default();
+        for event in events {
+            let change = changes.entry(event.stream_id).or_insert(Change {
+                captured: 0,
+                refunded: 0,
+                cancelled: false,
+                stream_version: 0,
+                updated_at: event.recorded_at,
+            });
+            change.stream_version = version(event);
+            change.updated_at = event.recorded_at;
+            match &event.event {
+                Event::OrderPlaced(_) => placed.push(event),
+                Event::PaymentCaptured(e) => {
+                    change.captured += e.amount.amount_minor;
+                    attempts.push(
+                        event,
+                        e.payment_id.as_str(),
+                        "captured",
+                        e.amount.amount_minor,
+                        Some(e.method.as_str()),
+                        None,
+                        None,
+                    );
+                }
+                Event::PaymentFailed(e) => {
+                    attempts.push(
+                        event,
+                        e.payment_id.as_str(),
+                        "failed",
+                        e.amount.amount_minor,
+                        None,
+                        Some(e.reason.as_str()),
+                        None,
+                    );
+                }
+                Event::PaymentRefunded(e) => {
+                    change.refunded += e.amount.amount_minor;
+                    attempts.push(
+                        event,
+                        e.payment_id.as_str(),
+                        "refunded",
+                        e.amount.amount_minor,
+                        None,
+                        Some(e.reason.as_str()),
+                        Some(e.refund_id.as_str()),
+                    );
+                }
+                Event::OrderCancelled(_) => change.cancelled = true,
+                Event::OrderFullyPaid(_) | Event::OrderShipped(_) => {}
             }
-            Event::PaymentCaptured(captured) => {
-                attempt(
-                    tx,
-                    event,
-                    captured.payment_id.as_str(),
-                    "captured",
-                    captured.amount.amount_minor,
-                    Some(captured.method.as_str()),
-                    None,
-                    None,
-                )
-                .await?;
-                tx.execute(ADD_CAPTURED, &[&order, &captured.amount.amount_minor, &version, &at])
-                    .await?
-            }
-            Event::PaymentFailed(failed) => {
-                attempt(
-                    tx,
-                    event,
-                    failed.payment_id.as_str(),
-                    "failed",
-                    failed.amount.amount_minor,
-                    None,
-                    Some(failed.reason.as_str()),
-                    None,
-                )
-                .await?;
-                tx.execute(TOUCH, &[&order, &version, &at]).await?
-            }
-            Event::PaymentRefunded(refunded) => {
-                attempt(
-                    tx,
-                    event,
-                    refunded.payment_id.as_str(),
-                    "refunded",
-                    refunded.amount.amount_minor,
-                    None,
-                    Some(refunded.reason.as_str()),
-                    Some(refunded.refund_id.as_str()),
-                )
-                .await?;
-                tx.execute(ADD_REFUNDED, &[&order, &refunded.amount.amount_minor, &version, &at])
-                    .await?
-            }
-            Event::OrderCancelled(_) => tx.execute(CANCEL, &[&order, &version, &at]).await?,
-            Event::OrderFullyPaid(_) | Event::OrderShipped(_) => {
-                tx.execute(TOUCH, &[&order, &version, &at]).await?
-            }
-        };
-        if changed == 1 {
-            Ok(())
-        } else {
-            Err(ApplyError::Inconsistent(format!("no payments row for order {order}")))
         }
-    }
-}
 
-#[allow(clippy::too_many_arguments)]
-async fn attempt(
-    tx: &Transaction<'_>,
-    event: &ProjectedEvent,
-    payment_id: &str,
-    kind: &str,
-    amount: i64,
-    method: Option<&str>,
-    reason: Option<&str>,
-    refund_id: Option<&str>,
-) -> Result<(), ApplyError> {
-    let version = i32::try_from(event.stream_version).unwrap_or(i32::MAX);
-    tx.execute(
-        INSERT_ATTEMPT,
-        &[
-            &event.stream_id,
-            &version,
-            &payment_id,
-            &kind,
-            &amount,
-            &method,
-            &reason,
-            &refund_id,
-            &event.recorded_at,
-        ],
-    )
-    .await?;
-    Ok(())
+        if !placed.is_empty() {
+            let mut columns = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            for event in &placed {
+                if let Event::OrderPlaced(e) = &event.event {
+                    columns.0.push(event.stream_id);
+                    columns.1.push(e.customer_id.as_str());
+                    columns.2.push(e.total.currency.code());
+                    columns.3.push(e.total.amount_minor);
+                    columns.4.push(event.position);
+                    columns.5.push(version(event));
+                    columns.6.push(event.recorded_at);
+                }
+            }
+            execute(
+                tx,
+                INSERT_ORDERS,
+                &[
+                    &columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &columns.5,
+                    &columns.6,
+                ],
+            )
+            .await?;
+        }
+
+        let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (order_id, change) in &changes {
+            columns.0.push(*order_id);
+            columns.1.push(change.captured);
+            columns.2.push(change.refunded);
+            columns.3.push(change.cancelled);
+            columns.4.push(change.stream_version);
+            columns.5.push(change.updated_at);
+        }
+        let updated = execute(
+            tx,
+            UPDATE_ORDERS,
+            &[&columns.0, &columns.1, &columns.2, &columns.3, &columns.4, &columns.5],
+        )
+        .await?;
+        if updated != changes.len() as u64 {
+            return Err(ApplyError::Inconsistent(format!(
+                "{} of {} orders have no payments row",
+                changes.len() as u64 - updated,
+                changes.len()
+            )));
+        }
+
+        if !attempts.order_id.is_empty() {
+            let a = &attempts;
+            execute(
+                tx,
+                INSERT_ATTEMPTS,
+                &[
+                    &a.order_id,
+                    &a.stream_version,
+                    &a.payment_id,
+                    &a.kind,
+                    &a.amount,
+                    &a.method,
+                    &a.reason,
+                    &a.refund_id,
+                    &a.recorded_at,
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

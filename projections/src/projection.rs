@@ -29,8 +29,10 @@ pub enum ApplyError {
     Inconsistent(String),
 }
 
-/// A read model. `apply` runs inside the transaction that also records the event as
-/// applied, so its effect happens exactly once.
+/// A read model. `apply` runs inside the transaction that also records the events as
+/// applied, so their effect happens exactly once. It receives new events only (no
+/// duplicates), in stream order per order, and should write them with a few set-based
+/// statements rather than a few statements per event.
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the consumer group, the dedupe key, the admin name.
     fn name(&self) -> &'static str;
@@ -38,6 +40,17 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(
         &self,
         transaction: &Transaction<'_>,
-        event: &ProjectedEvent,
+        events: &[ProjectedEvent],
     ) -> impl Future<Output = Result<(), ApplyError>> + Send;
+}
+
+/// Executes `sql` through the connection's statement cache: one round trip instead of two
+/// (prepare, then execute) for statements run once per event.
+pub async fn execute(
+    transaction: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = transaction.prepare_cached(sql).await?;
+    transaction.execute(&statement, params).await
 }

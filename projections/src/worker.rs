@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::apply::{apply, decode, record_progress, Applied};
+use crate::apply::{apply, decode};
 use crate::dead_letter::{park, FailedMessage};
 use crate::{ApplyError, Projection};
 
@@ -156,6 +156,9 @@ impl<P: Projection> Worker<P> {
             .set("group.id", Self::group_id(&self.kafka, self.projection.name()))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // A fetch returns as soon as there is data, or after this: it bounds how long
+            // a quiet partition delays a new event (librdkafka's default is 500 ms).
+            .set("fetch.wait.max.ms", "20")
             .create()
             .map_err(|e| e.to_string())?;
         consumer.subscribe(&[&self.kafka.orders_topic()]).map_err(|e| e.to_string())?;
@@ -190,33 +193,19 @@ impl<P: Projection> Worker<P> {
     }
 
     async fn apply_all(&self, batch: &[OwnedMessage]) -> Result<(), ApplyError> {
+        let events = batch
+            .iter()
+            .map(|message| decode(message.payload().unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut client = self.pool.get().await.map_err(eventstore::StoreError::from)?;
         let transaction = client.transaction().await?;
-        let (mut applied, mut duplicates, mut healed, mut last_position) = (0u64, 0u64, 0u64, None);
-        for message in batch {
-            let event = decode(message.payload().unwrap_or_default())?;
-            match apply(&transaction, self.projection.as_ref(), &event).await? {
-                Applied::Applied { healed: h } => {
-                    applied += 1 + u64::from(h);
-                    healed += u64::from(h);
-                }
-                Applied::Duplicate => duplicates += 1,
-            }
-            last_position = last_position.max(Some(event.position));
-        }
-        record_progress(
-            &transaction,
-            self.projection.name(),
-            i64::try_from(applied).unwrap_or(i64::MAX),
-            last_position,
-        )
-        .await?;
+        let outcome = apply(&transaction, self.projection.as_ref(), &events).await?;
         transaction.commit().await?;
         let mut status = self.status.lock();
-        status.applied_events += applied;
-        status.duplicates += duplicates;
-        status.healed_events += healed;
-        status.last_position = status.last_position.max(last_position);
+        status.applied_events += outcome.applied;
+        status.duplicates += outcome.duplicates;
+        status.healed_events += outcome.healed;
+        status.last_position = status.last_position.max(outcome.last_position);
         status.last_applied_at = Some(Utc::now());
         Ok(())
     }

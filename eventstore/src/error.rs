@@ -22,19 +22,25 @@ pub enum StoreError {
     },
 }
 
-impl From<tokio_postgres::Error> for StoreError {
-    fn from(error: tokio_postgres::Error) -> Self {
+impl StoreError {
+    /// Whether a database error is transient: the connection or the server, not the
+    /// statement, failed (`code() == None` means the error did not come from the server).
+    pub fn is_transient(error: &tokio_postgres::Error) -> bool {
         use tokio_postgres::error::SqlState;
-        let transient = error.is_closed()
+        error.is_closed()
             || matches!(
                 error.code(),
                 None | Some(&SqlState::QUERY_CANCELED)
                     | Some(&SqlState::ADMIN_SHUTDOWN)
                     | Some(&SqlState::CANNOT_CONNECT_NOW)
                     | Some(&SqlState::TOO_MANY_CONNECTIONS)
-            );
-        // `code() == None` means the error did not come from the server (I/O, protocol).
-        if transient {
+            )
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        if Self::is_transient(&error) {
             Self::Unavailable(error.to_string())
         } else {
             Self::Database(error)

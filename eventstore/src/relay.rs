@@ -146,7 +146,7 @@ impl Relay {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
-            .set("linger.ms", "5")
+            .set("linger.ms", "1")
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "1000000")
             .set("message.timeout.ms", self.settings.message_timeout.as_millis().to_string())

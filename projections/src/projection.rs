@@ -29,6 +29,21 @@ pub enum ApplyError {
     Inconsistent(String),
 }
 
+impl ApplyError {
+    /// A failure of the infrastructure (connection lost, database restarting, pool
+    /// exhausted) rather than of the message: worth waiting out, never a dead letter.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(error) => eventstore::StoreError::is_transient(error),
+            Self::Store(eventstore::StoreError::Unavailable(_)) => true,
+            Self::Store(eventstore::StoreError::Database(error)) => {
+                eventstore::StoreError::is_transient(error)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A read model. `apply` runs inside the transaction that also records the events as
 /// applied, so their effect happens exactly once. It receives new events only (no
 /// duplicates), in stream order per order, and should write them with a few set-based

@@ -39,7 +39,7 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            batch_max: 1_000,
+            batch_max: 5_000,
             batch_wait: Duration::from_millis(5),
             max_attempts: 3,
             retry_base: Duration::from_millis(100),
@@ -132,14 +132,19 @@ impl<P: Projection> Worker<P> {
                     continue;
                 }
             };
+            // Whatever else arrives within `batch_wait` of the first message joins its
+            // batch: a backlog drains in large batches, a trickle is not held back.
             let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.settings.batch_wait;
             while batch.len() < self.settings.batch_max {
-                match tokio::time::timeout(self.settings.batch_wait, consumer.recv()).await {
+                match tokio::time::timeout_at(deadline, consumer.recv()).await {
                     Ok(Ok(message)) => batch.push(message.detach()),
                     _ => break,
                 }
             }
-            self.process(&batch, &producer).await;
+            if !self.process(&batch, &producer, &mut shutdown).await {
+                break; // stopping mid-outage: the batch is redelivered to the next worker
+            }
             if let Err(error) = commit_offsets(&consumer, &batch) {
                 // The next commit covers these offsets; a redelivery is deduplicated.
                 tracing::warn!(projection = name, %error, "offset commit failed");
@@ -158,7 +163,7 @@ impl<P: Projection> Worker<P> {
             .set("auto.offset.reset", "earliest")
             // A fetch returns as soon as there is data, or after this: it bounds how long
             // a quiet partition delays a new event (librdkafka's default is 500 ms).
-            .set("fetch.wait.max.ms", "20")
+            .set("fetch.wait.max.ms", "5")
             .create()
             .map_err(|e| e.to_string())?;
         consumer.subscribe(&[&self.kafka.orders_topic()]).map_err(|e| e.to_string())?;
@@ -167,17 +172,45 @@ impl<P: Projection> Worker<P> {
         Ok((consumer, producer))
     }
 
-    /// Applies the batch in one transaction; if that fails, message by message.
-    async fn process(&self, batch: &[OwnedMessage], producer: &FutureProducer) {
-        match self.apply_all(batch).await {
-            Ok(()) => return,
-            Err(error) => tracing::debug!(%error, "batch failed; applying its messages one by one"),
+    /// Applies the batch in one transaction; if that fails, message by message. While the
+    /// database is unreachable nothing moves: the batch is retried until it applies (or
+    /// the worker stops, leaving its offsets uncommitted).
+    async fn process(
+        &self,
+        batch: &[OwnedMessage],
+        producer: &FutureProducer,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let mut delay = self.settings.retry_base;
+        loop {
+            match self.apply_all(batch).await {
+                Ok(()) => return true,
+                Err(error) if error.is_transient() => {
+                    self.set_state("waiting_for_database", Some(error.to_string()));
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return false,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "batch failed; applying its messages one by one");
+                    break;
+                }
+            }
         }
+        self.set_state("running", None);
         for message in batch {
             let mut attempt = 1;
             loop {
                 match self.apply_all(std::slice::from_ref(message)).await {
                     Ok(()) => break,
+                    Err(error) if error.is_transient() => {
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            _ = shutdown.changed() => return false,
+                        }
+                    }
                     Err(error) if attempt < self.settings.max_attempts => {
                         tokio::time::sleep(self.settings.retry_base * 2u32.pow(attempt - 1)).await;
                         attempt += 1;
@@ -190,6 +223,7 @@ impl<P: Projection> Worker<P> {
                 }
             }
         }
+        true
     }
 
     async fn apply_all(&self, batch: &[OwnedMessage]) -> Result<(), ApplyError> {

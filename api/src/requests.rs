@@ -15,6 +15,29 @@ use domain::{
 
 use crate::error::ApiError;
 
+/// A request body for a command on an existing order.
+pub trait IntoCommand: serde::de::DeserializeOwned + Send + 'static {
+    fn into_command(self) -> Result<Command, ApiError>;
+}
+
+macro_rules! into_command {
+    ($($request:ty),*) => {
+        $(impl IntoCommand for $request {
+            fn into_command(self) -> Result<Command, ApiError> {
+                self.parse()
+            }
+        })*
+    };
+}
+
+into_command!(
+    CapturePaymentRequest,
+    RecordPaymentFailureRequest,
+    RefundPaymentRequest,
+    CancelOrderRequest,
+    ShipOrderRequest
+);
+
 /// Collects validation errors across fields.
 #[derive(Default)]
 struct Errors(Vec<ValidationError>);

@@ -21,6 +21,10 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
+use crate::requests::{
+    CancelOrderRequest, CapturePaymentRequest, RecordPaymentFailureRequest, RefundPaymentRequest,
+    ShipOrderRequest,
+};
 
 /// What handlers share.
 #[derive(Clone)]
@@ -76,11 +80,14 @@ pub fn router(context: ApiContext, serve_api: bool) -> Router {
         .route("/v1/orders", post(orders::place_order))
         .route("/v1/orders/{id}", get(orders::get_order))
         .route("/v1/orders/{id}/events", get(orders::get_order_events))
-        .route("/v1/orders/{id}/payments", post(orders::capture_payment))
-        .route("/v1/orders/{id}/payment-failures", post(orders::record_payment_failure))
-        .route("/v1/orders/{id}/refunds", post(orders::refund_payment))
-        .route("/v1/orders/{id}/cancellation", post(orders::cancel_order))
-        .route("/v1/orders/{id}/shipment", post(orders::ship_order))
+        .route("/v1/orders/{id}/payments", post(orders::order_command::<CapturePaymentRequest>))
+        .route(
+            "/v1/orders/{id}/payment-failures",
+            post(orders::order_command::<RecordPaymentFailureRequest>),
+        )
+        .route("/v1/orders/{id}/refunds", post(orders::order_command::<RefundPaymentRequest>))
+        .route("/v1/orders/{id}/cancellation", post(orders::order_command::<CancelOrderRequest>))
+        .route("/v1/orders/{id}/shipment", post(orders::order_command::<ShipOrderRequest>))
         .route("/v1/payments", get(payments::list_payments))
         .route("/v1/payments/{id}", get(payments::get_payments))
         .route("/v1/customers/{id}/balance", get(payments::customer_balance))

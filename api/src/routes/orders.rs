@@ -4,7 +4,6 @@ use axum::extract::{Extension, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use domain::{evolve, Command, Order, OrderId};
@@ -14,10 +13,7 @@ use crate::commands::{self, CommandRequest, CommandResponse};
 use crate::correlation::CorrelationId;
 use crate::error::ApiError;
 use crate::extract::{CommandHeaders, JsonBody, OrderIdPath};
-use crate::requests::{
-    CancelOrderRequest, CapturePaymentRequest, PlaceOrderRequest, RecordPaymentFailureRequest,
-    RefundPaymentRequest, ShipOrderRequest,
-};
+use crate::requests::{IntoCommand, PlaceOrderRequest};
 use crate::routes::ApiContext;
 use crate::views::{EventView, HistoryView, OrderView};
 
@@ -63,31 +59,6 @@ fn command_response(order_id: OrderId, response: CommandResponse) -> Response {
     http
 }
 
-/// Parses a command body and submits it for the order in the path.
-async fn command_for<T: DeserializeOwned>(
-    context: &ApiContext,
-    OrderIdPath(order_id): OrderIdPath,
-    headers: CommandHeaders,
-    correlation: CorrelationId,
-    uri: Uri,
-    body: JsonBody<T>,
-    parse: impl FnOnce(T) -> Result<Command, ApiError>,
-) -> Result<Response, ApiError> {
-    let command = parse(body.value)?;
-    submit(
-        context,
-        Submission {
-            order_id,
-            command,
-            headers,
-            correlation,
-            path: uri.path().to_owned(),
-            raw_body: body.raw,
-        },
-    )
-    .await
-}
-
 pub async fn place_order(
     State(context): State<ApiContext>,
     headers: CommandHeaders,
@@ -100,74 +71,26 @@ pub async fn place_order(
         return Err(ApiError::internal(anyhow::anyhow!("placing parsed into another command")));
     };
     let order_id = place.order_id;
-    submit(
-        &context,
-        Submission {
-            order_id,
-            command,
-            headers,
-            correlation,
-            path: uri.path().to_owned(),
-            raw_body: body.raw,
-        },
-    )
-    .await
+    let path = uri.path().to_owned();
+    let submission =
+        Submission { order_id, command, headers, correlation, path, raw_body: body.raw };
+    submit(&context, submission).await
 }
 
-pub async fn capture_payment(
+/// Any command on an existing order (`/v1/orders/{id}/…`): the body type says which.
+pub async fn order_command<R: IntoCommand>(
     State(context): State<ApiContext>,
-    path: OrderIdPath,
+    OrderIdPath(order_id): OrderIdPath,
     headers: CommandHeaders,
     Extension(correlation): Extension<CorrelationId>,
     uri: Uri,
-    body: JsonBody<CapturePaymentRequest>,
+    body: JsonBody<R>,
 ) -> Result<Response, ApiError> {
-    command_for(&context, path, headers, correlation, uri, body, CapturePaymentRequest::parse).await
-}
-
-pub async fn record_payment_failure(
-    State(context): State<ApiContext>,
-    path: OrderIdPath,
-    headers: CommandHeaders,
-    Extension(correlation): Extension<CorrelationId>,
-    uri: Uri,
-    body: JsonBody<RecordPaymentFailureRequest>,
-) -> Result<Response, ApiError> {
-    command_for(&context, path, headers, correlation, uri, body, RecordPaymentFailureRequest::parse)
-        .await
-}
-
-pub async fn refund_payment(
-    State(context): State<ApiContext>,
-    path: OrderIdPath,
-    headers: CommandHeaders,
-    Extension(correlation): Extension<CorrelationId>,
-    uri: Uri,
-    body: JsonBody<RefundPaymentRequest>,
-) -> Result<Response, ApiError> {
-    command_for(&context, path, headers, correlation, uri, body, RefundPaymentRequest::parse).await
-}
-
-pub async fn cancel_order(
-    State(context): State<ApiContext>,
-    path: OrderIdPath,
-    headers: CommandHeaders,
-    Extension(correlation): Extension<CorrelationId>,
-    uri: Uri,
-    body: JsonBody<CancelOrderRequest>,
-) -> Result<Response, ApiError> {
-    command_for(&context, path, headers, correlation, uri, body, CancelOrderRequest::parse).await
-}
-
-pub async fn ship_order(
-    State(context): State<ApiContext>,
-    path: OrderIdPath,
-    headers: CommandHeaders,
-    Extension(correlation): Extension<CorrelationId>,
-    uri: Uri,
-    body: JsonBody<ShipOrderRequest>,
-) -> Result<Response, ApiError> {
-    command_for(&context, path, headers, correlation, uri, body, ShipOrderRequest::parse).await
+    let command = body.value.into_command()?;
+    let path = uri.path().to_owned();
+    let submission =
+        Submission { order_id, command, headers, correlation, path, raw_body: body.raw };
+    submit(&context, submission).await
 }
 
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]

@@ -114,6 +114,14 @@ impl PlaceOrder {
             ));
         }
         for (index, item) in items.iter().enumerate() {
+            // The total adds minor units: an item in another currency would be counted as
+            // if it were in the order's.
+            if item.unit_price.currency != currency {
+                return Err(ValidationError::new(
+                    format!("items[{index}].unit_price"),
+                    format!("must be in the order's currency {currency}"),
+                ));
+            }
             if items[..index].iter().any(|earlier| earlier.sku == item.sku) {
                 return Err(ValidationError::new(
                     format!("items[{index}].sku"),

@@ -75,7 +75,9 @@ pub struct PaymentRefunded {
     pub reason: Reason,
 }
 
-/// The balance reached zero: captures less refunds now equal the order total.
+/// The balance reached zero: captures now equal the order total. Refunds do not reopen the
+/// balance, so an order records this at most once: with the capture that settles it, or on
+/// placement when its total is zero.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderFullyPaid {
     pub total: Money,

@@ -16,7 +16,7 @@
 //! written next to the command that records it.
 
 // Each test crate (`rules`, `properties`) uses only part of the harness.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod commands;
 mod events;
@@ -33,7 +33,9 @@ pub struct Given {
 
 /// Starts a specification from the events already recorded for the order.
 pub fn given(history: impl IntoIterator<Item = Event>) -> Given {
-    Given { state: history.into_iter().fold(Order::default(), |order, event| evolve(order, &event)) }
+    Given {
+        state: history.into_iter().fold(Order::default(), |order, event| evolve(order, &event)),
+    }
 }
 
 /// An order that was never placed: the state of an empty stream.
@@ -86,7 +88,12 @@ impl When {
         let expected = expected.into();
         match self.outcome {
             Err(error) => {
-                assert_eq!(error, expected, "{} was refused for another reason", self.command.name())
+                assert_eq!(
+                    error,
+                    expected,
+                    "{} was refused for another reason",
+                    self.command.name()
+                )
             }
             Ok(events) => panic!(
                 "expected {} to be refused with {expected:?}\nbut it recorded {events:#?}",
@@ -100,7 +107,7 @@ impl When {
     pub fn then_state(self, check: impl FnOnce(&PlacedOrder)) {
         let name = self.command.name();
         match self.outcome {
-            Ok(events) => check(placed(&events.iter().fold(self.state, evolve))),
+            Ok(events) => check(placed_order(&events.iter().fold(self.state, evolve))),
             Err(error) => panic!("expected {name} to be accepted, but it was refused: {error:?}"),
         }
     }
@@ -114,12 +121,12 @@ pub struct Then {
 impl Then {
     #[track_caller]
     pub fn and_state(self, check: impl FnOnce(&PlacedOrder)) {
-        check(placed(&self.state));
+        check(placed_order(&self.state));
     }
 }
 
 #[track_caller]
-fn placed(order: &Order) -> &PlacedOrder {
+fn placed_order(order: &Order) -> &PlacedOrder {
     match order {
         Order::Placed(placed) => placed,
         Order::Unplaced => panic!("expected a placed order, but the order is unplaced"),

@@ -35,6 +35,11 @@ impl EventStore {
         load_stream(&client, stream_id, cut).await
     }
 
+    /// A pooled connection for the read side (read models, status reports).
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
     /// Opens a transaction for one command on one stream, holding that stream's lock
     /// until it ends. Dropping it without `commit` rolls it back.
     pub async fn begin(&self, stream_id: Uuid) -> Result<UnitOfWork, StoreError> {

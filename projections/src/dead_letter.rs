@@ -89,7 +89,7 @@ pub struct DeadLetter {
 pub async fn list(
     client: &impl GenericClient,
     limit: i64,
-) -> Result<Vec<DeadLetter>, tokio_postgres::Error> {
+) -> Result<Vec<DeadLetter>, eventstore::StoreError> {
     let rows = client
         .query(
             "SELECT id, projection, topic, partition, \"offset\", key, error, attempts, created_at, redriven_at
@@ -124,16 +124,20 @@ pub enum RedriveError {
     #[error("it still fails: {0}")]
     StillFailing(String),
     #[error(transparent)]
-    Database(#[from] tokio_postgres::Error),
-    #[error(transparent)]
-    Pool(#[from] deadpool_postgres::PoolError),
+    Store(#[from] eventstore::StoreError),
+}
+
+impl From<tokio_postgres::Error> for RedriveError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::Store(error.into())
+    }
 }
 
 /// Applies a parked message through its projection again (after a fix), exactly once, and
 /// marks it re-driven in the same transaction. What it applied: `true`, or `false` when
 /// the event had meanwhile been applied (a duplicate).
 pub async fn redrive(pool: &deadpool_postgres::Pool, id: i64) -> Result<bool, RedriveError> {
-    let mut client = pool.get().await?;
+    let mut client = pool.get().await.map_err(eventstore::StoreError::from)?;
     let transaction = client.transaction().await?;
     let row = transaction
         .query_opt("SELECT projection, payload, redriven_at IS NOT NULL FROM dead_letters WHERE id = $1 FOR UPDATE", &[&id])

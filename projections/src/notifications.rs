@@ -179,7 +179,7 @@ pub async fn list(
     status: Option<&str>,
     after: Option<i64>,
     limit: i64,
-) -> Result<Vec<Notification>, tokio_postgres::Error> {
+) -> Result<Vec<Notification>, eventstore::StoreError> {
     let rows = client
         .query(
             "SELECT id, order_id, customer_id, template, recipient, subject, body, status, created_at, position

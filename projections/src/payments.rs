@@ -292,7 +292,7 @@ fn summary(row: &tokio_postgres::Row) -> Result<PaymentSummary, tokio_postgres::
 pub async fn get(
     client: &impl GenericClient,
     order_id: Uuid,
-) -> Result<Option<OrderPayments>, tokio_postgres::Error> {
+) -> Result<Option<OrderPayments>, eventstore::StoreError> {
     let Some(row) = client
         .query_opt(
             &format!("SELECT {SUMMARY_COLUMNS} FROM payments WHERE order_id = $1"),
@@ -333,7 +333,7 @@ pub async fn list(
     status: Option<&str>,
     after: Option<i64>,
     limit: i64,
-) -> Result<Vec<PaymentSummary>, tokio_postgres::Error> {
+) -> Result<Vec<PaymentSummary>, eventstore::StoreError> {
     let rows = client
         .query(
             &format!(
@@ -346,14 +346,14 @@ pub async fn list(
             &[&customer_id, &status, &after.unwrap_or(0), &limit],
         )
         .await?;
-    rows.iter().map(summary).collect()
+    Ok(rows.iter().map(summary).collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
 /// Totals across a customer's orders, one entry per currency.
 pub async fn customer_balance(
     client: &impl GenericClient,
     customer_id: &str,
-) -> Result<Vec<Balance>, tokio_postgres::Error> {
+) -> Result<Vec<Balance>, eventstore::StoreError> {
     let rows = client
         .query(
             "SELECT currency, sum(amount_due)::bigint, sum(captured)::bigint, sum(refunded)::bigint,

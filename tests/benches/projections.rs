@@ -144,7 +144,9 @@ async fn latency() -> anyhow::Result<()> {
         let client = app.database.client().await?;
         tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut every_millisecond = tokio::time::interval(Duration::from_millis(1));
             loop {
+                every_millisecond.tick().await;
                 let waiting: Vec<(Uuid, i32, Instant)> =
                     pending.lock().map(|p| p.clone()).unwrap_or_default();
                 if waiting.is_empty() && !sending.load(Ordering::SeqCst) {
@@ -172,7 +174,6 @@ async fn latency() -> anyhow::Result<()> {
                         });
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
     };

@@ -1,7 +1,7 @@
 //! Bad input gets a clear `application/problem+json` error with a stable code that names
 //! the field, and loses nothing: the store is unchanged after every case.
 
-use ledger_tests::TestApp;
+use ledger_tests::{pluck, TestApp};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -407,13 +407,12 @@ async fn every_bad_request_gets_a_problem_and_changes_nothing() -> anyhow::Resul
         assert_eq!(problem["status"], case.status, "{}", case.name);
         assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", case.name);
         if let Some(field) = case.field {
-            let fields: Vec<&str> = problem["errors"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["field"].as_str())
-                .collect();
-            assert!(fields.contains(&field), "{}: expected field {field} in {fields:?}", case.name);
+            let fields: Vec<String> = pluck(&problem, "errors", "field");
+            assert!(
+                fields.iter().any(|f| f == field),
+                "{}: expected field {field} in {fields:?}",
+                case.name
+            );
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use eventstore::{schema, AppendError, Cut, EventStore, Metadata, PoolSettings};
 use futures_util::future::join_all;
-use ledger_tests::{expect_json, TestApp, TestDatabase, ORDER_TOTAL_MINOR};
+use ledger_tests::{expect_json, pluck, TestApp, TestDatabase, ORDER_TOTAL_MINOR};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
@@ -154,12 +154,7 @@ async fn concurrent_commands_without_if_match_all_apply_in_turn() -> anyhow::Res
     assert_eq!(order["captured_minor"], CAPTURES * 50);
     assert_eq!(order["outstanding_minor"], ORDER_TOTAL_MINOR - CAPTURES * 50);
     let history = app.history(order_id).await?;
-    let versions: Vec<i64> = history["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["stream_version"].as_i64())
-        .collect();
+    let versions: Vec<i64> = pluck(&history, "events", "stream_version");
     assert_eq!(versions, (1..=CAPTURES + 1).collect::<Vec<_>>());
     Ok(())
 }

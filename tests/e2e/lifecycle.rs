@@ -1,16 +1,11 @@
 //! A whole order, over HTTP: place → partial capture → capture the rest (fully paid) →
 //! refund part → ship → refund after shipping. History and state agree with every step.
 
-use ledger_tests::{expect_json, expect_status, TestApp, ORDER_TOTAL_MINOR};
+use ledger_tests::{expect_json, expect_status, pluck, TestApp, ORDER_TOTAL_MINOR};
 use serde_json::Value;
 
 fn event_types(history: &Value) -> Vec<String> {
-    history["events"]
-        .as_array()
-        .map(|events| {
-            events.iter().filter_map(|e| e["event_type"].as_str().map(str::to_owned)).collect()
-        })
-        .unwrap_or_default()
+    pluck(history, "events", "event_type")
 }
 
 #[tokio::test]
@@ -30,12 +25,7 @@ async fn an_order_from_placement_to_shipping_and_a_late_refund() -> anyhow::Resu
 
     let rest =
         expect_json(app.capture(order_id, "pay_2", ORDER_TOTAL_MINOR - 1000).await?, 201).await?;
-    let types: Vec<&str> = rest["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["event_type"].as_str())
-        .collect();
+    let types: Vec<String> = pluck(&rest, "events", "event_type");
     assert_eq!(
         types,
         ["PaymentCaptured", "OrderFullyPaid"],
@@ -68,19 +58,9 @@ async fn an_order_from_placement_to_shipping_and_a_late_refund() -> anyhow::Resu
             "PaymentRefunded"
         ]
     );
-    let versions: Vec<i64> = history["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["stream_version"].as_i64())
-        .collect();
+    let versions: Vec<i64> = pluck(&history, "events", "stream_version");
     assert_eq!(versions, (1..=7).collect::<Vec<_>>(), "versions have no gap");
-    let positions: Vec<i64> = history["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["position"].as_i64())
-        .collect();
+    let positions: Vec<i64> = pluck(&history, "events", "position");
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "positions increase: {positions:?}");
 
     let order = app.order(order_id).await?;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use eventstore::KafkaSettings;
 use ledger_tests::{
-    expect_json, expect_status, kafka_brokers, poll_until, TestApp, TopicReader, ORDER_TOTAL_MINOR,
+    expect_json, expect_status, kafka_brokers, pluck, poll_until, TestApp, TopicReader,
+    ORDER_TOTAL_MINOR,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
@@ -160,12 +161,7 @@ async fn read_models_match_what_the_commands_imply() -> anyhow::Result<()> {
 
     // The first order's messages, rendered with the currency's minor units.
     let first = app.notifications(&format!("order_id={}", orders[0].0)).await?;
-    let templates: Vec<&str> = first["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n["template"].as_str())
-        .collect();
+    let templates: Vec<String> = pluck(&first, "items", "template");
     assert_eq!(
         templates,
         [
@@ -286,12 +282,7 @@ async fn the_same_events_delivered_twice_change_nothing() -> anyhow::Result<()> 
     }
     poll_until(DEADLINE, "both workers to see the duplicates", || async {
         let status = expect_json(app.get("/v1/admin/projections").send().await?, 200).await?;
-        let duplicates: Vec<u64> = status["workers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|w| w["duplicates"].as_u64())
-            .collect();
+        let duplicates: Vec<u64> = pluck(&status, "workers", "duplicates");
         Ok((duplicates.len() == 2 && duplicates.iter().all(|d| *d >= 8)).then_some(()))
     })
     .await?;

@@ -22,3 +22,18 @@ pub use broker::{kafka_brokers, TestBroker};
 pub use database::TestDatabase;
 pub use poll::poll_until;
 pub use topic::{ReceivedMessage, TopicReader};
+
+/// The `field` of every item of the JSON list `json[list]`, as `T` (items without it, or
+/// of another type, are skipped): `pluck::<i64>(&history, "events", "stream_version")`.
+pub fn pluck<T: serde::de::DeserializeOwned>(
+    json: &serde_json::Value,
+    list: &str,
+    field: &str,
+) -> Vec<T> {
+    json[list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| T::deserialize(&item[field]).ok())
+        .collect()
+}

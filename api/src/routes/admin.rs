@@ -43,10 +43,8 @@ pub async fn projections(
 pub async fn dead_letters(
     State(context): State<ApiContext>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let client = context.store.pool().get().await.map_err(eventstore::StoreError::from)?;
-    let items = projections::dead_letter::list(&client, 500)
-        .await
-        .map_err(|e| ApiError::from(eventstore::StoreError::from(e)))?;
+    let client = context.store.client().await?;
+    let items = projections::dead_letter::list(&client, 500).await?;
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
@@ -67,7 +65,6 @@ pub async fn redrive(
         Err(error @ (RedriveError::AlreadyRedriven(_) | RedriveError::StillFailing(_))) => {
             Err(ApiError::RedriveFailed(error.to_string()))
         }
-        Err(RedriveError::Pool(error)) => Err(eventstore::StoreError::from(error).into()),
-        Err(RedriveError::Database(error)) => Err(eventstore::StoreError::from(error).into()),
+        Err(RedriveError::Store(error)) => Err(error.into()),
     }
 }

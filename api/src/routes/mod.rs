@@ -48,7 +48,7 @@ pub(crate) async fn wait_until_applied(
     let deadline = Instant::now() + wait;
     loop {
         let applied = {
-            let client = context.store.pool().get().await.map_err(eventstore::StoreError::from)?;
+            let client = context.store.client().await?;
             projections::apply::applied_version(&client, projection, stream_id)
                 .await
                 .map_err(ApiError::internal)?

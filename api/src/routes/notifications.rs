@@ -34,7 +34,7 @@ pub async fn list_notifications(
         })?;
         wait_until_applied(&context, notifications::NAME, order_id, version, wait).await?;
     }
-    let client = context.store.pool().get().await.map_err(eventstore::StoreError::from)?;
+    let client = context.store.client().await?;
     let items = notifications::list(
         &client,
         customer_id.as_deref(),
@@ -43,8 +43,7 @@ pub async fn list_notifications(
         cursor,
         limit,
     )
-    .await
-    .map_err(|e| ApiError::from(eventstore::StoreError::from(e)))?;
+    .await?;
     let next = (items.len() as i64 == limit).then(|| items.last().map(|n| n.position)).flatten();
     Ok(Json(Page { items, next_cursor: cursor_after(next) }))
 }

@@ -28,10 +28,9 @@ pub async fn get_payments(
     if let Some((version, wait)) = wait {
         wait_until_applied(&context, payments::NAME, order_id.as_uuid(), version, wait).await?;
     }
-    let client = context.store.pool().get().await.map_err(eventstore::StoreError::from)?;
+    let client = context.store.client().await?;
     payments::get(&client, order_id.as_uuid())
-        .await
-        .map_err(|e| ApiError::from(eventstore::StoreError::from(e)))?
+        .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("payments of this order".to_owned()))
 }
@@ -52,10 +51,9 @@ pub async fn list_payments(
     let cursor = params.cursor();
     let limit = params.limit();
     params.finish()?;
-    let client = context.store.pool().get().await.map_err(eventstore::StoreError::from)?;
-    let items = payments::list(&client, customer_id.as_deref(), status.as_deref(), cursor, limit)
-        .await
-        .map_err(|e| ApiError::from(eventstore::StoreError::from(e)))?;
+    let client = context.store.client().await?;
+    let items =
+        payments::list(&client, customer_id.as_deref(), status.as_deref(), cursor, limit).await?;
     let next =
         (items.len() as i64 == limit).then(|| items.last().map(|p| p.placed_position)).flatten();
     Ok(Json(Page { items, next_cursor: cursor_after(next) }))
@@ -66,9 +64,7 @@ pub async fn customer_balance(
     Path(customer_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let customer = domain::CustomerId::parse(&customer_id)?;
-    let client = context.store.pool().get().await.map_err(eventstore::StoreError::from)?;
-    let balances = payments::customer_balance(&client, customer.as_str())
-        .await
-        .map_err(|e| ApiError::from(eventstore::StoreError::from(e)))?;
+    let client = context.store.client().await?;
+    let balances = payments::customer_balance(&client, customer.as_str()).await?;
     Ok(Json(json!({ "customer_id": customer.as_str(), "balances": balances })))
 }

@@ -6,8 +6,10 @@
 //! - [`requests`] / [`views`]: what clients send and what they get back.
 //! - [`error`]: every failure as `application/problem+json` with a stable code.
 //! - [`extract`] / [`correlation`]: checked extraction of bodies, paths and headers.
+//! - [`cli`]: the `ledger` command line.
 //! - [`config`] / [`telemetry`] / [`shutdown`]: settings, logs, signals.
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod correlation;

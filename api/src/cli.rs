@@ -1,0 +1,90 @@
+//! The `ledger` command line: what the binary runs, also reachable from the test harness
+//! (which starts real `ledger` processes to kill them).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
+use crate::{shutdown, telemetry, Application};
+
+#[derive(Parser)]
+#[command(name = "ledger", version, about = "Event-sourced order ledger")]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+// Parsed once at start-up: the size difference between subcommands does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum Commands {
+    /// Serve the HTTP API (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// The relay that publishes events to Kafka.
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    },
+    /// The read models.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Print each projection's progress, lag and dead letters.
+    Status(DatabaseArgs),
+}
+
+#[derive(Subcommand)]
+enum RelayCommand {
+    /// Print the relay's checkpoint, backlog and the age of the oldest open transaction.
+    Status(DatabaseArgs),
+}
+
+/// Parses the process arguments and runs the chosen command to completion.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Commands::Serve(settings) => {
+            let application = Application::build(&settings).await?;
+            let address = application.local_addr()?;
+            tracing::info!(%address, "ledger listening on http://{address}");
+            application.run(shutdown::signal()).await
+        }
+        Commands::Migrate(database) => {
+            let pool = eventstore::connect(&database.pool_settings())?;
+            eventstore::migrate(&pool).await.context("applying migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Commands::Projections { command: ProjectionsCommand::Status(database) } => {
+            let pool = eventstore::connect(&database.pool_settings())?;
+            let report = projections::status::report(&pool).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Commands::Relay { command: RelayCommand::Status(database) } => {
+            let pool = eventstore::connect(&database.pool_settings())?;
+            let report = eventstore::relay_report(&pool, "kafka").await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
+}

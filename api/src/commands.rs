@@ -12,6 +12,8 @@
 //! for the command to apply to the order as it is, so re-deciding is what it meant. With
 //! `If-Match` the conflict is the client's to resolve, and it gets 409 `version_conflict`.
 
+use std::time::Instant;
+
 use uuid::Uuid;
 
 use domain::{decide, evolve, Command, Order, OrderId};
@@ -29,6 +31,8 @@ pub struct CommandRequest {
     pub idempotency_key: Option<String>,
     pub expected_version: Option<u32>,
     pub correlation_id: String,
+    /// Who sent it (the token's principal label), recorded in the events' metadata.
+    pub actor: Option<String>,
     /// Method, path and body: what makes a retry "the same request" for its key.
     pub fingerprint: Vec<u8>,
 }
@@ -38,6 +42,8 @@ pub struct CommandResponse {
     pub status: u16,
     pub body: Vec<u8>,
     pub replayed: bool,
+    /// Events this call appended (none when it replays an earlier response).
+    pub appended: usize,
 }
 
 enum Attempt {
@@ -53,12 +59,32 @@ pub async fn execute(
     store: &EventStore,
     request: CommandRequest,
 ) -> Result<CommandResponse, ApiError> {
+    let started = Instant::now();
+    let command = request.command.name();
+    let result = execute_with_retries(store, request).await;
+    let outcome = match &result {
+        Ok(response) if response.replayed => "replayed",
+        Ok(_) => "accepted",
+        Err(error) => error.code(),
+    };
+    metrics::histogram!("ledger_command_duration_seconds", "command" => command, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    if let Ok(response) = &result {
+        metrics::counter!("ledger_events_appended_total").increment(response.appended as u64);
+    }
+    result
+}
+
+async fn execute_with_retries(
+    store: &EventStore,
+    request: CommandRequest,
+) -> Result<CommandResponse, ApiError> {
     let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
     let metadata = Metadata {
         correlation_id: request.correlation_id.clone(),
         causation_id: Some(Uuid::now_v7().to_string()),
         idempotency_key: request.idempotency_key.clone(),
-        actor: None,
+        actor: request.actor.clone(),
         command: Some(request.command.name().to_owned()),
     };
     for attempt in 1..=attempts {
@@ -100,7 +126,12 @@ async fn attempt_once(
         match unit.claim_idempotency_key(key, &request.fingerprint, stream_id).await? {
             Claim::Claimed => {}
             Claim::Replay { status, body } => {
-                return Ok(Attempt::Done(CommandResponse { status, body, replayed: true }));
+                return Ok(Attempt::Done(CommandResponse {
+                    status,
+                    body,
+                    replayed: true,
+                    appended: 0,
+                }));
             }
             Claim::Mismatch => return Err(ApiError::IdempotencyKeyReused),
         }
@@ -148,5 +179,10 @@ async fn attempt_once(
     if let Some(key) = &request.idempotency_key {
         unit.record_response(key, 201, &body).await?;
     }
-    Ok(Attempt::Done(CommandResponse { status: 201, body, replayed: false }))
+    Ok(Attempt::Done(CommandResponse {
+        status: 201,
+        body,
+        replayed: false,
+        appended: appended.len(),
+    }))
 }

@@ -58,9 +58,50 @@ pub struct ServeArgs {
     /// Skip applying migrations at start-up (when `ledger migrate` runs as a separate step).
     #[arg(long, env = "LEDGER_SKIP_MIGRATIONS")]
     pub skip_migrations: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// How long in-flight requests may take to finish after a shutdown signal.
     #[arg(long, env = "LEDGER_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct AccessArgs {
+    /// Bearer tokens and their roles: `write:TOKEN,read:TOKEN,admin:TOKEN` (several per
+    /// role allowed; `write` may also read, `admin` may do everything).
+    #[arg(long, env = "LEDGER_API_TOKENS", hide_env_values = true)]
+    pub api_tokens: Option<String>,
+    /// Serve without authentication (local experiments only): every caller is an admin.
+    #[arg(long, env = "LEDGER_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// Requests one token may have in flight; more are answered 429 with Retry-After.
+    #[arg(long, env = "LEDGER_MAX_IN_FLIGHT_PER_TOKEN", default_value_t = 64)]
+    pub max_in_flight_per_token: usize,
+    /// Longest time a request may take before it is answered 503 `request_timeout`.
+    #[arg(long, env = "LEDGER_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    pub request_timeout_ms: u64,
+}
+
+impl AccessArgs {
+    /// The tokens to check, `None` when authentication is explicitly off; refuses to start
+    /// with neither, so a forgotten setting never serves an open ledger.
+    pub fn tokens(&self) -> anyhow::Result<Option<crate::auth::Tokens>> {
+        let configured = self.api_tokens.as_deref().unwrap_or_default();
+        let tokens: crate::auth::Tokens = configured
+            .parse()
+            .map_err(|error| anyhow::anyhow!("LEDGER_API_TOKENS / --api-tokens: {error}"))?;
+        match (tokens.is_empty(), self.insecure_no_auth) {
+            (false, false) => Ok(Some(tokens)),
+            (true, true) => Ok(None),
+            (false, true) => {
+                anyhow::bail!("both --api-tokens and --insecure-no-auth are set; choose one")
+            }
+            (true, false) => anyhow::bail!(
+                "no API tokens configured: set LEDGER_API_TOKENS=\"write:…,read:…,admin:…\" \
+                 (or pass --insecure-no-auth to serve without authentication, locally only)"
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -44,5 +44,6 @@ pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing:
         method = %request.method(),
         path = %request.uri().path(),
         correlation_id,
+        principal = tracing::field::Empty,
     )
 }

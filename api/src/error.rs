@@ -20,6 +20,14 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden")]
+    Forbidden { needed: &'static str, has: &'static str },
+    #[error("too many requests in flight")]
+    TooManyRequests,
+    #[error("request timed out")]
+    RequestTimeout { limit_ms: u128 },
     #[error("stream is not at the expected version")]
     VersionConflict { expected_version: u32, actual_version: Option<u32> },
     #[error("rule violated: {0}")]
@@ -55,6 +63,10 @@ impl ApiError {
             Self::Malformed { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::VersionConflict { .. } | Self::RuleViolated(_) | Self::RedriveFailed(_) => {
                 StatusCode::CONFLICT
             }
@@ -73,6 +85,10 @@ impl ApiError {
             Self::Malformed { .. } => "malformed_request",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
+            Self::TooManyRequests => "too_many_requests",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::VersionConflict { .. } => "version_conflict",
             Self::RuleViolated(_) => "rule_violated",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -118,6 +134,18 @@ impl ApiError {
             }
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed => "this method is not allowed on this resource".to_owned(),
+            Self::Unauthorized(why) => (*why).to_owned(),
+            Self::Forbidden { needed, has } => {
+                format!("this needs a token with {needed} access; yours has {has} access")
+            }
+            Self::TooManyRequests => {
+                "this token has too many requests in flight; retry after the ones running finish"
+                    .to_owned()
+            }
+            Self::RequestTimeout { limit_ms } => format!(
+                "the request did not finish within {limit_ms} ms; if it was a command, retry it \
+                 with the same Idempotency-Key to learn whether it was applied"
+            ),
             Self::VersionConflict { expected_version, actual_version } => {
                 problem.expected_version = Some(*expected_version);
                 problem.actual_version = *actual_version;
@@ -157,12 +185,16 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem {
+/// An RFC 9457 problem: every error the API answers, as `application/problem+json`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
     #[serde(rename = "type")]
+    #[schema(example = "urn:ledger:problem:validation_failed")]
     problem_type: String,
     title: String,
     status: u16,
+    /// The stable code clients match on.
+    #[schema(example = "validation_failed")]
     code: &'static str,
     detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -175,8 +207,8 @@ struct Problem {
     actual_version: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct FieldProblem {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FieldProblem {
     field: String,
     message: String,
 }
@@ -195,8 +227,11 @@ impl IntoResponse for ApiError {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

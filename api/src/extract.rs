@@ -139,6 +139,46 @@ pub struct CommandHeaders {
     pub expected_version: Option<u32>,
 }
 
+impl utoipa::IntoParams for CommandHeaders {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        let header = |name: &str, description: &str, example: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .example(Some(serde_json::Value::from(example)))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build()
+        };
+        vec![
+            header(
+                "Idempotency-Key",
+                "1 to 255 visible ASCII characters. A retry with the same key and the same \
+                 request gets the first response again (`Idempotent-Replayed: true`); the same \
+                 key with another request is 422 `idempotency_key_reused`.",
+                "checkout-7f3a-capture-1",
+            ),
+            header(
+                "If-Match",
+                "`\"<stream_version>\"`: apply only if the order is still at that version, \
+                 else 409 `version_conflict`.",
+                "\"3\"",
+            ),
+            header(
+                "X-Correlation-Id",
+                "Carried into the events' metadata, the Kafka headers and every log line; \
+                 minted when absent and echoed on the response.",
+                "req-2026-11-23-0001",
+            ),
+        ]
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
     type Rejection = ApiError;
 

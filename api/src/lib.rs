@@ -4,17 +4,23 @@
 //! - [`routes`]: the axum router, one module per resource.
 //! - [`commands`]: executing a command (load → decide → append) in one transaction.
 //! - [`requests`] / [`views`]: what clients send and what they get back.
+//! - [`auth`] / [`limits`]: bearer tokens and roles, per-token concurrency, time limit.
+//! - [`metrics`] / [`openapi`]: `/metrics` and `/openapi.json` + `/docs`.
 //! - [`error`]: every failure as `application/problem+json` with a stable code.
 //! - [`extract`] / [`correlation`]: checked extraction of bodies, paths and headers.
 //! - [`cli`]: the `ledger` command line.
 //! - [`config`] / [`telemetry`] / [`shutdown`]: settings, logs, signals.
 
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
 pub mod query;
 pub mod requests;
 pub mod routes;

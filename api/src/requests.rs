@@ -55,7 +55,7 @@ impl Errors {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     pub order_id: Option<Uuid>,
@@ -65,7 +65,7 @@ pub struct PlaceOrderRequest {
     pub items: Vec<ItemRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     pub sku: String,
@@ -112,7 +112,7 @@ impl PlaceOrderRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapturePaymentRequest {
     pub payment_id: String,
@@ -136,7 +136,7 @@ impl CapturePaymentRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordPaymentFailureRequest {
     pub payment_id: String,
@@ -160,7 +160,7 @@ impl RecordPaymentFailureRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundPaymentRequest {
     pub refund_id: String,
@@ -186,7 +186,7 @@ impl RefundPaymentRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelOrderRequest {
     pub reason: String,
@@ -199,7 +199,7 @@ impl CancelOrderRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipOrderRequest {
     pub carrier: String,

@@ -12,8 +12,9 @@ use tokio::task::JoinHandle;
 
 use eventstore::{EventStore, Relay};
 
+use crate::auth::Gate;
 use crate::config::{Role, ServeArgs};
-use crate::routes::{router, ApiContext};
+use crate::routes::{router, Admission, ApiContext};
 
 pub struct Application {
     listener: TcpListener,
@@ -28,6 +29,16 @@ impl Application {
     /// Connects to the database, applies migrations (unless told not to), binds the
     /// listener and starts the background roles. Requests are served from [`run`](Self::run).
     pub async fn build(settings: &ServeArgs) -> anyhow::Result<Self> {
+        let tokens = settings.access.tokens()?;
+        if tokens.is_none() {
+            tracing::warn!(
+                "serving WITHOUT authentication (--insecure-no-auth): every caller is an admin"
+            );
+        }
+        let admission = Admission {
+            gate: Gate::new(tokens, settings.access.max_in_flight_per_token),
+            request_timeout: Duration::from_millis(settings.access.request_timeout_ms.max(1)),
+        };
         let pool = eventstore::connect(&settings.database.pool_settings())?;
         if !settings.skip_migrations {
             eventstore::migrate(&pool).await.context("applying migrations")?;
@@ -75,10 +86,11 @@ impl Application {
             store: EventStore::new(pool),
             relay: relay_status,
             projectors: projector_status,
+            metrics: crate::metrics::recorder(),
         };
         Ok(Self {
             listener,
-            router: router(context, settings.roles.contains(&Role::Api)),
+            router: router(context, admission, settings.roles.contains(&Role::Api)),
             shutdown_grace: Duration::from_millis(settings.shutdown_grace_ms),
             relay,
             projectors,

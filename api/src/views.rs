@@ -2,13 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use domain::{Fulfilment, PlacedOrder};
 use eventstore::{AppendedEvent, RecordedEvent};
 
 /// The answer to an accepted command (201).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CommandAccepted {
     pub order_id: Uuid,
     pub stream_version: u32,
@@ -16,7 +17,7 @@ pub struct CommandAccepted {
     pub events: Vec<AppendedEventView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AppendedEventView {
     pub event_id: Uuid,
     pub event_type: &'static str,
@@ -36,7 +37,7 @@ impl From<&AppendedEvent> for AppendedEventView {
 }
 
 /// `GET /v1/orders/{id}`: the aggregate's state, rebuilt from its events.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
     pub order_id: Uuid,
     pub customer_id: String,
@@ -59,7 +60,7 @@ pub struct OrderView {
     pub position: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LineView {
     pub sku: String,
     pub quantity: u32,
@@ -67,7 +68,7 @@ pub struct LineView {
     pub subtotal_minor: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
     pub payment_id: String,
     pub method: String,
@@ -75,7 +76,7 @@ pub struct PaymentView {
     pub refunded_minor: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShipmentView {
     pub carrier: String,
     pub tracking_number: String,
@@ -140,13 +141,13 @@ impl OrderView {
 }
 
 /// `GET /v1/orders/{id}/events`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryView {
     pub order_id: Uuid,
     pub events: Vec<EventView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     pub event_id: Uuid,
     pub event_type: String,
@@ -154,7 +155,11 @@ pub struct EventView {
     pub stream_version: u32,
     pub position: i64,
     pub recorded_at: DateTime<Utc>,
+    /// The event's fields, in its current (upcast) shape.
+    #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    /// Correlation id, causation id, idempotency key, actor and command.
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
 }
 

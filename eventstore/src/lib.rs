@@ -30,7 +30,7 @@ mod unit_of_work;
 pub use error::{AppendError, StoreError};
 pub use idempotency::Claim;
 pub use kafka::{KafkaSettings, DEAD_LETTER_SUFFIX, ORDERS_TOPIC};
-pub use migrate::{migrate, migrations_fingerprint};
+pub use migrate::{migrate, migrations_fingerprint, pending_migrations};
 pub use pool::{connect, PoolSettings};
 pub use recorded::{AppendedEvent, Cut, Metadata, NewEvent, RecordedEvent};
 pub use relay::{Relay, RelaySettings};

@@ -36,3 +36,25 @@ pub fn migrations_fingerprint() -> String {
     }
     format!("{fingerprint:016x}")
 }
+
+/// How many of the embedded migrations the database has not applied (for readiness: a
+/// process built for a newer schema is not ready on an older database).
+pub async fn pending_migrations(pool: &deadpool_postgres::Pool) -> Result<usize, StoreError> {
+    let client = pool.get().await?;
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM refinery_schema_history", &[])
+        .await
+        .or_else(|error| match error.code() {
+            // No history table yet: nothing applied.
+            Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(Vec::new()),
+            _ => Err(error),
+        })?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    Ok(embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .filter(|migration| !applied.contains(&(migration.version() as i32)))
+        .count())
+}

@@ -156,7 +156,7 @@ impl Projection for Notifications {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: Uuid,
     pub order_id: Uuid,

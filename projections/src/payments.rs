@@ -225,7 +225,7 @@ impl Projection for Payments {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PaymentSummary {
     pub order_id: Uuid,
     pub customer_id: String,
@@ -241,7 +241,7 @@ pub struct PaymentSummary {
     pub placed_position: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub payment_id: String,
     pub kind: String,
@@ -253,14 +253,14 @@ pub struct Attempt {
     pub recorded_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrderPayments {
     #[serde(flatten)]
     pub summary: PaymentSummary,
     pub attempts: Vec<Attempt>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Balance {
     pub currency: String,
     pub amount_due: i64,

@@ -45,12 +45,22 @@ async fn main() -> anyhow::Result<()> {
         "api",
         "--db-pool-size",
         &clients.to_string(),
+        "--api-tokens",
+        "write:bench-write-token",
     ])?;
     let application = api::Application::build(&settings).await?;
     let address = application.local_addr()?;
     tokio::spawn(application.run(std::future::pending()));
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_static("Bearer bench-write-token"),
+    );
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .default_headers(headers)
+        .build()?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let workers = (0..clients).map(|_| {
         let http = http.clone();

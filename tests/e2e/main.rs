@@ -2,10 +2,12 @@
 //! Each test starts the real application on a random port with its own database.
 
 mod append_only;
+mod auth;
 mod bad_input;
 mod concurrency;
 mod idempotency;
 mod lifecycle;
+mod operations;
 mod projections;
 mod relay;
 mod store;

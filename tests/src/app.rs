@@ -18,6 +18,11 @@ use crate::TestDatabase;
 /// What [`TestApp::place_order`] orders: 2 × 1250 + 1 × 500.
 pub const ORDER_TOTAL_MINOR: i64 = 3000;
 
+/// The tokens every test application accepts; [`TestApp::http`] sends the admin one.
+pub const READ_TOKEN: &str = "test-read-token";
+pub const WRITE_TOKEN: &str = "test-write-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 struct Running {
     address: SocketAddr,
     stop: oneshot::Sender<()>,
@@ -76,7 +81,7 @@ impl TestApp {
         )?;
         let mut app = Self {
             database,
-            http: reqwest::Client::builder().build()?,
+            http: client_with_token(Some(ADMIN_TOKEN))?,
             kafka: settings.kafka.settings(),
             running: None,
             extra_args,
@@ -92,9 +97,17 @@ impl TestApp {
             self.database.url.clone(),
             "--http-addr".to_owned(),
             "127.0.0.1:0".to_owned(),
-            "--db-pool-size".to_owned(),
-            "8".to_owned(),
         ];
+        // Defaults a test may override (clap refuses a flag given twice).
+        let defaults = [
+            ("--db-pool-size", "8".to_owned()),
+            ("--api-tokens", format!("read:{READ_TOKEN},write:{WRITE_TOKEN},admin:{ADMIN_TOKEN}")),
+        ];
+        for (flag, value) in defaults {
+            if !self.extra_args.iter().any(|arg| arg == flag) {
+                args.extend([flag.to_owned(), value]);
+            }
+        }
         args.extend(self.extra_args.iter().cloned());
         let settings = ServeArgs::try_parse_from(args)?;
         let application = Application::build(&settings).await?;
@@ -259,6 +272,19 @@ impl TestApp {
         let client = self.database.client().await?;
         Ok(client.query_one("SELECT count(*) FROM idempotency_keys", &[]).await?.get(0))
     }
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` on every request (none for
+/// `None`).
+pub fn client_with_token(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
+    Ok(reqwest::Client::builder().default_headers(headers).build()?)
 }
 
 /// Asserts the status, returning the body for more checks.

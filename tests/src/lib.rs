@@ -17,7 +17,10 @@ mod database;
 mod poll;
 mod topic;
 
-pub use app::{expect_json, expect_status, TestApp, ORDER_TOTAL_MINOR};
+pub use app::{
+    client_with_token, expect_json, expect_status, TestApp, ADMIN_TOKEN, ORDER_TOTAL_MINOR,
+    READ_TOKEN, WRITE_TOKEN,
+};
 pub use broker::{kafka_brokers, TestBroker};
 pub use database::TestDatabase;
 pub use poll::poll_until;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use eventstore::{relay_report, RelayReport, RelayStatus};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::routes::ApiContext;
 
 #[derive(Serialize)]
@@ -17,6 +17,14 @@ pub struct RelayView {
     store: RelayReport,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/relay",
+    tag = "operations",
+    summary = "The relay's state",
+    description = "This process's relay (role, broker health, counters) and the durable checkpoint, backlog and gap-safe horizon shared by all relays.",
+    responses((status = 200, description = "Relay state", body = Object))
+)]
 pub async fn relay(State(context): State<ApiContext>) -> Result<Json<RelayView>, ApiError> {
     let store = relay_report(context.store.pool(), "kafka").await?;
     Ok(Json(RelayView { process: context.relay.as_ref().map(|relay| relay.snapshot()), store }))
@@ -30,6 +38,14 @@ pub struct ProjectionsView {
     projections: Vec<projections::status::ProjectionReport>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/projections",
+    tag = "operations",
+    summary = "The projections' progress",
+    description = "Workers in this process and every projection's durable progress, lag and dead letters.",
+    responses((status = 200, description = "Projection state", body = Object))
+)]
 pub async fn projections(
     State(context): State<ApiContext>,
 ) -> Result<Json<ProjectionsView>, ApiError> {
@@ -40,6 +56,14 @@ pub async fn projections(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/dead-letters",
+    tag = "operations",
+    summary = "Parked messages",
+    description = "Messages a projection could not apply after its retries, newest first (up to 500).",
+    responses((status = 200, description = "Dead letters", body = Object))
+)]
 pub async fn dead_letters(
     State(context): State<ApiContext>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -49,6 +73,20 @@ pub async fn dead_letters(
 }
 
 /// `POST /v1/admin/dead-letters/{id}/redrive`: apply a parked message again.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/dead-letters/{id}/redrive",
+    tag = "operations",
+    summary = "Re-drive a parked message",
+    description = "Applies a dead-lettered message through its projection again (exactly once).",
+    params(("id" = i64, Path, description = "The dead letter")),
+    responses(
+        (status = 200, description = "Applied", body = Object),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`redrive_failed`: already re-driven or still failing", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: not a dead letter id", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn redrive(
     State(context): State<ApiContext>,
     axum::extract::Path(id): axum::extract::Path<String>,

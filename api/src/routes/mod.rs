@@ -1,5 +1,6 @@
 //! The router, assembled from one module per resource, with the layers every request
-//! passes through: correlation ids, tracing, panic capture and the body limit.
+//! passes through: correlation ids, tracing, metrics, panic capture, the body and time
+//! limits; and per group of routes, the access it needs.
 
 mod admin;
 mod health;
@@ -8,10 +9,14 @@ mod orders;
 pub(crate) mod payments;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 use std::time::{Duration, Instant};
 
@@ -19,12 +24,10 @@ use eventstore::{EventStore, RelayStatusHandle};
 use projections::WorkerStatusHandle;
 use uuid::Uuid;
 
+use crate::auth::{self, Access, Gate};
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
-use crate::requests::{
-    CancelOrderRequest, CapturePaymentRequest, RecordPaymentFailureRequest, RefundPaymentRequest,
-    ShipOrderRequest,
-};
+use crate::{limits, metrics, openapi};
 
 /// What handlers share.
 #[derive(Clone)]
@@ -34,6 +37,8 @@ pub struct ApiContext {
     pub relay: Option<RelayStatusHandle>,
     /// The in-process projection workers, when this process runs them.
     pub projectors: Vec<WorkerStatusHandle>,
+    /// Renders `/metrics`; `None` if this process could not install the recorder.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 /// Read-your-writes: waits until `projection` has applied `min_version` of the order, for
@@ -67,42 +72,72 @@ pub(crate) async fn wait_until_applied(
     }
 }
 
-/// Operations routes are always served; the command and query API only with the `api` role.
-pub fn router(context: ApiContext, serve_api: bool) -> Router {
-    let operations = Router::new()
-        .route("/v1/admin/relay", get(admin::relay))
-        .route("/v1/admin/projections", get(admin::projections))
-        .route("/v1/admin/dead-letters", get(admin::dead_letters))
-        .route("/v1/admin/dead-letters/{id}/redrive", post(admin::redrive))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
-    let api = Router::new()
-        .route("/v1/orders", post(orders::place_order))
-        .route("/v1/orders/{id}", get(orders::get_order))
-        .route("/v1/orders/{id}/events", get(orders::get_order_events))
-        .route("/v1/orders/{id}/payments", post(orders::order_command::<CapturePaymentRequest>))
-        .route(
-            "/v1/orders/{id}/payment-failures",
-            post(orders::order_command::<RecordPaymentFailureRequest>),
-        )
-        .route("/v1/orders/{id}/refunds", post(orders::order_command::<RefundPaymentRequest>))
-        .route("/v1/orders/{id}/cancellation", post(orders::order_command::<CancelOrderRequest>))
-        .route("/v1/orders/{id}/shipment", post(orders::order_command::<ShipOrderRequest>))
-        .route("/v1/payments", get(payments::list_payments))
-        .route("/v1/payments/{id}", get(payments::get_payments))
-        .route("/v1/customers/{id}/balance", get(payments::customer_balance))
-        .route("/v1/notifications", get(notifications::list_notifications));
-    let routes = if serve_api { operations.merge(api) } else { operations };
-    routes
+/// How requests are admitted: the token gate and the time limit.
+#[derive(Clone)]
+pub struct Admission {
+    pub gate: Gate,
+    pub request_timeout: Duration,
+}
+
+/// The router and its OpenAPI description, built from the same route list. Operations
+/// routes are always served; the command and query API only with the `api` role.
+pub fn router(context: ApiContext, admission: Admission, serve_api: bool) -> Router {
+    let (router, spec) = routes(serve_api, &admission.gate).split_for_parts();
+    let spec = openapi::finish(spec);
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(admission.request_timeout, limits::time_limit))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(CatchPanicLayer::custom(|_panic| {
             axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!(
                 "a request handler panicked"
             )))
         }))
+        .layer(from_fn(metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(crate::correlation::request_span))
-        .layer(axum::middleware::from_fn(crate::correlation::correlate))
+        .layer(from_fn(crate::correlation::correlate))
         .with_state(context)
+}
+
+/// The OpenAPI description alone (for `ledger openapi`).
+pub fn openapi_spec() -> utoipa::openapi::OpenApi {
+    let (_, spec) = routes(true, &Gate::new(None, 1)).split_for_parts();
+    openapi::finish(spec)
+}
+
+fn routes(serve_api: bool, gate: &Gate) -> OpenApiRouter<ApiContext> {
+    let needs = |access: Access| from_fn_with_state((gate.clone(), access), auth::require);
+    let open = OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::render));
+    let admin = OpenApiRouter::new()
+        .routes(routes!(admin::relay))
+        .routes(routes!(admin::projections))
+        .routes(routes!(admin::dead_letters))
+        .routes(routes!(admin::redrive))
+        .route_layer(needs(Access::Admin));
+    let open = open.merge(admin);
+    if !serve_api {
+        return open;
+    }
+    let commands = OpenApiRouter::new()
+        .routes(routes!(orders::place_order))
+        .routes(routes!(orders::capture_payment))
+        .routes(routes!(orders::record_payment_failure))
+        .routes(routes!(orders::refund_payment))
+        .routes(routes!(orders::cancel_order))
+        .routes(routes!(orders::ship_order))
+        .route_layer(needs(Access::Write));
+    let queries = OpenApiRouter::new()
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::get_order_events))
+        .routes(routes!(payments::list_payments))
+        .routes(routes!(payments::get_payments))
+        .routes(routes!(payments::customer_balance))
+        .routes(routes!(notifications::list_notifications))
+        .route_layer(needs(Access::Read));
+    open.merge(commands).merge(queries)
 }

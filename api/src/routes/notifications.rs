@@ -7,12 +7,35 @@ use axum::Json;
 
 use domain::ValidationError;
 use projections::notifications::{self, Notification};
+#[allow(unused_imports)]
+use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::query::{cursor_after, Params};
 use crate::routes::payments::Page;
 use crate::routes::{wait_until_applied, ApiContext};
 
+#[utoipa::path(
+    get,
+    path = "/v1/notifications",
+    tag = "queries",
+    summary = "List notifications",
+    description = "Notifications the ledger would send (order placed, payment captured/failed/refunded, cancelled, shipped) in event order. Replays never create a second one: each id derives from its event.",
+    params(
+        ("customer_id" = Option<String>, Query, description = "Only this customer's"),
+        ("order_id" = Option<Uuid>, Query, description = "Only this order's"),
+        ("status" = Option<String>, Query, description = "pending"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
+        ("min_version" = Option<u32>, Query, description = "Read-your-writes (needs `order_id`)"),
+        ("wait_ms" = Option<u32>, Query, description = "How long to wait for `min_version` (0 to 5000)", maximum = 5000),
+    ),
+    responses(
+        (status = 200, description = "A page of notifications", body = Page<Notification>),
+        (status = 422, description = "`validation_failed`: an unknown or bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`projection_lagging`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_notifications(
     State(context): State<ApiContext>,
     Query(raw): Query<HashMap<String, String>>,

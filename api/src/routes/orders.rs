@@ -9,13 +9,17 @@ use uuid::Uuid;
 use domain::{evolve, Command, Order, OrderId};
 use eventstore::Cut;
 
+use crate::auth::Principal;
 use crate::commands::{self, CommandRequest, CommandResponse};
 use crate::correlation::CorrelationId;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::extract::{CommandHeaders, JsonBody, OrderIdPath};
-use crate::requests::{IntoCommand, PlaceOrderRequest};
+use crate::requests::{
+    CancelOrderRequest, CapturePaymentRequest, IntoCommand, PlaceOrderRequest,
+    RecordPaymentFailureRequest, RefundPaymentRequest, ShipOrderRequest,
+};
 use crate::routes::ApiContext;
-use crate::views::{EventView, HistoryView, OrderView};
+use crate::views::{CommandAccepted, EventView, HistoryView, OrderView};
 
 /// What every command handler has in hand once its body is parsed.
 struct Submission {
@@ -23,6 +27,7 @@ struct Submission {
     command: Command,
     headers: CommandHeaders,
     correlation: CorrelationId,
+    actor: Option<String>,
     path: String,
     raw_body: axum::body::Bytes,
 }
@@ -38,6 +43,7 @@ async fn submit(context: &ApiContext, submission: Submission) -> Result<Response
             idempotency_key: submission.headers.idempotency_key,
             expected_version: submission.headers.expected_version,
             correlation_id: submission.correlation.0,
+            actor: submission.actor,
             fingerprint,
         },
     )
@@ -59,10 +65,24 @@ fn command_response(order_id: OrderId, response: CommandResponse) -> Response {
     http
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    tag = "commands",
+    summary = "Place an order",
+    description = "Records `OrderPlaced` (and `OrderFullyPaid` when the total is zero). The order id may be chosen by the client (then a retry without an Idempotency-Key is refused as `rule_violated` `order_already_placed`) or is minted (UUIDv7).",
+    params(CommandHeaders),
+    request_body = PlaceOrderRequest,
+    responses(
+        (status = 201, description = "Placed; `Location` names the order", body = CommandAccepted),
+        (status = 409, description = "`rule_violated`: an order with this id exists", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn place_order(
     State(context): State<ApiContext>,
     headers: CommandHeaders,
     Extension(correlation): Extension<CorrelationId>,
+    principal: Option<Extension<Principal>>,
     uri: Uri,
     body: JsonBody<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
@@ -71,28 +91,167 @@ pub async fn place_order(
         return Err(ApiError::internal(anyhow::anyhow!("placing parsed into another command")));
     };
     let order_id = place.order_id;
-    let path = uri.path().to_owned();
-    let submission =
-        Submission { order_id, command, headers, correlation, path, raw_body: body.raw };
+    let submission = Submission {
+        order_id,
+        command,
+        headers,
+        correlation,
+        actor: principal.map(|Extension(p)| p.label),
+        path: uri.path().to_owned(),
+        raw_body: body.raw,
+    };
     submit(&context, submission).await
 }
 
 /// Any command on an existing order (`/v1/orders/{id}/…`): the body type says which.
-pub async fn order_command<R: IntoCommand>(
-    State(context): State<ApiContext>,
-    OrderIdPath(order_id): OrderIdPath,
+async fn order_command<R: IntoCommand>(
+    context: ApiContext,
+    order_id: OrderId,
     headers: CommandHeaders,
-    Extension(correlation): Extension<CorrelationId>,
+    correlation: CorrelationId,
+    principal: Option<Extension<Principal>>,
     uri: Uri,
     body: JsonBody<R>,
 ) -> Result<Response, ApiError> {
     let command = body.value.into_command()?;
-    let path = uri.path().to_owned();
-    let submission =
-        Submission { order_id, command, headers, correlation, path, raw_body: body.raw };
+    let submission = Submission {
+        order_id,
+        command,
+        headers,
+        correlation,
+        actor: principal.map(|Extension(p)| p.label),
+        path: uri.path().to_owned(),
+        raw_body: body.raw,
+    };
     submit(&context, submission).await
 }
 
+/// One handler per command route, so each is documented with its own body; they share
+/// [`order_command`].
+macro_rules! order_command_handler {
+    ($(#[$doc:meta])* $name:ident, $request:ty) => {
+        $(#[$doc])*
+        pub async fn $name(
+            State(context): State<ApiContext>,
+            OrderIdPath(order_id): OrderIdPath,
+            headers: CommandHeaders,
+            Extension(correlation): Extension<CorrelationId>,
+            principal: Option<Extension<Principal>>,
+            uri: Uri,
+            body: JsonBody<$request>,
+        ) -> Result<Response, ApiError> {
+            order_command(context, order_id, headers, correlation, principal, uri, body).await
+        }
+    };
+}
+
+order_command_handler!(
+    #[utoipa::path(
+        post,
+        path = "/v1/orders/{id}/payments",
+        tag = "commands",
+        summary = "Capture a payment",
+        description = "Records `PaymentCaptured`, and `OrderFullyPaid` when the outstanding balance reaches zero.",
+        params(("id" = Uuid, Path, description = "The order"), CommandHeaders),
+        request_body = CapturePaymentRequest,
+        responses(
+            (status = 201, description = "Captured", body = CommandAccepted),
+            (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` (e.g. `capture_exceeds_outstanding`) or `version_conflict` (If-Match)", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    capture_payment,
+    CapturePaymentRequest
+);
+
+order_command_handler!(
+    #[utoipa::path(
+        post,
+        path = "/v1/orders/{id}/payment-failures",
+        tag = "commands",
+        summary = "Record a failed payment attempt",
+        description = "Records `PaymentFailed`; the balance is unchanged.",
+        params(("id" = Uuid, Path, description = "The order"), CommandHeaders),
+        request_body = RecordPaymentFailureRequest,
+        responses(
+            (status = 201, description = "Recorded", body = CommandAccepted),
+            (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    record_payment_failure,
+    RecordPaymentFailureRequest
+);
+
+order_command_handler!(
+    #[utoipa::path(
+        post,
+        path = "/v1/orders/{id}/refunds",
+        tag = "commands",
+        summary = "Refund (part of) a captured payment",
+        description = "Records `PaymentRefunded`. A refund never exceeds what the payment captured less what it already refunded.",
+        params(("id" = Uuid, Path, description = "The order"), CommandHeaders),
+        request_body = RefundPaymentRequest,
+        responses(
+            (status = 201, description = "Refunded", body = CommandAccepted),
+            (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` (e.g. `refund_exceeds_captured`) or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    refund_payment,
+    RefundPaymentRequest
+);
+
+order_command_handler!(
+    #[utoipa::path(
+        post,
+        path = "/v1/orders/{id}/cancellation",
+        tag = "commands",
+        summary = "Cancel an order",
+        description = "Records `OrderCancelled`; refused once the order has shipped.",
+        params(("id" = Uuid, Path, description = "The order"), CommandHeaders),
+        request_body = CancelOrderRequest,
+        responses(
+            (status = 201, description = "Cancelled", body = CommandAccepted),
+            (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    cancel_order,
+    CancelOrderRequest
+);
+
+order_command_handler!(
+    #[utoipa::path(
+        post,
+        path = "/v1/orders/{id}/shipment",
+        tag = "commands",
+        summary = "Ship an order",
+        description = "Records `OrderShipped`; only a fully paid, open order ships.",
+        params(("id" = Uuid, Path, description = "The order"), CommandHeaders),
+        request_body = ShipOrderRequest,
+        responses(
+            (status = 201, description = "Shipped", body = CommandAccepted),
+            (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` (e.g. `not_fully_paid`) or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+        )
+    )]
+    ship_order,
+    ShipOrderRequest
+);
+
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    tag = "queries",
+    summary = "An order's state",
+    description = "The aggregate rebuilt from its events in the event store.",
+    params(("id" = Uuid, Path, description = "The order")),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
 pub async fn get_order(
     State(context): State<ApiContext>,
@@ -114,6 +273,18 @@ pub async fn get_order(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}/events",
+    tag = "queries",
+    summary = "An order's history",
+    description = "Every event of the order in stream order, with its metadata.",
+    params(("id" = Uuid, Path, description = "The order")),
+    responses(
+        (status = 200, description = "The history", body = HistoryView),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
 pub async fn get_order_events(
     State(context): State<ApiContext>,

@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
 
-use projections::payments::{self, OrderPayments, PaymentSummary};
+#[allow(unused_imports)]
+use uuid::Uuid;
 
-use crate::error::ApiError;
+use projections::payments::{self, Balance, OrderPayments, PaymentSummary};
+
+use crate::error::{ApiError, Problem};
 use crate::extract::OrderIdPath;
 use crate::query::{cursor_after, Params};
 use crate::routes::{wait_until_applied, ApiContext};
@@ -17,6 +19,24 @@ use crate::routes::{wait_until_applied, ApiContext};
 const STATUSES: &[&str] =
     &["awaiting_payment", "partially_paid", "paid", "partially_refunded", "refunded", "cancelled"];
 
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{id}",
+    tag = "queries",
+    summary = "An order's payments",
+    description = "The payments read model of one order: amounts due, captured, refunded and outstanding, its status and every attempt.",
+    params(
+        ("id" = Uuid, Path, description = "The order"),
+        ("min_version" = Option<u32>, Query, description = "Read-your-writes: wait until the projection has applied this stream version of the order"),
+        ("wait_ms" = Option<u32>, Query, description = "How long to wait for `min_version` (0 to 5000; default 0)", maximum = 5000),
+    ),
+    responses(
+        (status = 200, description = "The order's payments", body = OrderPayments),
+        (status = 404, description = "`not_found`: the projection has no such order (yet)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a bad id or query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`projection_lagging`: `min_version` not applied within `wait_ms`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get_payments(
     State(context): State<ApiContext>,
     OrderIdPath(order_id): OrderIdPath,
@@ -35,12 +55,30 @@ pub async fn get_payments(
         .ok_or_else(|| ApiError::NotFound("payments of this order".to_owned()))
 }
 
-#[derive(Serialize)]
+/// A page of a list; pass `next_cursor` as `cursor` for the next one (absent on the last).
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/payments",
+    tag = "queries",
+    summary = "List orders' payments",
+    description = "Payment summaries in the order they were placed, filtered by customer and status.",
+    params(
+        ("customer_id" = Option<String>, Query, description = "Only this customer's orders"),
+        ("status" = Option<String>, Query, description = "awaiting_payment, partially_paid, paid, partially_refunded, refunded or cancelled"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
+    ),
+    responses(
+        (status = 200, description = "A page of payment summaries", body = Page<PaymentSummary>),
+        (status = 422, description = "`validation_failed`: an unknown or bad query parameter", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list_payments(
     State(context): State<ApiContext>,
     Query(raw): Query<HashMap<String, String>>,
@@ -59,12 +97,30 @@ pub async fn list_payments(
     Ok(Json(Page { items, next_cursor: cursor_after(next) }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/customers/{id}/balance",
+    tag = "queries",
+    summary = "A customer's balances",
+    description = "Per currency: what the customer's orders are due, captured, refunded and outstanding.",
+    params(("id" = String, Path, description = "The customer id")),
+    responses(
+        (status = 200, description = "Balances per currency", body = CustomerBalance),
+        (status = 422, description = "`validation_failed`: a bad customer id", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn customer_balance(
     State(context): State<ApiContext>,
     Path(customer_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CustomerBalance>, ApiError> {
     let customer = domain::CustomerId::parse(&customer_id)?;
     let client = context.store.client().await?;
     let balances = payments::customer_balance(&client, customer.as_str()).await?;
-    Ok(Json(json!({ "customer_id": customer.as_str(), "balances": balances })))
+    Ok(Json(CustomerBalance { customer_id: customer.as_str().to_owned(), balances }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CustomerBalance {
+    pub customer_id: String,
+    pub balances: Vec<Balance>,
 }

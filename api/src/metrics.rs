@@ -1,0 +1,163 @@
+//! Prometheus metrics at `/metrics`.
+//!
+//! Counters and histograms are recorded where things happen (the `metrics` facade, one
+//! process-wide recorder); gauges that describe state elsewhere — the relay's backlog, each
+//! projection's lag, dead letters waiting, the connection pool — are read when Prometheus
+//! scrapes, so they are never stale and cost nothing between scrapes.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::routes::ApiContext;
+
+/// Latency buckets from 1 ms to 10 s: commands live in the low milliseconds, and what is
+/// slower than a few seconds is a timeout anyway.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// How long a scrape may spend asking the database for the state gauges.
+const SCRAPE_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process-wide recorder, installed on first use (tests start many applications in one
+/// process; they share it). `None` if another recorder was installed first.
+pub fn recorder() -> Option<PrometheusHandle> {
+    RECORDER
+        .get_or_init(|| {
+            let installed = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .and_then(PrometheusBuilder::install_recorder);
+            match installed {
+                Ok(handle) => {
+                    let upkeep = handle.clone();
+                    // Drains histogram samples into their buckets so memory stays flat.
+                    std::thread::Builder::new()
+                        .name("metrics-upkeep".to_owned())
+                        .spawn(move || loop {
+                            std::thread::sleep(Duration::from_secs(5));
+                            upkeep.run_upkeep();
+                        })
+                        .ok()?;
+                    Some(handle)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// Middleware: request counts and latency by route template (never the raw path, whose
+/// ids would make one series per order) and status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(
+        "ledger_http_request_duration_seconds",
+        "method" => method.clone(),
+        "route" => route.clone()
+    )
+    .record(started.elapsed().as_secs_f64());
+    metrics::counter!("ledger_http_requests_total", "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    response
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
+pub async fn render(State(context): State<ApiContext>) -> Response {
+    refresh_gauges(&context).await;
+    let body = context.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+async fn refresh_gauges(context: &ApiContext) {
+    let pool = context.store.pool().status();
+    metrics::gauge!("ledger_db_pool_connections", "state" => "max").set(pool.max_size as f64);
+    metrics::gauge!("ledger_db_pool_connections", "state" => "open").set(pool.size as f64);
+    metrics::gauge!("ledger_db_pool_connections", "state" => "idle").set(pool.available as f64);
+    metrics::gauge!("ledger_db_pool_waiting_requests").set(pool.waiting as f64);
+
+    if let Some(relay) = &context.relay {
+        let status = relay.snapshot();
+        metrics::counter!("ledger_relay_events_published_total").absolute(status.published_events);
+        metrics::counter!("ledger_relay_batches_published_total")
+            .absolute(status.published_batches);
+        metrics::gauge!("ledger_relay_active")
+            .set(f64::from(u8::from(status.role == eventstore::RelayRole::Active)));
+        metrics::gauge!("ledger_relay_broker_reachable")
+            .set(f64::from(u8::from(status.broker == eventstore::BrokerHealth::Reachable)));
+        if let Some(at) = status.last_published_at {
+            metrics::gauge!("ledger_relay_last_publish_timestamp_seconds")
+                .set(at.timestamp_millis() as f64 / 1000.0);
+        }
+    }
+    for worker in &context.projectors {
+        let status = worker.snapshot();
+        let projection = status.projection.clone();
+        metrics::counter!("ledger_projection_events_applied_total", "projection" => projection.clone())
+            .absolute(status.applied_events);
+        metrics::counter!("ledger_projection_duplicates_total", "projection" => projection.clone())
+            .absolute(status.duplicates);
+        metrics::counter!("ledger_projection_events_healed_total", "projection" => projection.clone())
+            .absolute(status.healed_events);
+        metrics::counter!("ledger_projection_dead_lettered_total", "projection" => projection)
+            .absolute(status.dead_letters);
+    }
+
+    // State every process can read from the database, whichever roles it runs.
+    let durable = tokio::time::timeout(SCRAPE_QUERY_TIMEOUT, async {
+        let relay = eventstore::relay_report(context.store.pool(), "kafka").await?;
+        let projections = projections::status::report(context.store.pool()).await?;
+        Ok::<_, eventstore::StoreError>((relay, projections))
+    })
+    .await;
+    match durable {
+        Ok(Ok((relay, reports))) => {
+            metrics::gauge!("ledger_database_up").set(1.0);
+            metrics::gauge!("ledger_relay_backlog_events").set(relay.backlog as f64);
+            metrics::gauge!("ledger_relay_oldest_open_transaction_seconds")
+                .set(relay.oldest_open_transaction_seconds.unwrap_or(0.0));
+            for report in reports {
+                let projection = report.projection;
+                metrics::gauge!("ledger_projection_lag_events", "projection" => projection.clone())
+                    .set(report.lag_events as f64);
+                metrics::gauge!("ledger_dead_letters_waiting", "projection" => projection)
+                    .set(report.dead_letters as f64);
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "metrics: database state unavailable");
+            metrics::gauge!("ledger_database_up").set(0.0);
+        }
+        Err(_) => {
+            tracing::warn!("metrics: database state query timed out");
+            metrics::gauge!("ledger_database_up").set(0.0);
+        }
+    }
+}

@@ -30,6 +30,8 @@ enum Commands {
         #[command(subcommand)]
         command: RelayCommand,
     },
+    /// Print the OpenAPI 3.1 document of the HTTP API and exit.
+    Openapi,
     /// The read models.
     Projections {
         #[command(subcommand)]
@@ -74,17 +76,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Commands::Openapi => {
+            print_out(&crate::routes::openapi_spec().to_pretty_json()?)
+        }
         Commands::Projections { command: ProjectionsCommand::Status(database) } => {
             let pool = eventstore::connect(&database.pool_settings())?;
             let report = projections::status::report(&pool).await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
+            print_out(&serde_json::to_string_pretty(&report)?)
         }
         Commands::Relay { command: RelayCommand::Status(database) } => {
             let pool = eventstore::connect(&database.pool_settings())?;
             let report = eventstore::relay_report(&pool, "kafka").await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(())
+            print_out(&serde_json::to_string_pretty(&report)?)
         }
+    }
+}
+
+/// Writes a report to stdout; a closed pipe (`ledger openapi | head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}") {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }

@@ -36,6 +36,7 @@ pub fn recorder() -> Option<PrometheusHandle> {
                 .and_then(PrometheusBuilder::install_recorder);
             match installed {
                 Ok(handle) => {
+                    describe();
                     let upkeep = handle.clone();
                     // Drains histogram samples into their buckets so memory stays flat.
                     std::thread::Builder::new()
@@ -54,6 +55,67 @@ pub fn recorder() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(
+        "ledger_command_duration_seconds",
+        Unit::Seconds,
+        "Command latency by command and outcome (accepted, replayed, or the error code)"
+    );
+    describe_counter!("ledger_events_appended_total", "Events appended by commands");
+    describe_histogram!(
+        "ledger_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP latency by method and route"
+    );
+    describe_counter!("ledger_http_requests_total", "HTTP requests by method, route and status");
+    describe_counter!("ledger_http_throttled_total", "Requests refused 429, by principal");
+    describe_counter!("ledger_http_timeouts_total", "Requests cut off by the time limit");
+    describe_gauge!("ledger_db_pool_connections", "Connection pool: max, open and idle");
+    describe_gauge!("ledger_db_pool_waiting_requests", "Requests waiting for a connection");
+    describe_gauge!("ledger_database_up", "Whether the last scrape could read the database");
+    describe_counter!(
+        "ledger_relay_events_published_total",
+        "Events this process's relay published"
+    );
+    describe_counter!(
+        "ledger_relay_batches_published_total",
+        "Batches this process's relay published"
+    );
+    describe_gauge!("ledger_relay_active", "1 while this process's relay holds the leadership");
+    describe_gauge!("ledger_relay_broker_reachable", "1 while the relay reaches the broker");
+    describe_gauge!("ledger_relay_last_publish_timestamp_seconds", "When the relay last published");
+    describe_gauge!("ledger_relay_backlog_events", "Committed events not yet published");
+    describe_gauge!(
+        "ledger_relay_oldest_open_transaction_seconds",
+        "Age of the oldest writing transaction (holds back the gap-safe horizon)"
+    );
+    describe_gauge!(
+        "ledger_projection_lag_events",
+        "Events in the store past a projection's last applied position"
+    );
+    describe_gauge!(
+        "ledger_dead_letters_waiting",
+        "Parked messages not yet re-driven, by projection"
+    );
+    describe_counter!(
+        "ledger_projection_events_applied_total",
+        "Events this process applied, by projection"
+    );
+    describe_counter!(
+        "ledger_projection_duplicates_total",
+        "Redelivered events skipped, by projection"
+    );
+    describe_counter!(
+        "ledger_projection_events_healed_total",
+        "Missing events read from the store, by projection"
+    );
+    describe_counter!(
+        "ledger_projection_dead_lettered_total",
+        "Messages this process parked, by projection"
+    );
 }
 
 /// Middleware: request counts and latency by route template (never the raw path, whose

@@ -80,6 +80,35 @@ impl Params {
         self.integer("limit", 1..=MAX_LIMIT).unwrap_or(DEFAULT_LIMIT)
     }
 
+    /// The point-in-time cut: `as_of=<RFC 3339>` or `at_position=<n>` (not both); the
+    /// latest state when neither is given.
+    pub fn cut(&mut self) -> eventstore::Cut {
+        let as_of = self.raw.get("as_of").cloned();
+        let at_position = self.integer("at_position", 0..=i64::MAX);
+        match (as_of, at_position) {
+            (Some(_), Some(_)) => {
+                self.errors.push(ValidationError::new(
+                    "as_of",
+                    "give either as_of or at_position, not both",
+                ));
+                eventstore::Cut::Latest
+            }
+            (Some(text), None) => match chrono::DateTime::parse_from_rfc3339(&text) {
+                Ok(time) => eventstore::Cut::Time(time.with_timezone(&chrono::Utc)),
+                Err(_) => {
+                    self.errors.push(ValidationError::new(
+                        "as_of",
+                        "must be an RFC 3339 time, e.g. 2026-11-23T10:15:00Z",
+                    ));
+                    eventstore::Cut::Latest
+                }
+            },
+            (None, Some(position)) => eventstore::Cut::Position(position),
+            // A malformed at_position was reported by `integer`.
+            (None, None) => eventstore::Cut::Latest,
+        }
+    }
+
     /// The opaque keyset cursor of a list (a position, in hex).
     pub fn cursor(&mut self) -> Option<i64> {
         let value = self.raw.get("cursor")?;
@@ -114,4 +143,43 @@ impl Params {
 
 pub fn cursor_after(position: Option<i64>) -> Option<String> {
     position.map(|p| format!("{p:x}"))
+}
+
+/// `as_of` and `at_position`, for the OpenAPI description of every point-in-time query.
+pub struct AsOfParams;
+
+impl utoipa::IntoParams for AsOfParams {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{KnownFormat, ObjectBuilder, Required, SchemaFormat, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("as_of")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(
+                    "Answer as of this time (RFC 3339): per order, the events appended at or \
+                     before it. Before the first event the answer is empty; a future time \
+                     gives the current state. Not with `at_position`.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+                ))
+                .build(),
+            ParameterBuilder::new()
+                .name("at_position")
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(
+                    "Answer as of this global position: the events at or below it. Not with \
+                     `as_of`.",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))))
+                .build(),
+        ]
+    }
 }

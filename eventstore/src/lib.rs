@@ -23,6 +23,7 @@ pub mod position;
 mod recorded;
 mod relay;
 mod relay_status;
+mod settle;
 pub mod schema;
 mod store;
 mod unit_of_work;
@@ -37,6 +38,7 @@ pub use relay::{Relay, RelaySettings};
 pub use relay_status::{
     relay_report, BrokerHealth, RelayReport, RelayRole, RelayStatus, RelayStatusHandle,
 };
+pub use settle::{settle, SETTLE_LIMIT};
 pub use store::{load_stream, EventStore};
 pub use unit_of_work::UnitOfWork;
 

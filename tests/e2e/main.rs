@@ -2,6 +2,7 @@
 //! Each test starts the real application on a random port with its own database.
 
 mod append_only;
+mod as_of;
 mod auth;
 mod bad_input;
 mod concurrency;

@@ -1,19 +1,21 @@
 //! `/v1/orders`: the six commands, the aggregate's state and its history.
 
-use axum::extract::{Extension, State};
+use std::collections::HashMap;
+
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use uuid::Uuid;
 
 use domain::{evolve, Command, Order, OrderId};
-use eventstore::Cut;
 
 use crate::auth::Principal;
 use crate::commands::{self, CommandRequest, CommandResponse};
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandHeaders, JsonBody, OrderIdPath};
+use crate::query::{AsOfParams, Params};
 use crate::requests::{
     CancelOrderRequest, CapturePaymentRequest, IntoCommand, PlaceOrderRequest,
     RecordPaymentFailureRequest, RefundPaymentRequest, ShipOrderRequest,
@@ -246,7 +248,7 @@ order_command_handler!(
     tag = "queries",
     summary = "An order's state",
     description = "The aggregate rebuilt from its events in the event store.",
-    params(("id" = Uuid, Path, description = "The order")),
+    params(("id" = Uuid, Path, description = "The order"), AsOfParams),
     responses(
         (status = 200, description = "The order", body = OrderView),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
@@ -256,8 +258,9 @@ order_command_handler!(
 pub async fn get_order(
     State(context): State<ApiContext>,
     OrderIdPath(order_id): OrderIdPath,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let history = context.store.load(order_id.as_uuid(), Cut::Latest).await?;
+    let history = load_as_of(&context, order_id, raw).await?;
     let Some(last) = history.last() else {
         return Err(ApiError::NotFound("order".to_owned()));
     };
@@ -279,7 +282,7 @@ pub async fn get_order(
     tag = "queries",
     summary = "An order's history",
     description = "Every event of the order in stream order, with its metadata.",
-    params(("id" = Uuid, Path, description = "The order")),
+    params(("id" = Uuid, Path, description = "The order"), AsOfParams),
     responses(
         (status = 200, description = "The history", body = HistoryView),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
@@ -289,8 +292,9 @@ pub async fn get_order(
 pub async fn get_order_events(
     State(context): State<ApiContext>,
     OrderIdPath(order_id): OrderIdPath,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<HistoryView>, ApiError> {
-    let history = context.store.load(order_id.as_uuid(), Cut::Latest).await?;
+    let history = load_as_of(&context, order_id, raw).await?;
     if history.is_empty() {
         return Err(ApiError::NotFound("order".to_owned()));
     }
@@ -298,4 +302,20 @@ pub async fn get_order_events(
         order_id: order_id.as_uuid(),
         events: history.into_iter().map(EventView::from).collect(),
     }))
+}
+
+/// The order's events inside the requested cut, once the cut is settled (see
+/// `eventstore::settle`). Before the order's first event the history is empty: the order
+/// did not exist yet, which the handlers answer 404.
+async fn load_as_of(
+    context: &ApiContext,
+    order_id: OrderId,
+    raw: HashMap<String, String>,
+) -> Result<Vec<eventstore::RecordedEvent>, ApiError> {
+    let mut params = Params::new(raw, &["as_of", "at_position"]);
+    let cut = params.cut();
+    params.finish()?;
+    let client = context.store.client().await?;
+    eventstore::settle(&client, cut).await?;
+    Ok(eventstore::load_stream(&client, order_id.as_uuid(), cut).await?)
 }

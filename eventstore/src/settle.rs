@@ -1,0 +1,63 @@
+//! Settling a point-in-time cut before reading it, so that an as-of answer is repeatable.
+//!
+//! Positions and append times are taken when a row is inserted, and transactions commit
+//! later and in any order. A cut "as of T" (events recorded at or before T) or "at
+//! position P" (events at or below P) is therefore only final once no transaction that
+//! could still commit an event inside it is running. Such a transaction has already
+//! inserted (a transaction that has not inserted yet will take a later time and a higher
+//! position than anything visible now), so it holds a transaction id and started at or
+//! before the cut's time. Settling waits for exactly those transactions — commands last
+//! milliseconds — and a cut older than every running transaction (the usual historical
+//! query) does not wait at all.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+
+use crate::{Cut, StoreError};
+
+/// How long a read waits for the writers inside its cut before giving up.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Transactions of other sessions in this database that have written something and began
+/// at or before `$1`. (The events' append time is never earlier than their transaction's
+/// start.)
+const UNSETTLED: &str = "
+    SELECT count(*) FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid()
+       AND backend_xid IS NOT NULL AND xact_start <= $1";
+
+const PRESENT: &str = "SELECT least($1::timestamptz, clock_timestamp())";
+
+/// The time a position cut corresponds to: when the event at that position was appended,
+/// if it is visible; otherwise (not committed yet, rolled back, or in the future) now.
+const POSITION_TIME: &str = "
+    SELECT coalesce((SELECT recorded_at FROM events WHERE global_position = $1), clock_timestamp())";
+
+/// Waits until no running transaction can still add an event inside `cut`.
+pub async fn settle(client: &impl GenericClient, cut: Cut) -> Result<(), StoreError> {
+    let horizon: DateTime<Utc> = match cut {
+        Cut::Latest | Cut::Version(_) => return Ok(()),
+        // A cut in the future is the present: only transactions that began by now count
+        // (fixed once, so a steady stream of new commands cannot starve the read).
+        Cut::Time(time) => client.query_one(PRESENT, &[&time]).await?.get(0),
+        Cut::Position(position) => client.query_one(POSITION_TIME, &[&position]).await?.get(0),
+    };
+    let unsettled = client.prepare_cached(UNSETTLED).await?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let running: i64 = client.query_one(&unsettled, &[&horizon]).await?.get(0);
+        if running == 0 {
+            return Ok(());
+        }
+        if started.elapsed() >= SETTLE_LIMIT {
+            return Err(StoreError::Unavailable(format!(
+                "{running} transaction(s) inside the requested cut are still running"
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}

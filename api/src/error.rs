@@ -42,6 +42,8 @@ pub enum ApiError {
     RedriveFailed(String),
     #[error("projection lagging")]
     ProjectionLagging { projection: &'static str, applied_version: u32, min_version: u32 },
+    #[error("projection has not applied the whole cut")]
+    CutNotApplied { projection: &'static str, applied_through: i64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -72,7 +74,9 @@ impl ApiError {
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::ProjectionLagging { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::ProjectionLagging { .. } | Self::CutNotApplied { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,7 +99,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RedriveFailed(_) => "redrive_failed",
-            Self::ProjectionLagging { .. } => "projection_lagging",
+            Self::ProjectionLagging { .. } | Self::CutNotApplied { .. } => "projection_lagging",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -175,6 +179,10 @@ impl ApiError {
             Self::ProjectionLagging { projection, applied_version, min_version } => format!(
                 "the {projection} projection has applied version {applied_version} of this order, \
                  not yet {min_version}; retry or wait longer"
+            ),
+            Self::CutNotApplied { projection, applied_through } => format!(
+                "the {projection} projection has applied every event up to position \
+                 {applied_through}, not yet the whole requested cut; retry shortly"
             ),
             Self::Unavailable(_) => {
                 "the ledger cannot serve this request right now; retry shortly".to_owned()

@@ -38,7 +38,7 @@ pub use relay::{Relay, RelaySettings};
 pub use relay_status::{
     relay_report, BrokerHealth, RelayReport, RelayRole, RelayStatus, RelayStatusHandle,
 };
-pub use settle::{settle, SETTLE_LIMIT};
+pub use settle::{oldest_running_writer, settle, SETTLE_LIMIT};
 pub use store::{load_stream, EventStore};
 pub use unit_of_work::UnitOfWork;
 

@@ -32,17 +32,41 @@ const PRESENT: &str = "SELECT least($1::timestamptz, clock_timestamp())";
 
 /// The time a position cut corresponds to: when the event at that position was appended,
 /// if it is visible; otherwise (not committed yet, rolled back, or in the future) now.
+/// Also the highest position appended so far, which a cut in the future stands for.
 const POSITION_TIME: &str = "
-    SELECT coalesce((SELECT recorded_at FROM events WHERE global_position = $1), clock_timestamp())";
+    SELECT coalesce((SELECT recorded_at FROM events WHERE global_position = $1), clock_timestamp()),
+           coalesce((SELECT max(global_position) FROM events), 0)";
 
-/// Waits until no running transaction can still add an event inside `cut`.
-pub async fn settle(client: &impl GenericClient, cut: Cut) -> Result<(), StoreError> {
-    let horizon: DateTime<Utc> = match cut {
-        Cut::Latest | Cut::Version(_) => return Ok(()),
+/// The earliest start of a transaction that is still running and has written something
+/// (`None` if there is none): events not visible yet will be appended no earlier.
+const OLDEST_RUNNING_WRITER: &str = "
+    SELECT min(xact_start) FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL";
+
+/// See [`OLDEST_RUNNING_WRITER`].
+pub async fn oldest_running_writer(
+    client: &impl GenericClient,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let statement = client.prepare_cached(OLDEST_RUNNING_WRITER).await?;
+    Ok(client.query_one(&statement, &[]).await?.get(0))
+}
+
+/// Waits until no running transaction can still add an event inside `cut`, and returns the
+/// cut as it can be answered: a time or a position in the future is the present (the
+/// current time; the highest position appended).
+pub async fn settle(client: &impl GenericClient, cut: Cut) -> Result<Cut, StoreError> {
+    let (horizon, settled): (DateTime<Utc>, Cut) = match cut {
+        Cut::Latest | Cut::Version(_) => return Ok(cut),
         // A cut in the future is the present: only transactions that began by now count
         // (fixed once, so a steady stream of new commands cannot starve the read).
-        Cut::Time(time) => client.query_one(PRESENT, &[&time]).await?.get(0),
-        Cut::Position(position) => client.query_one(POSITION_TIME, &[&position]).await?.get(0),
+        Cut::Time(time) => {
+            let present: DateTime<Utc> = client.query_one(PRESENT, &[&time]).await?.get(0);
+            (present, Cut::Time(present))
+        }
+        Cut::Position(position) => {
+            let row = client.query_one(POSITION_TIME, &[&position]).await?;
+            (row.get(0), Cut::Position(position.min(row.get(1))))
+        }
     };
     let unsettled = client.prepare_cached(UNSETTLED).await?;
     let started = Instant::now();
@@ -50,7 +74,7 @@ pub async fn settle(client: &impl GenericClient, cut: Cut) -> Result<(), StoreEr
     loop {
         let running: i64 = client.query_one(&unsettled, &[&horizon]).await?.get(0);
         if running == 0 {
-            return Ok(());
+            return Ok(settled);
         }
         if started.elapsed() >= SETTLE_LIMIT {
             return Err(StoreError::Unavailable(format!(

@@ -10,7 +10,8 @@
 //!   batches in one transaction, commits offsets only after the database commit, retries a
 //!   failing message with backoff and then parks it as a dead letter (topic and table) so
 //!   the partition keeps moving.
-//! - [`payments`] / [`notifications`]: the two read models and their queries.
+//! - [`payments`] / [`notifications`]: the two read models and their queries, current or
+//!   as of a cut ([`watermark`]: how far each projection is complete).
 
 pub mod apply;
 pub mod dead_letter;
@@ -18,6 +19,7 @@ pub mod notifications;
 pub mod payments;
 mod projection;
 pub mod status;
+pub mod watermark;
 mod worker;
 
 pub use projection::{ApplyError, ProjectedEvent, Projection};

@@ -179,7 +179,10 @@ pub async fn list(
     status: Option<&str>,
     after: Option<i64>,
     limit: i64,
+    cut: eventstore::Cut,
 ) -> Result<Vec<Notification>, eventstore::StoreError> {
+    // A notification is a fact: as of a cut, the ones whose event is inside it.
+    let (position, time) = crate::payments::bounds(cut);
     let rows = client
         .query(
             "SELECT id, order_id, customer_id, template, recipient, subject, body, status, created_at, position
@@ -187,9 +190,9 @@ pub async fn list(
               WHERE ($1::text IS NULL OR customer_id = $1)
                 AND ($2::uuid IS NULL OR order_id = $2)
                 AND ($3::text IS NULL OR status = $3)
-                AND position > $4
+                AND position > $4 AND position <= $6 AND created_at <= $7
               ORDER BY position LIMIT $5",
-            &[&customer_id, &order_id, &status, &after.unwrap_or(0), &limit],
+            &[&customer_id, &order_id, &status, &after.unwrap_or(0), &limit, &position, &time],
         )
         .await?;
     rows.iter()

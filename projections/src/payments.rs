@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use domain::Event;
+use eventstore::Cut;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -26,8 +27,23 @@ const UPDATE_ORDERS: &str = "
            AS d (order_id, captured, refunded, cancelled, stream_version, updated_at)
      WHERE p.order_id = d.order_id";
 const INSERT_ATTEMPTS: &str = "
-    INSERT INTO payment_attempts (order_id, stream_version, payment_id, kind, amount, method, reason, refund_id, recorded_at)
-    SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])";
+    INSERT INTO payment_attempts (order_id, stream_version, payment_id, kind, amount, method, reason, refund_id, recorded_at, position)
+    SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::int8[])";
+/// The state of the batch's orders before it, to version each of its events.
+const CURRENT_STATES: &str = "
+    SELECT order_id, customer_id, currency, amount_due, captured, refunded, cancelled, placed_position, stream_version
+      FROM payments WHERE order_id = ANY($1)";
+const INSERT_VERSIONS: &str = "
+    INSERT INTO payment_versions (order_id, stream_version, position, recorded_at, next_position, next_recorded_at,
+                                  customer_id, currency, amount_due, captured, refunded, cancelled, placed_position)
+    SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int8[], $4::timestamptz[], $5::int8[], $6::timestamptz[],
+                         $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::bool[], $13::int8[])";
+/// Closes the versions that were current before the batch.
+const CLOSE_VERSIONS: &str = "
+    UPDATE payment_versions v SET next_position = d.next_position, next_recorded_at = d.next_recorded_at
+      FROM unnest($1::uuid[], $2::int4[], $3::int8[], $4::timestamptz[])
+           AS d (order_id, stream_version, next_position, next_recorded_at)
+     WHERE v.order_id = d.order_id AND v.stream_version = d.stream_version";
 
 pub struct Payments;
 
@@ -52,6 +68,7 @@ struct Attempts<'a> {
     reason: Vec<Option<&'a str>>,
     refund_id: Vec<Option<&'a str>>,
     recorded_at: Vec<DateTime<Utc>>,
+    position: Vec<i64>,
 }
 
 impl<'a> Attempts<'a> {
@@ -75,7 +92,165 @@ impl<'a> Attempts<'a> {
         self.reason.push(reason);
         self.refund_id.push(refund_id);
         self.recorded_at.push(event.recorded_at);
+        self.position.push(event.position);
     }
+}
+
+/// An order's payments state, as a version row is written.
+#[derive(Clone)]
+struct State {
+    customer_id: String,
+    currency: String,
+    amount_due: i64,
+    captured: i64,
+    refunded: i64,
+    cancelled: bool,
+    placed_position: i64,
+    stream_version: i32,
+}
+
+/// The columns of new versions, one vector per column.
+#[derive(Default)]
+struct Versions {
+    order_id: Vec<Uuid>,
+    stream_version: Vec<i32>,
+    position: Vec<i64>,
+    recorded_at: Vec<DateTime<Utc>>,
+    next_position: Vec<Option<i64>>,
+    next_recorded_at: Vec<Option<DateTime<Utc>>>,
+    customer_id: Vec<String>,
+    currency: Vec<String>,
+    amount_due: Vec<i64>,
+    captured: Vec<i64>,
+    refunded: Vec<i64>,
+    cancelled: Vec<bool>,
+    placed_position: Vec<i64>,
+}
+
+/// Writes one version per applied event: the state after it, valid until the order's next
+/// event. Versions current before the batch are closed by their order's first event in it.
+async fn record_versions(
+    tx: &Transaction<'_>,
+    events: &[ProjectedEvent],
+    before: HashMap<Uuid, State>,
+) -> Result<(), ApplyError> {
+    let mut states = before.clone();
+    let mut versions = Versions::default();
+    // Index of each order's latest version row in `versions`, to close it when the next
+    // event of the order comes.
+    let mut latest: HashMap<Uuid, usize> = HashMap::new();
+    let mut closes: (Vec<Uuid>, Vec<i32>, Vec<i64>, Vec<DateTime<Utc>>) = Default::default();
+    for event in events {
+        if let Event::OrderPlaced(e) = &event.event {
+            states.insert(
+                event.stream_id,
+                State {
+                    customer_id: e.customer_id.as_str().to_owned(),
+                    currency: e.total.currency.code().to_owned(),
+                    amount_due: e.total.amount_minor,
+                    captured: 0,
+                    refunded: 0,
+                    cancelled: false,
+                    placed_position: event.position,
+                    stream_version: 0,
+                },
+            );
+        }
+        let Some(state) = states.get_mut(&event.stream_id) else {
+            return Err(ApplyError::Inconsistent(format!(
+                "order {} has events before its placement",
+                event.stream_id
+            )));
+        };
+        match &event.event {
+            Event::PaymentCaptured(e) => state.captured += e.amount.amount_minor,
+            Event::PaymentRefunded(e) => state.refunded += e.amount.amount_minor,
+            Event::OrderCancelled(_) => state.cancelled = true,
+            _ => {}
+        }
+        state.stream_version = version(event);
+        match latest.get(&event.stream_id) {
+            Some(&row) => {
+                versions.next_position[row] = Some(event.position);
+                versions.next_recorded_at[row] = Some(event.recorded_at);
+            }
+            None => {
+                if let Some(previous) = before.get(&event.stream_id) {
+                    closes.0.push(event.stream_id);
+                    closes.1.push(previous.stream_version);
+                    closes.2.push(event.position);
+                    closes.3.push(event.recorded_at);
+                }
+            }
+        }
+        latest.insert(event.stream_id, versions.order_id.len());
+        let v = &mut versions;
+        v.order_id.push(event.stream_id);
+        v.stream_version.push(state.stream_version);
+        v.position.push(event.position);
+        v.recorded_at.push(event.recorded_at);
+        v.next_position.push(None);
+        v.next_recorded_at.push(None);
+        v.customer_id.push(state.customer_id.clone());
+        v.currency.push(state.currency.clone());
+        v.amount_due.push(state.amount_due);
+        v.captured.push(state.captured);
+        v.refunded.push(state.refunded);
+        v.cancelled.push(state.cancelled);
+        v.placed_position.push(state.placed_position);
+    }
+    if !closes.0.is_empty() {
+        execute(tx, CLOSE_VERSIONS, &[&closes.0, &closes.1, &closes.2, &closes.3]).await?;
+    }
+    let v = &versions;
+    execute(
+        tx,
+        INSERT_VERSIONS,
+        &[
+            &v.order_id,
+            &v.stream_version,
+            &v.position,
+            &v.recorded_at,
+            &v.next_position,
+            &v.next_recorded_at,
+            &v.customer_id,
+            &v.currency,
+            &v.amount_due,
+            &v.captured,
+            &v.refunded,
+            &v.cancelled,
+            &v.placed_position,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn current_states(
+    tx: &Transaction<'_>,
+    orders: &[Uuid],
+) -> Result<HashMap<Uuid, State>, ApplyError> {
+    let statement = tx.prepare_cached(CURRENT_STATES).await?;
+    tx.query(&statement, &[&orders])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                State {
+                    customer_id: row.try_get(1)?,
+                    currency: row.try_get(2)?,
+                    amount_due: row.try_get(3)?,
+                    captured: row.try_get(4)?,
+                    refunded: row.try_get(5)?,
+                    cancelled: row.try_get(6)?,
+                    placed_position: row.try_get(7)?,
+                    stream_version: row.try_get(8)?,
+                },
+            ))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(ApplyError::from)
 }
 
 fn version(event: &ProjectedEvent) -> i32 {
@@ -92,6 +267,12 @@ impl Projection for Payments {
         tx: &Transaction<'_>,
         events: &[ProjectedEvent],
     ) -> Result<(), ApplyError> {
+        let mut orders: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();
+        orders.sort_unstable();
+        orders.dedup();
+        let before = current_states(tx, &orders).await?;
+        record_versions(tx, events, before).await?;
+
         let mut placed: Vec<&ProjectedEvent> = Vec::new();
         let mut changes: HashMap<Uuid, Change> = HashMap::new();
         let mut attempts = Attempts::default();
@@ -217,6 +398,7 @@ impl Projection for Payments {
                     &a.reason,
                     &a.refund_id,
                     &a.recorded_at,
+                    &a.position,
                 ],
             )
             .await?;
@@ -288,25 +470,65 @@ fn summary(row: &tokio_postgres::Row) -> Result<PaymentSummary, tokio_postgres::
     })
 }
 
-/// One order's payments, with its attempts in stream order.
+/// The bounds of a cut as (position, time); the one that does not apply is wide open.
+pub(crate) fn bounds(cut: Cut) -> (i64, DateTime<Utc>) {
+    match cut {
+        Cut::Latest | Cut::Version(_) => (i64::MAX, DateTime::<Utc>::MAX_UTC),
+        Cut::Position(position) => (position, DateTime::<Utc>::MAX_UTC),
+        Cut::Time(time) => (i64::MAX, time),
+    }
+}
+
+/// The version of each order valid at the cut `$P` (position) / `$T` (time): made inside
+/// it, and replaced after it (or not at all).
+const VALID_AT: &str = "position <= $P AND recorded_at <= $T
+    AND (next_position IS NULL OR next_position > $P OR next_recorded_at > $T)";
+
+/// `VALID_AT` with the cut's bounds as the numbered parameters `p` and `t`.
+fn valid_at(p: usize, t: usize) -> String {
+    VALID_AT.replace("$P", &format!("${p}")).replace("$T", &format!("${t}"))
+}
+
+const VERSION_COLUMNS: &str = "order_id, customer_id, currency, amount_due, captured, refunded, outstanding, status, stream_version, recorded_at, placed_position";
+
+/// One order's payments, with its attempts in stream order; as of `cut`, the state its
+/// events inside the cut made.
 pub async fn get(
     client: &impl GenericClient,
     order_id: Uuid,
+    cut: Cut,
 ) -> Result<Option<OrderPayments>, eventstore::StoreError> {
-    let Some(row) = client
-        .query_opt(
-            &format!("SELECT {SUMMARY_COLUMNS} FROM payments WHERE order_id = $1"),
-            &[&order_id],
-        )
-        .await?
-    else {
+    let (position, time) = bounds(cut);
+    let row = if cut == Cut::Latest {
+        client
+            .query_opt(
+                &format!("SELECT {SUMMARY_COLUMNS} FROM payments WHERE order_id = $1"),
+                &[&order_id],
+            )
+            .await?
+    } else {
+        // Within one order, positions and append times rise with the version.
+        client
+            .query_opt(
+                &format!(
+                    "SELECT {VERSION_COLUMNS} FROM payment_versions
+                      WHERE order_id = $1 AND position <= $2 AND recorded_at <= $3
+                      ORDER BY position DESC LIMIT 1"
+                ),
+                &[&order_id, &position, &time],
+            )
+            .await?
+    };
+    let Some(row) = row else {
         return Ok(None);
     };
     let attempts = client
         .query(
             "SELECT payment_id, kind, amount, method, reason, refund_id, stream_version, recorded_at
-               FROM payment_attempts WHERE order_id = $1 ORDER BY stream_version",
-            &[&order_id],
+               FROM payment_attempts
+              WHERE order_id = $1 AND coalesce(position, 0) <= $2 AND recorded_at <= $3
+              ORDER BY stream_version",
+            &[&order_id, &position, &time],
         )
         .await?
         .iter()
@@ -333,19 +555,38 @@ pub async fn list(
     status: Option<&str>,
     after: Option<i64>,
     limit: i64,
+    cut: Cut,
 ) -> Result<Vec<PaymentSummary>, eventstore::StoreError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {SUMMARY_COLUMNS} FROM payments
-                  WHERE ($1::text IS NULL OR customer_id = $1)
-                    AND ($2::text IS NULL OR status = $2)
-                    AND placed_position > $3
-                  ORDER BY placed_position LIMIT $4"
-            ),
-            &[&customer_id, &status, &after.unwrap_or(0), &limit],
-        )
-        .await?;
+    let after = after.unwrap_or(0);
+    let rows = if cut == Cut::Latest {
+        client
+            .query(
+                &format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM payments
+                      WHERE ($1::text IS NULL OR customer_id = $1)
+                        AND ($2::text IS NULL OR status = $2)
+                        AND placed_position > $3
+                      ORDER BY placed_position LIMIT $4"
+                ),
+                &[&customer_id, &status, &after, &limit],
+            )
+            .await?
+    } else {
+        let (position, time) = bounds(cut);
+        client
+            .query(
+                &format!(
+                    "SELECT {VERSION_COLUMNS} FROM payment_versions
+                      WHERE ($1::text IS NULL OR customer_id = $1)
+                        AND ($2::text IS NULL OR status = $2)
+                        AND placed_position > $3 AND {}
+                      ORDER BY placed_position LIMIT $4",
+                    valid_at(5, 6)
+                ),
+                &[&customer_id, &status, &after, &limit, &position, &time],
+            )
+            .await?
+    };
     Ok(rows.iter().map(summary).collect::<Result<_, tokio_postgres::Error>>()?)
 }
 
@@ -353,15 +594,34 @@ pub async fn list(
 pub async fn customer_balance(
     client: &impl GenericClient,
     customer_id: &str,
+    cut: Cut,
 ) -> Result<Vec<Balance>, eventstore::StoreError> {
-    let rows = client
-        .query(
-            "SELECT currency, sum(amount_due)::bigint, sum(captured)::bigint, sum(refunded)::bigint,
-                    sum(outstanding) FILTER (WHERE NOT cancelled)::bigint, count(*)
-               FROM payments WHERE customer_id = $1 GROUP BY currency ORDER BY currency",
-            &[&customer_id],
-        )
-        .await?;
+    const TOTALS: &str =
+        "currency, sum(amount_due)::bigint, sum(captured)::bigint, sum(refunded)::bigint,
+        sum(outstanding) FILTER (WHERE NOT cancelled)::bigint, count(*)";
+    let rows = if cut == Cut::Latest {
+        client
+            .query(
+                &format!(
+                    "SELECT {TOTALS} FROM payments WHERE customer_id = $1
+                      GROUP BY currency ORDER BY currency"
+                ),
+                &[&customer_id],
+            )
+            .await?
+    } else {
+        let (position, time) = bounds(cut);
+        client
+            .query(
+                &format!(
+                    "SELECT {TOTALS} FROM payment_versions WHERE customer_id = $1 AND {}
+                      GROUP BY currency ORDER BY currency",
+                    valid_at(2, 3)
+                ),
+                &[&customer_id, &position, &time],
+            )
+            .await?
+    };
     rows.iter()
         .map(|row| {
             Ok(Balance {

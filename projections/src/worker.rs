@@ -149,6 +149,7 @@ impl<P: Projection> Worker<P> {
                 // The next commit covers these offsets; a redelivery is deduplicated.
                 tracing::warn!(projection = name, %error, "offset commit failed");
             }
+            self.advance_watermark().await;
         }
         self.set_state("stopped", None);
     }
@@ -224,6 +225,18 @@ impl<P: Projection> Worker<P> {
             }
         }
         true
+    }
+
+    /// Best effort: a query that needs the watermark further advances it itself.
+    async fn advance_watermark(&self) {
+        let name = self.projection.name();
+        let advanced = match self.pool.get().await {
+            Ok(client) => crate::watermark::advance(&client, name).await,
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = advanced {
+            tracing::debug!(projection = name, %error, "watermark not advanced");
+        }
     }
 
     async fn apply_all(&self, batch: &[OwnedMessage]) -> Result<(), ApplyError> {

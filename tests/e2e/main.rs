@@ -3,6 +3,7 @@
 
 mod append_only;
 mod as_of;
+mod as_of_read_models;
 mod auth;
 mod bad_input;
 mod concurrency;

@@ -41,6 +41,37 @@ pub struct ApiContext {
     pub metrics: Option<PrometheusHandle>,
 }
 
+/// How long a point-in-time query waits for its projection to have applied the whole cut.
+const AS_OF_WAIT: Duration = Duration::from_secs(2);
+
+/// Makes `cut` answerable from `projection`'s read model: settles it in the store (see
+/// `eventstore::settle`), then waits until the projection has applied every event inside
+/// it (`projections::watermark`), else 504 `projection_lagging`. Returns the settled cut.
+pub(crate) async fn settle_read_model(
+    context: &ApiContext,
+    projection: &'static str,
+    cut: eventstore::Cut,
+) -> Result<eventstore::Cut, ApiError> {
+    if cut == eventstore::Cut::Latest {
+        return Ok(cut);
+    }
+    let client = context.store.client().await?;
+    let cut = eventstore::settle(&client, cut).await?;
+    let mut watermark = projections::watermark::read(&client, projection).await?;
+    let deadline = Instant::now() + AS_OF_WAIT;
+    while !watermark.covers(cut) {
+        if Instant::now() >= deadline {
+            return Err(ApiError::CutNotApplied {
+                projection,
+                applied_through: watermark.position,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        watermark = projections::watermark::advance(&client, projection).await?;
+    }
+    Ok(cut)
+}
+
 /// Read-your-writes: waits until `projection` has applied `min_version` of the order, for
 /// at most `wait`, else answers 504 `projection_lagging`.
 pub(crate) async fn wait_until_applied(

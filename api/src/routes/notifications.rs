@@ -11,9 +11,9 @@ use projections::notifications::{self, Notification};
 use uuid::Uuid;
 
 use crate::error::{ApiError, Problem};
-use crate::query::{cursor_after, Params};
+use crate::query::{cursor_after, AsOfParams, Params};
 use crate::routes::payments::Page;
-use crate::routes::{wait_until_applied, ApiContext};
+use crate::routes::{settle_read_model, wait_until_applied, ApiContext};
 
 #[utoipa::path(
     get,
@@ -29,6 +29,7 @@ use crate::routes::{wait_until_applied, ApiContext};
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
         ("min_version" = Option<u32>, Query, description = "Read-your-writes (needs `order_id`)"),
         ("wait_ms" = Option<u32>, Query, description = "How long to wait for `min_version` (0 to 5000)", maximum = 5000),
+        AsOfParams,
     ),
     responses(
         (status = 200, description = "A page of notifications", body = Page<Notification>),
@@ -42,7 +43,17 @@ pub async fn list_notifications(
 ) -> Result<Json<Page<Notification>>, ApiError> {
     let mut params = Params::new(
         raw,
-        &["customer_id", "order_id", "status", "cursor", "limit", "min_version", "wait_ms"],
+        &[
+            "customer_id",
+            "order_id",
+            "status",
+            "cursor",
+            "limit",
+            "min_version",
+            "wait_ms",
+            "as_of",
+            "at_position",
+        ],
     );
     let customer_id = params.text("customer_id", 64);
     let order_id = params.uuid("order_id");
@@ -50,6 +61,7 @@ pub async fn list_notifications(
     let cursor = params.cursor();
     let limit = params.limit();
     let wait = params.wait_for();
+    let cut = params.cut();
     params.finish()?;
     if let Some((version, wait)) = wait {
         let order_id = order_id.ok_or_else(|| {
@@ -57,6 +69,7 @@ pub async fn list_notifications(
         })?;
         wait_until_applied(&context, notifications::NAME, order_id, version, wait).await?;
     }
+    let cut = settle_read_model(&context, notifications::NAME, cut).await?;
     let client = context.store.client().await?;
     let items = notifications::list(
         &client,
@@ -65,6 +78,7 @@ pub async fn list_notifications(
         status.as_deref(),
         cursor,
         limit,
+        cut,
     )
     .await?;
     let next = (items.len() as i64 == limit).then(|| items.last().map(|n| n.position)).flatten();

@@ -316,6 +316,6 @@ async fn load_as_of(
     let cut = params.cut();
     params.finish()?;
     let client = context.store.client().await?;
-    eventstore::settle(&client, cut).await?;
+    let cut = eventstore::settle(&client, cut).await?;
     Ok(eventstore::load_stream(&client, order_id.as_uuid(), cut).await?)
 }

@@ -13,8 +13,8 @@ use projections::payments::{self, Balance, OrderPayments, PaymentSummary};
 
 use crate::error::{ApiError, Problem};
 use crate::extract::OrderIdPath;
-use crate::query::{cursor_after, Params};
-use crate::routes::{wait_until_applied, ApiContext};
+use crate::query::{cursor_after, AsOfParams, Params};
+use crate::routes::{settle_read_model, wait_until_applied, ApiContext};
 
 const STATUSES: &[&str] =
     &["awaiting_payment", "partially_paid", "paid", "partially_refunded", "refunded", "cancelled"];
@@ -29,6 +29,7 @@ const STATUSES: &[&str] =
         ("id" = Uuid, Path, description = "The order"),
         ("min_version" = Option<u32>, Query, description = "Read-your-writes: wait until the projection has applied this stream version of the order"),
         ("wait_ms" = Option<u32>, Query, description = "How long to wait for `min_version` (0 to 5000; default 0)", maximum = 5000),
+        AsOfParams,
     ),
     responses(
         (status = 200, description = "The order's payments", body = OrderPayments),
@@ -42,14 +43,16 @@ pub async fn get_payments(
     OrderIdPath(order_id): OrderIdPath,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<OrderPayments>, ApiError> {
-    let mut params = Params::new(raw, &["min_version", "wait_ms"]);
+    let mut params = Params::new(raw, &["min_version", "wait_ms", "as_of", "at_position"]);
     let wait = params.wait_for();
+    let cut = params.cut();
     params.finish()?;
     if let Some((version, wait)) = wait {
         wait_until_applied(&context, payments::NAME, order_id.as_uuid(), version, wait).await?;
     }
+    let cut = settle_read_model(&context, payments::NAME, cut).await?;
     let client = context.store.client().await?;
-    payments::get(&client, order_id.as_uuid())
+    payments::get(&client, order_id.as_uuid(), cut)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("payments of this order".to_owned()))
@@ -73,6 +76,7 @@ pub struct Page<T> {
         ("status" = Option<String>, Query, description = "awaiting_payment, partially_paid, paid, partially_refunded, refunded or cancelled"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
+        AsOfParams,
     ),
     responses(
         (status = 200, description = "A page of payment summaries", body = Page<PaymentSummary>),
@@ -83,15 +87,19 @@ pub async fn list_payments(
     State(context): State<ApiContext>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<PaymentSummary>>, ApiError> {
-    let mut params = Params::new(raw, &["customer_id", "status", "cursor", "limit"]);
+    let mut params =
+        Params::new(raw, &["customer_id", "status", "cursor", "limit", "as_of", "at_position"]);
     let customer_id = params.text("customer_id", 64);
     let status = params.one_of("status", STATUSES);
     let cursor = params.cursor();
     let limit = params.limit();
+    let cut = params.cut();
     params.finish()?;
+    let cut = settle_read_model(&context, payments::NAME, cut).await?;
     let client = context.store.client().await?;
     let items =
-        payments::list(&client, customer_id.as_deref(), status.as_deref(), cursor, limit).await?;
+        payments::list(&client, customer_id.as_deref(), status.as_deref(), cursor, limit, cut)
+            .await?;
     let next =
         (items.len() as i64 == limit).then(|| items.last().map(|p| p.placed_position)).flatten();
     Ok(Json(Page { items, next_cursor: cursor_after(next) }))
@@ -103,7 +111,7 @@ pub async fn list_payments(
     tag = "queries",
     summary = "A customer's balances",
     description = "Per currency: what the customer's orders are due, captured, refunded and outstanding.",
-    params(("id" = String, Path, description = "The customer id")),
+    params(("id" = String, Path, description = "The customer id"), AsOfParams),
     responses(
         (status = 200, description = "Balances per currency", body = CustomerBalance),
         (status = 422, description = "`validation_failed`: a bad customer id", body = Problem, content_type = "application/problem+json"),
@@ -112,10 +120,15 @@ pub async fn list_payments(
 pub async fn customer_balance(
     State(context): State<ApiContext>,
     Path(customer_id): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<CustomerBalance>, ApiError> {
     let customer = domain::CustomerId::parse(&customer_id)?;
+    let mut params = Params::new(raw, &["as_of", "at_position"]);
+    let cut = params.cut();
+    params.finish()?;
+    let cut = settle_read_model(&context, payments::NAME, cut).await?;
     let client = context.store.client().await?;
-    let balances = payments::customer_balance(&client, customer.as_str()).await?;
+    let balances = payments::customer_balance(&client, customer.as_str(), cut).await?;
     Ok(Json(CustomerBalance { customer_id: customer.as_str().to_owned(), balances }))
 }
 

@@ -76,9 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Commands::Openapi => {
-            print_out(&crate::routes::openapi_spec().to_pretty_json()?)
-        }
+        Commands::Openapi => print_out(&crate::routes::openapi_spec().to_pretty_json()?),
         Commands::Projections { command: ProjectionsCommand::Status(database) } => {
             let pool = eventstore::connect(&database.pool_settings())?;
             let report = projections::status::report(&pool).await?;

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use domain::{
     positive_amount, CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail,
     CustomerId, LineItem, OrderId, PaymentId, PaymentMethod, PlaceOrder, Reason,
-    RecordPaymentFailure, RefundId, RefundPayment, ShipOrder, TrackingNumber, ValidationError,
+    RecordPaymentFailure, RefundId, RefundPayment, SalesChannel, ShipOrder, TrackingNumber,
+    ValidationError,
 };
 
 use crate::error::ApiError;
@@ -63,7 +64,13 @@ pub struct PlaceOrderRequest {
     pub customer_email: String,
     pub currency: String,
     pub items: Vec<ItemRequest>,
+    /// Where the order came from: 1–32 of `a-z`, `0-9`, `_`, `-`. Default `api`.
+    #[schema(example = "web")]
+    pub sales_channel: Option<String>,
 }
+
+/// The sales channel of an order placed through this API without naming one.
+pub const DEFAULT_SALES_CHANNEL: &str = "api";
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +88,9 @@ impl PlaceOrderRequest {
         let customer_id = errors.check(CustomerId::parse(&self.customer_id));
         let customer_email = errors.check(CustomerEmail::parse(&self.customer_email));
         let currency = errors.check(Currency::parse(&self.currency));
+        let sales_channel = errors.check(SalesChannel::parse(
+            self.sales_channel.as_deref().unwrap_or(DEFAULT_SALES_CHANNEL),
+        ));
         let items: Vec<Option<LineItem>> = match currency {
             Some(currency) => self
                 .items
@@ -96,14 +106,17 @@ impl PlaceOrderRequest {
             None => Vec::new(),
         };
         let complete = errors.0.is_empty();
-        let place = match (customer_id, customer_email, currency) {
-            (Some(customer_id), Some(customer_email), Some(currency)) if complete => {
+        let place = match (customer_id, customer_email, currency, sales_channel) {
+            (Some(customer_id), Some(customer_email), Some(currency), Some(sales_channel))
+                if complete =>
+            {
                 errors.check(PlaceOrder::new(
                     order_id,
                     customer_id,
                     customer_email,
                     currency,
                     items.into_iter().flatten().collect(),
+                    sales_channel,
                 ))
             }
             _ => None,

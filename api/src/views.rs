@@ -42,6 +42,8 @@ pub struct OrderView {
     pub order_id: Uuid,
     pub customer_id: String,
     pub customer_email: String,
+    /// Where the order came from; `unknown` for orders placed before it was recorded.
+    pub sales_channel: String,
     pub currency: &'static str,
     pub lines: Vec<LineView>,
     pub total_minor: i64,
@@ -100,6 +102,7 @@ impl OrderView {
             order_id: order.order_id.as_uuid(),
             customer_id: order.customer_id.to_string(),
             customer_email: order.customer_email.to_string(),
+            sales_channel: order.sales_channel.to_string(),
             currency: order.currency().code(),
             lines: order
                 .lines
@@ -155,7 +158,8 @@ pub struct EventView {
     pub stream_version: u32,
     pub position: i64,
     pub recorded_at: DateTime<Utc>,
-    /// The event's fields, in its current (upcast) shape.
+    /// The event's fields as recorded, in the shape of its `event_version` (the order's
+    /// state, the read models and commands read them upcast to the current shape).
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
     /// Correlation id, causation id, idempotency key, actor and command.

@@ -5,7 +5,7 @@
 
 use crate::{
     Carrier, Currency, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason,
-    RefundId, Sku, TrackingNumber, ValidationError,
+    RefundId, SalesChannel, Sku, TrackingNumber, ValidationError,
 };
 
 /// Input limits, in one place so the API and its docs quote the same numbers.
@@ -97,6 +97,8 @@ pub struct PlaceOrder {
     pub items: Vec<LineItem>,
     /// The order total, computed once with checked arithmetic when the command is built.
     pub total: Money,
+    /// Where the order came from; recorded, not used by any rule.
+    pub sales_channel: SalesChannel,
 }
 
 impl PlaceOrder {
@@ -106,6 +108,7 @@ impl PlaceOrder {
         customer_email: CustomerEmail,
         currency: Currency,
         items: Vec<LineItem>,
+        sales_channel: SalesChannel,
     ) -> Result<Self, ValidationError> {
         if items.is_empty() || items.len() > LIMITS.max_items {
             return Err(ValidationError::new(
@@ -140,6 +143,7 @@ impl PlaceOrder {
             currency,
             items,
             total: Money::new(total_minor, currency),
+            sales_channel,
         })
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Carrier, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason, RefundId,
-    Sku, TrackingNumber,
+    SalesChannel, Sku, TrackingNumber,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +51,9 @@ pub struct OrderPlaced {
     pub customer_email: CustomerEmail,
     pub lines: Vec<OrderLine>,
     pub total: Money,
+    /// Where the order came from. New in version 2 of the stored event; version 1 events
+    /// are read as [`SalesChannel::unknown`].
+    pub sales_channel: SalesChannel,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

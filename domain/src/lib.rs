@@ -34,4 +34,4 @@ pub use event::{
 pub use ids::{CustomerId, OrderId, PaymentId, RefundId};
 pub use money::{Currency, Money};
 pub use order::{decide, evolve, CapturedPayment, Fulfilment, Order, PlacedOrder};
-pub use text::{Carrier, CustomerEmail, PaymentMethod, Reason, Sku, TrackingNumber};
+pub use text::{Carrier, CustomerEmail, PaymentMethod, Reason, SalesChannel, Sku, TrackingNumber};

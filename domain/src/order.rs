@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::{
     Command, Currency, CustomerEmail, CustomerId, DomainError, Event, Money, OrderCancelled,
     OrderFullyPaid, OrderId, OrderLine, OrderPlaced, OrderShipped, PaymentCaptured, PaymentFailed,
-    PaymentId, PaymentMethod, PaymentRefunded, Reason, RefundId, Rule,
+    PaymentId, PaymentMethod, PaymentRefunded, Reason, RefundId, Rule, SalesChannel,
 };
 
 /// An order as its events made it. `Unplaced` is the state of an empty stream.
@@ -32,6 +32,7 @@ pub struct PlacedOrder {
     pub customer_email: CustomerEmail,
     pub lines: Vec<OrderLine>,
     pub total: Money,
+    pub sales_channel: SalesChannel,
     /// Sum of all captures, in minor units of the order's currency.
     pub captured_minor: i64,
     /// Sum of all refunds.
@@ -114,6 +115,7 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
                     })
                     .collect(),
                 total: place.total,
+                sales_channel: place.sales_channel,
             };
             let total = placed.total;
             let mut events = vec![Event::OrderPlaced(placed)];
@@ -219,6 +221,7 @@ pub fn evolve(order: Order, event: &Event) -> Order {
             customer_email: placed.customer_email.clone(),
             lines: placed.lines.clone(),
             total: placed.total,
+            sales_channel: placed.sales_channel.clone(),
             captured_minor: 0,
             refunded_minor: 0,
             payments: BTreeMap::new(),

@@ -29,6 +29,17 @@ fn check_text(raw: &str, min: usize, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Lower-case ASCII letters, digits, `_` and `-`, `min..=max` bytes: the shape of codes that
+/// name a category and are compared as written.
+fn check_code(raw: &str, min: usize, max: usize) -> Result<(), String> {
+    check_length(raw, min, max)?;
+    if raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+        Ok(())
+    } else {
+        Err("must contain only lower-case letters a-z, digits, '_' and '-'".to_owned())
+    }
+}
+
 fn check_length(raw: &str, min: usize, max: usize) -> Result<(), String> {
     let length = raw.chars().count();
     if length < min || length > max {
@@ -135,6 +146,20 @@ bounded!(
     "tracking_number",
     |raw| check_token(raw, 1, 100)
 );
+bounded!(
+    /// Where an order came from (`api`, `web`, `pos`, `marketplace-x`). Recorded since
+    /// version 2 of `OrderPlaced`; orders placed before that read as [`SalesChannel::unknown`].
+    SalesChannel,
+    "sales_channel",
+    |raw| check_code(raw, 1, 32)
+);
+
+impl SalesChannel {
+    /// The channel of an order whose placement did not record one.
+    pub fn unknown() -> Self {
+        Self("unknown".to_owned())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -167,6 +192,19 @@ mod tests {
         assert!(CustomerEmail::parse("ada@").is_err());
         assert!(CustomerEmail::parse("a@b@c").is_err());
         assert!(CustomerEmail::parse("ada @example.com").is_err());
+    }
+
+    #[test]
+    fn sales_channels_are_short_lower_case_codes() {
+        assert!(SalesChannel::parse("api").is_ok());
+        assert!(SalesChannel::parse("marketplace_de-2").is_ok());
+        assert!(SalesChannel::parse(&"x".repeat(32)).is_ok());
+        assert!(SalesChannel::parse(&"x".repeat(33)).is_err());
+        assert!(SalesChannel::parse("").is_err());
+        assert!(SalesChannel::parse("Web").is_err());
+        assert!(SalesChannel::parse("point of sale").is_err());
+        assert!(SalesChannel::parse("café").is_err());
+        assert_eq!(SalesChannel::unknown().as_str(), "unknown");
     }
 
     #[test]

@@ -581,6 +581,8 @@ mod stored_json {
                         { "sku": "PEN-7", "quantity": 1, "unit_price": eur(500) },
                     ],
                     "total": eur(TOTAL),
+                    // Version 2; version 1 had no channel (see eventstore/tests/versions.rs).
+                    "sales_channel": SALES_CHANNEL,
                 }),
             ),
             (

@@ -23,8 +23,8 @@ pub mod position;
 mod recorded;
 mod relay;
 mod relay_status;
-mod settle;
 pub mod schema;
+mod settle;
 mod store;
 mod unit_of_work;
 

@@ -1,12 +1,25 @@
 //! The stored shape of events, kept apart from the domain types.
 //!
-//! `encode` writes the current version of each event; `decode` reads any version ever
-//! written and upcasts it to the current domain shape. When an event's shape changes, its
-//! version goes up here and the old version keeps a decoder: stored events are never
-//! rewritten.
+//! `encode` writes the current version of each event type ([`current_version`]); `decode`
+//! reads any version ever written and upcasts it to the current domain shape. This is the
+//! one place that knows old versions: the API, the relay's readers, the projections and
+//! their self-healing all decode through it. When an event's shape changes, its version
+//! goes up here and the old version keeps a decoder: stored events are never rewritten, and
+//! the relay publishes each one with the version it was stored at.
+//!
+//! Versions so far:
+//!
+//! | event | version | shape |
+//! |---|---|---|
+//! | `OrderPlaced` | 1 | `OrderPlacedV1`: no sales channel; upcast as [`SalesChannel::unknown`] |
+//! | `OrderPlaced` | 2 | the domain [`OrderPlaced`], with `sales_channel` |
+//! | every other event | 1 | its domain type |
 
-use domain::Event;
+use domain::{
+    CustomerEmail, CustomerId, Event, Money, OrderId, OrderLine, OrderPlaced, SalesChannel,
+};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::NewEvent;
@@ -24,8 +37,44 @@ pub enum SchemaError {
     },
 }
 
-/// The current version of every event type.
-pub const CURRENT_VERSION: i16 = 1;
+/// The version `encode` writes for an event: the newest shape of its type.
+pub fn current_version(event: &Event) -> i16 {
+    match event {
+        Event::OrderPlaced(_) => 2,
+        Event::PaymentCaptured(_)
+        | Event::PaymentFailed(_)
+        | Event::PaymentRefunded(_)
+        | Event::OrderFullyPaid(_)
+        | Event::OrderCancelled(_)
+        | Event::OrderShipped(_) => 1,
+    }
+}
+
+/// `OrderPlaced` as version 1 stored it, before the sales channel was recorded. Exactly
+/// those fields: a payload with more (a newer shape under the wrong version) is refused
+/// rather than read with its extra facts dropped.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderPlacedV1 {
+    order_id: OrderId,
+    customer_id: CustomerId,
+    customer_email: CustomerEmail,
+    lines: Vec<OrderLine>,
+    total: Money,
+}
+
+impl From<OrderPlacedV1> for OrderPlaced {
+    fn from(v1: OrderPlacedV1) -> Self {
+        Self {
+            order_id: v1.order_id,
+            customer_id: v1.customer_id,
+            customer_email: v1.customer_email,
+            lines: v1.lines,
+            total: v1.total,
+            sales_channel: SalesChannel::unknown(),
+        }
+    }
+}
 
 /// Encodes a domain event for appending, with a fresh id. UUIDv7 ids sort by creation
 /// time, which keeps the `event_id` index append-mostly.
@@ -42,7 +91,7 @@ pub fn encode(event: &Event) -> Result<NewEvent, serde_json::Error> {
     Ok(NewEvent {
         event_id: Uuid::now_v7(),
         event_type: event.event_type(),
-        event_version: CURRENT_VERSION,
+        event_version: current_version(event),
         payload,
     })
 }
@@ -64,14 +113,16 @@ pub fn decode(
             source,
         })
     }
+    let (t, v, p) = (event_type, event_version, payload);
     Ok(match (event_type, event_version) {
-        ("OrderPlaced", 1) => Event::OrderPlaced(data(event_type, event_version, payload)?),
-        ("PaymentCaptured", 1) => Event::PaymentCaptured(data(event_type, event_version, payload)?),
-        ("PaymentFailed", 1) => Event::PaymentFailed(data(event_type, event_version, payload)?),
-        ("PaymentRefunded", 1) => Event::PaymentRefunded(data(event_type, event_version, payload)?),
-        ("OrderFullyPaid", 1) => Event::OrderFullyPaid(data(event_type, event_version, payload)?),
-        ("OrderCancelled", 1) => Event::OrderCancelled(data(event_type, event_version, payload)?),
-        ("OrderShipped", 1) => Event::OrderShipped(data(event_type, event_version, payload)?),
+        ("OrderPlaced", 1) => Event::OrderPlaced(data::<OrderPlacedV1>(t, v, p)?.into()),
+        ("OrderPlaced", 2) => Event::OrderPlaced(data(t, v, p)?),
+        ("PaymentCaptured", 1) => Event::PaymentCaptured(data(t, v, p)?),
+        ("PaymentFailed", 1) => Event::PaymentFailed(data(t, v, p)?),
+        ("PaymentRefunded", 1) => Event::PaymentRefunded(data(t, v, p)?),
+        ("OrderFullyPaid", 1) => Event::OrderFullyPaid(data(t, v, p)?),
+        ("OrderCancelled", 1) => Event::OrderCancelled(data(t, v, p)?),
+        ("OrderShipped", 1) => Event::OrderShipped(data(t, v, p)?),
         _ => return Err(SchemaError::Unknown { event_type: event_type.to_owned(), event_version }),
     })
 }

@@ -268,6 +268,16 @@ fn cases(order_id: Uuid) -> Vec<Case> {
             Some("customer_email"),
         ),
         case(
+            "sales channel with capitals and spaces",
+            orders,
+            order_with(|b| {
+                b["sales_channel"] = json!("Point of Sale");
+            }),
+            422,
+            "validation_failed",
+            Some("sales_channel"),
+        ),
+        case(
             "bad order id in body",
             orders,
             order_with(|b| {

@@ -13,3 +13,4 @@ mod operations;
 mod projections;
 mod relay;
 mod store;
+mod versions;

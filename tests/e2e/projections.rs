@@ -305,13 +305,13 @@ async fn a_lost_message_heals_from_the_event_store() -> anyhow::Result<()> {
 
     let client = app.database.client().await?;
     let rows = client
-        .query("SELECT event_id, event_type, stream_version, global_position, recorded_at, payload FROM events WHERE stream_id = $1 ORDER BY stream_version", &[&order_id])
+        .query("SELECT event_id, event_type, stream_version, global_position, recorded_at, payload, event_version FROM events WHERE stream_id = $1 ORDER BY stream_version", &[&order_id])
         .await?;
     let producer = raw_producer(&app.kafka).await?;
     app.kafka.ensure_topics().await?;
     for row in rows.iter().filter(|row| row.get::<_, i32>(2) != 2) {
         let envelope = json!({
-            "event_id": row.get::<_, Uuid>(0), "event_type": row.get::<_, String>(1), "event_version": 1,
+            "event_id": row.get::<_, Uuid>(0), "event_type": row.get::<_, String>(1), "event_version": row.get::<_, i16>(6),
             "stream_id": order_id, "stream_version": row.get::<_, i32>(2), "position": row.get::<_, i64>(3),
             "recorded_at": row.get::<_, chrono::DateTime<chrono::Utc>>(4), "correlation_id": null, "causation_id": null,
             "data": row.get::<_, Value>(5),
@@ -401,10 +401,10 @@ async fn a_parked_message_can_be_re_driven_once_it_can_be_applied() -> anyhow::R
     let order_id = app.place_order("cus_redrive").await?;
     let client = app.database.client().await?;
     let row = client
-        .query_one("SELECT event_id, event_type, global_position, recorded_at, payload FROM events WHERE stream_id = $1", &[&order_id])
+        .query_one("SELECT event_id, event_type, global_position, recorded_at, payload, event_version FROM events WHERE stream_id = $1", &[&order_id])
         .await?;
     let envelope = json!({
-        "event_id": row.get::<_, Uuid>(0), "event_type": row.get::<_, String>(1), "event_version": 1,
+        "event_id": row.get::<_, Uuid>(0), "event_type": row.get::<_, String>(1), "event_version": row.get::<_, i16>(5),
         "stream_id": order_id, "stream_version": 1, "position": row.get::<_, i64>(2),
         "recorded_at": row.get::<_, chrono::DateTime<chrono::Utc>>(3), "correlation_id": null, "causation_id": null,
         "data": row.get::<_, Value>(4),

@@ -109,9 +109,14 @@ async fn every_event_of_concurrent_writers_arrives_in_stream_order() -> anyhow::
     let message = &reader.messages[0];
     assert_eq!(message.key, message.envelope.stream_id.to_string(), "keyed by order id");
     assert_eq!(message.headers["event-type"], message.envelope.event_type);
-    assert_eq!(message.headers["event-version"], "1");
     assert_eq!(message.headers["content-type"], "application/json");
     assert!(message.headers.contains_key("correlation-id"));
+    // Each event goes out with the version it was stored at: OrderPlaced is at 2.
+    for message in &reader.messages {
+        let version = message.envelope.event_version;
+        assert_eq!(message.headers["event-version"], version.to_string());
+        assert_eq!(version, if message.envelope.event_type == "OrderPlaced" { 2 } else { 1 });
+    }
     // One order, one partition: every message of a stream shares it.
     let mut partitions: HashMap<Uuid, HashSet<i32>> = HashMap::new();
     for message in &reader.messages {

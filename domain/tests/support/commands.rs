@@ -7,7 +7,7 @@
 use domain::{
     CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail, CustomerId, LineItem,
     OrderId, PaymentId, PaymentMethod, PlaceOrder, Reason, RecordPaymentFailure, RefundId,
-    RefundPayment, ShipOrder, TrackingNumber, ValidationError,
+    RefundPayment, SalesChannel, ShipOrder, TrackingNumber, ValidationError,
 };
 
 /// The standard order's total, in EUR cents.
@@ -19,6 +19,7 @@ pub const STANDARD_ITEMS: &[(&str, i64, i64)] = &[("BOOK-1", 2, 1250), ("PEN-7",
 pub const ORDER_ID: &str = "0199a0a0-0000-7000-8000-000000000001";
 pub const CUSTOMER_ID: &str = "cus_ada";
 pub const CUSTOMER_EMAIL: &str = "ada@example.com";
+pub const SALES_CHANNEL: &str = "web";
 pub const METHOD: &str = "card";
 pub const FAILURE_REASON: &str = "card declined";
 pub const REFUND_REASON: &str = "arrived damaged";
@@ -40,6 +41,10 @@ pub fn customer_id() -> CustomerId {
 
 pub fn customer_email() -> CustomerEmail {
     CustomerEmail::parse(CUSTOMER_EMAIL).expect("CUSTOMER_EMAIL is a valid address")
+}
+
+pub fn sales_channel() -> SalesChannel {
+    SalesChannel::parse(SALES_CHANNEL).expect("SALES_CHANNEL is a valid sales channel")
 }
 
 pub fn payment_id(raw: &str) -> PaymentId {
@@ -87,7 +92,7 @@ pub fn numbered_items(count: usize, quantity: i64, unit_price_minor: i64) -> Vec
 
 /// Builds a `PlaceOrder` for the standard customer, or says why it is invalid.
 pub fn try_place_order(items: Vec<LineItem>) -> Result<PlaceOrder, ValidationError> {
-    PlaceOrder::new(order_id(), customer_id(), customer_email(), eur(), items)
+    PlaceOrder::new(order_id(), customer_id(), customer_email(), eur(), items, sales_channel())
 }
 
 /// Places the standard order ([`STANDARD_ITEMS`], [`TOTAL`]).

@@ -9,7 +9,7 @@ use domain::{
 
 use super::commands::{
     carrier, customer_email, customer_id, eur, method, order_id, payment_id, reason, refund_id,
-    tracking_number, CANCEL_REASON, FAILURE_REASON, REFUND_REASON, STANDARD_ITEMS,
+    sales_channel, tracking_number, CANCEL_REASON, FAILURE_REASON, REFUND_REASON, STANDARD_ITEMS,
 };
 
 pub fn euros(amount_minor: i64) -> Money {
@@ -39,6 +39,7 @@ pub fn placed_with(items: &[(&str, i64, i64)]) -> Event {
         customer_email: customer_email(),
         lines,
         total: euros(total),
+        sales_channel: sales_channel(),
     })
 }
 

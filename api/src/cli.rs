@@ -43,6 +43,24 @@ enum Commands {
 enum ProjectionsCommand {
     /// Print each projection's progress, lag and dead letters.
     Status(DatabaseArgs),
+    /// Replay the event store into a new generation of a projection and swap it in (or,
+    /// with --to-position / --as-of, build it as of that point into `rebuild_<name>`).
+    Rebuild(RebuildArgs),
+}
+
+#[derive(clap::Args)]
+struct RebuildArgs {
+    /// payments, notifications or all.
+    #[arg(value_parser = ["payments", "notifications", "all"])]
+    projection: String,
+    /// Build as of this global position (kept in `rebuild_<name>`, not swapped in).
+    #[arg(long, conflicts_with = "as_of")]
+    to_position: Option<i64>,
+    /// Build as of this time, RFC 3339 (kept in `rebuild_<name>`, not swapped in).
+    #[arg(long)]
+    as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(Subcommand)]
@@ -77,6 +95,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Commands::Openapi => print_out(&crate::routes::openapi_spec().to_pretty_json()?),
+        Commands::Projections { command: ProjectionsCommand::Rebuild(args) } => {
+            crate::rebuild_cli::run(
+                &args.database,
+                &args.projection,
+                args.to_position,
+                args.as_of.map(|t| t.with_timezone(&chrono::Utc)),
+            )
+            .await
+        }
         Commands::Projections { command: ProjectionsCommand::Status(database) } => {
             let pool = eventstore::connect(&database.pool_settings())?;
             let report = projections::status::report(&pool).await?;

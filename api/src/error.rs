@@ -42,6 +42,8 @@ pub enum ApiError {
     RedriveFailed(String),
     #[error("projection lagging")]
     ProjectionLagging { projection: &'static str, applied_version: u32, min_version: u32 },
+    #[error("a rebuild of {0} is running")]
+    RebuildRunning(&'static str),
     #[error("projection has not applied the whole cut")]
     CutNotApplied { projection: &'static str, applied_through: i64 },
     #[error("service unavailable: {0}")]
@@ -69,9 +71,10 @@ impl ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::VersionConflict { .. } | Self::RuleViolated(_) | Self::RedriveFailed(_) => {
-                StatusCode::CONFLICT
-            }
+            Self::VersionConflict { .. }
+            | Self::RuleViolated(_)
+            | Self::RedriveFailed(_)
+            | Self::RebuildRunning(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ProjectionLagging { .. } | Self::CutNotApplied { .. } => {
@@ -99,6 +102,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RedriveFailed(_) => "redrive_failed",
+            Self::RebuildRunning(_) => "rebuild_running",
             Self::ProjectionLagging { .. } | Self::CutNotApplied { .. } => "projection_lagging",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
@@ -176,6 +180,9 @@ impl ApiError {
                 "send the request body as JSON with content-type: application/json".to_owned()
             }
             Self::RedriveFailed(reason) => reason.clone(),
+            Self::RebuildRunning(projection) => {
+                format!("a rebuild of {projection} is running; wait for it or cancel it first")
+            }
             Self::ProjectionLagging { projection, applied_version, min_version } => format!(
                 "the {projection} projection has applied version {applied_version} of this order, \
                  not yet {min_version}; retry or wait longer"

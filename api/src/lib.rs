@@ -22,6 +22,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod query;
+mod rebuild_cli;
 pub mod requests;
 pub mod routes;
 pub mod shutdown;

@@ -87,6 +87,7 @@ impl Application {
             relay: relay_status,
             projectors: projector_status,
             metrics: crate::metrics::recorder(),
+            rebuilds: Default::default(),
         };
         Ok(Self {
             listener,

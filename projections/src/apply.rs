@@ -69,6 +69,8 @@ pub async fn apply<P: Projection>(
     events: &[ProjectedEvent],
 ) -> Result<Outcome, ApplyError> {
     let name = projection.name();
+    // A rebuild's swap waits for running batches and holds new ones back.
+    execute(transaction, crate::rebuild::APPLY_LOCK, &[&name]).await?;
     let mut streams: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();
     streams.sort_unstable();
     streams.dedup();

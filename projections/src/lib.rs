@@ -10,6 +10,8 @@
 //!   batches in one transaction, commits offsets only after the database commit, retries a
 //!   failing message with backoff and then parks it as a dead letter (topic and table) so
 //!   the partition keeps moving.
+//! - [`rebuild`]: a new generation replayed from the event store beside the live one, then
+//!   swapped in atomically; or built as of a past cut for investigation.
 //! - [`payments`] / [`notifications`]: the two read models and their queries, current or
 //!   as of a cut ([`watermark`]: how far each projection is complete).
 
@@ -18,6 +20,7 @@ pub mod dead_letter;
 pub mod notifications;
 pub mod payments;
 mod projection;
+pub mod rebuild;
 pub mod status;
 pub mod watermark;
 mod worker;

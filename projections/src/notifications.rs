@@ -92,6 +92,23 @@ impl Projection for Notifications {
         NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["notification_orders", "notifications"]
+    }
+
+    /// Delivery status is not in the events: a rebuilt notification keeps the one it had.
+    async fn carry_over(&self, tx: &Transaction<'_>, retired: &str) -> Result<(), ApplyError> {
+        tx.execute(
+            &format!(
+                "UPDATE public.notifications n SET status = r.status FROM {retired}.notifications r
+                  WHERE n.id = r.id AND n.status <> r.status"
+            ),
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn apply(
         &self,
         tx: &Transaction<'_>,

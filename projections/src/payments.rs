@@ -262,6 +262,10 @@ impl Projection for Payments {
         NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["payments", "payment_attempts", "payment_versions"]
+    }
+
     async fn apply(
         &self,
         tx: &Transaction<'_>,

@@ -11,6 +11,7 @@ mod idempotency;
 mod lifecycle;
 mod operations;
 mod projections;
+mod rebuild;
 mod relay;
 mod store;
 mod versions;

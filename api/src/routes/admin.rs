@@ -1,12 +1,19 @@
 //! Operations: what the background workers are doing.
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
 use eventstore::{relay_report, RelayReport, RelayStatus};
 
+use eventstore::Cut;
+use projections::rebuild::{RebuildStatus, Target, PROJECTIONS};
+
 use crate::error::{ApiError, Problem};
+use crate::query::{AsOfParams, Params};
 use crate::routes::ApiContext;
 
 #[derive(Serialize)]
@@ -36,6 +43,8 @@ pub struct ProjectionsView {
     workers: Vec<projections::WorkerStatus>,
     /// Durable progress of every projection.
     projections: Vec<projections::status::ProjectionReport>,
+    /// Rebuilds started through this process, running or finished.
+    rebuilds: Vec<RebuildStatus>,
 }
 
 #[utoipa::path(
@@ -53,7 +62,88 @@ pub async fn projections(
     Ok(Json(ProjectionsView {
         workers: context.projectors.iter().map(|worker| worker.snapshot()).collect(),
         projections,
+        rebuilds: rebuild_statuses(&context),
     }))
+}
+
+fn rebuild_statuses(context: &ApiContext) -> Vec<RebuildStatus> {
+    let rebuilds = context.rebuilds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut statuses: Vec<_> = rebuilds.values().map(|r| r.progress.snapshot()).collect();
+    statuses.sort_by(|a, b| a.projection.cmp(&b.projection));
+    statuses
+}
+
+fn known_projection(name: &str) -> Result<&'static str, ApiError> {
+    PROJECTIONS
+        .iter()
+        .copied()
+        .find(|known| *known == name)
+        .ok_or_else(|| ApiError::NotFound(format!("projection {name}")))
+}
+
+/// `POST /v1/admin/projections/{name}/rebuild`: replay the event store into a new
+/// generation and swap it in; or, with `as_of` / `at_position`, build it as of that cut
+/// into `rebuild_<name>` and keep it there.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/projections/{name}/rebuild",
+    tag = "operations",
+    summary = "Rebuild a projection by replaying the event store",
+    description = "Runs in the background; progress is in `GET /v1/admin/projections` (`rebuilds`). Queries keep being served from the live generation until the atomic swap. With `as_of` or `at_position` the projection is built as of that cut into the schema `rebuild_<name>` for investigation, and nothing is swapped.",
+    params(("name" = String, Path, description = "payments or notifications"), AsOfParams),
+    responses(
+        (status = 202, description = "Started", body = Object),
+        (status = 404, description = "`not_found`: no such projection", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`rebuild_running`: this projection is being rebuilt", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn start_rebuild(
+    State(context): State<ApiContext>,
+    Path(name): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<(StatusCode, Json<RebuildStatus>), ApiError> {
+    let name = known_projection(&name)?;
+    let mut params = Params::new(raw, &["as_of", "at_position"]);
+    let cut = params.cut();
+    params.finish()?;
+    let target = if cut == Cut::Latest { Target::Live } else { Target::Cut(cut) };
+    let mut rebuilds = context.rebuilds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if rebuilds.get(name).is_some_and(|running| !running.task.is_finished()) {
+        return Err(ApiError::RebuildRunning(name));
+    }
+    let running = projections::rebuild::start(context.store.pool(), name, target)
+        .ok_or_else(|| ApiError::NotFound(format!("projection {name}")))?;
+    let status = running.progress.snapshot();
+    rebuilds.insert(name.to_owned(), running);
+    Ok((StatusCode::ACCEPTED, Json(status)))
+}
+
+/// `DELETE /v1/admin/projections/{name}/rebuild`: stop a running rebuild; the live
+/// generation was never touched.
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/projections/{name}/rebuild",
+    tag = "operations",
+    summary = "Cancel a running rebuild",
+    params(("name" = String, Path, description = "payments or notifications")),
+    responses(
+        (status = 202, description = "Cancelling", body = Object),
+        (status = 404, description = "`not_found`: no rebuild of it runs here", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_rebuild(
+    State(context): State<ApiContext>,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<RebuildStatus>), ApiError> {
+    let name = known_projection(&name)?;
+    let rebuilds = context.rebuilds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match rebuilds.get(name) {
+        Some(running) if !running.task.is_finished() => {
+            let _ = running.cancel.send(true);
+            Ok((StatusCode::ACCEPTED, Json(running.progress.snapshot())))
+        }
+        _ => Err(ApiError::NotFound(format!("running rebuild of {name}"))),
+    }
 }
 
 #[utoipa::path(

@@ -21,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use std::time::{Duration, Instant};
 
 use eventstore::{EventStore, RelayStatusHandle};
+use projections::rebuild::RunningRebuild;
 use projections::WorkerStatusHandle;
 use uuid::Uuid;
 
@@ -39,7 +40,12 @@ pub struct ApiContext {
     pub projectors: Vec<WorkerStatusHandle>,
     /// Renders `/metrics`; `None` if this process could not install the recorder.
     pub metrics: Option<PrometheusHandle>,
+    /// Projection rebuilds started through this process's admin API, by projection.
+    pub rebuilds: Rebuilds,
 }
+
+pub type Rebuilds =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, RunningRebuild>>>;
 
 /// How long a point-in-time query waits for its projection to have applied the whole cut.
 const AS_OF_WAIT: Duration = Duration::from_secs(2);
@@ -149,6 +155,7 @@ fn routes(serve_api: bool, gate: &Gate) -> OpenApiRouter<ApiContext> {
         .routes(routes!(admin::projections))
         .routes(routes!(admin::dead_letters))
         .routes(routes!(admin::redrive))
+        .routes(routes!(admin::start_rebuild, admin::cancel_rebuild))
         .route_layer(needs(Access::Admin));
     let open = open.merge(admin);
     if !serve_api {

@@ -1,0 +1,259 @@
+//! Rebuilding a projection by replaying the event store: the new generation equals the
+//! live one row for row; the swap happens while commands and queries go on, which never
+//! see an empty or a doubled read model; a rebuild killed midway leaves the live one
+//! serving, and the next one completes.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventstore::Cut;
+use ledger_tests::{expect_json, expect_status, kafka_brokers, poll_until, TestApp};
+use projections::notifications::Notifications;
+use projections::payments::Payments;
+use projections::rebuild::{self, RebuildProgress, Target};
+use serde_json::Value;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// A few lifecycles: placed, partly and fully paid, refunded, failed, cancelled, shipped.
+/// Returns every order and its last stream version.
+async fn history(app: &TestApp, orders: usize) -> anyhow::Result<Vec<(Uuid, u32)>> {
+    let mut placed = Vec::new();
+    for n in 0..orders {
+        let order_id = app.place_order(&format!("cus_{}", n % 4)).await?;
+        let mut last = 1;
+        let steps: Vec<reqwest::Response> = match n % 4 {
+            0 => vec![app.capture(order_id, "pay_1", 1000).await?],
+            1 => vec![
+                app.capture(order_id, "pay_1", 3000).await?,
+                app.refund(order_id, "ref_1", "pay_1", 500).await?,
+                app.ship(order_id).await?,
+            ],
+            2 => {
+                vec![app.fail_payment(order_id, "pay_1", 3000).await?, app.cancel(order_id).await?]
+            }
+            _ => vec![],
+        };
+        for step in steps {
+            last = TestApp::version_of(step).await?;
+        }
+        placed.push((order_id, last));
+    }
+    Ok(placed)
+}
+
+async fn caught_up(app: &TestApp, orders: &[(Uuid, u32)]) -> anyhow::Result<()> {
+    for (order_id, version) in orders {
+        app.payments(*order_id, *version).await?;
+        let query = format!("order_id={order_id}&min_version={version}&wait_ms=5000");
+        app.notifications(&query).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Result<()> {
+    let app = TestApp::spawn_all(&kafka_brokers()).await?;
+    let orders = history(&app, 12).await?;
+    caught_up(&app, &orders).await?;
+    let pool = eventstore::connect(&eventstore::PoolSettings {
+        database_url: app.database.url.clone(),
+        max_size: 4,
+        wait_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(30),
+    })?;
+    let client = pool.get().await?;
+
+    // Built as of "everything" and kept beside the live tables: identical to them.
+    let everything = Target::Cut(Cut::Position(i64::MAX));
+    let (_cancel, cancelled) = watch::channel(false);
+    let status = rebuild::rebuild(
+        &pool,
+        &Payments,
+        everything,
+        7,
+        RebuildProgress::default(),
+        cancelled.clone(),
+    )
+    .await?;
+    assert_eq!(status.state, "done");
+    assert!(status.replayed >= 12 * 2, "replayed {status:?}");
+    assert!(rebuild::generation_equals_live(&client, &Payments).await?, "payments differ");
+    rebuild::rebuild(&pool, &Notifications, everything, 7, RebuildProgress::default(), cancelled)
+        .await?;
+    assert!(
+        rebuild::generation_equals_live(&client, &Notifications).await?,
+        "notifications differ"
+    );
+
+    // As of a past position: only what the events up to it made.
+    let first_order = orders[0].0;
+    let placed_at: i64 = client
+        .query_one(
+            "SELECT global_position FROM events WHERE stream_id = $1 AND stream_version = 1",
+            &[&first_order],
+        )
+        .await?
+        .get(0);
+    let (_cancel, cancelled) = watch::channel(false);
+    rebuild::rebuild(
+        &pool,
+        &Payments,
+        Target::Cut(Cut::Position(placed_at)),
+        7,
+        RebuildProgress::default(),
+        cancelled,
+    )
+    .await?;
+    let rows: Vec<(Uuid, i64)> = client
+        .query("SELECT order_id, captured FROM rebuild_payments.payments", &[])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(rows, [(first_order, 0)], "as of its placement, one order, nothing captured");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rebuild_swaps_in_while_commands_and_queries_go_on() -> anyhow::Result<()> {
+    let app = Arc::new(TestApp::spawn_all(&kafka_brokers()).await?);
+    let before = history(&app, 16).await?;
+    caught_up(&app, &before).await?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let placed = Arc::new(AtomicUsize::new(before.len()));
+    // Queries during the rebuild: never empty, never more orders than were placed, never
+    // an order twice.
+    let reader = {
+        let (app, stop, placed) = (app.clone(), stop.clone(), placed.clone());
+        tokio::spawn(async move {
+            let mut reads = 0;
+            let mut seen = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let known = placed.load(Ordering::SeqCst);
+                let page =
+                    expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+                let ids: Vec<&str> = page["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["order_id"].as_str())
+                    .collect();
+                let distinct: BTreeSet<&str> = ids.iter().copied().collect();
+                anyhow::ensure!(distinct.len() == ids.len(), "an order listed twice");
+                anyhow::ensure!(
+                    ids.len() >= seen,
+                    "orders disappeared: {} after {seen}",
+                    ids.len()
+                );
+                anyhow::ensure!(
+                    ids.len() <= known + 1,
+                    "more orders than placed: {} > {known}",
+                    ids.len()
+                );
+                seen = ids.len();
+                reads += 1;
+            }
+            Ok::<_, anyhow::Error>(reads)
+        })
+    };
+    let writer = {
+        let (app, stop, placed) = (app.clone(), stop.clone(), placed.clone());
+        tokio::spawn(async move {
+            let mut orders = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let order_id = app.place_order("cus_during").await?;
+                placed.fetch_add(1, Ordering::SeqCst);
+                let version =
+                    TestApp::version_of(app.capture(order_id, "pay_1", 3000).await?).await?;
+                orders.push((order_id, version));
+            }
+            Ok::<_, anyhow::Error>(orders)
+        })
+    };
+
+    let started = app.post("/v1/admin/projections/payments/rebuild").send().await?;
+    expect_status(started, 202).await?;
+    let again = app.post("/v1/admin/projections/payments/rebuild").send().await?;
+    assert_eq!(expect_json(again, 409).await?["code"], "rebuild_running");
+    let status = poll_until(Duration::from_secs(30), "the rebuild to finish", || async {
+        let view = expect_json(app.get("/v1/admin/projections").send().await?, 200).await?;
+        let rebuild = view["rebuilds"][0].clone();
+        Ok(matches!(rebuild["state"].as_str(), Some("done" | "failed")).then_some(rebuild))
+    })
+    .await?;
+    assert_eq!(status["state"], "done", "{status}");
+    // Keep writing a little after the swap: the live worker goes on in the new tables.
+    let after = app.place_order("cus_after").await?;
+    stop.store(true, Ordering::SeqCst);
+    let reads = reader.await??;
+    let mut during = writer.await??;
+    assert!(reads > 0 && !during.is_empty(), "{reads} reads, {} orders during", during.len());
+    during.push((after, 1));
+
+    let all: Vec<(Uuid, u32)> = before.iter().copied().chain(during.iter().copied()).collect();
+    caught_up(&app, &all).await?;
+    for (order_id, _) in &during[..during.len() - 1] {
+        let payments: Value = app.payments(*order_id, 3).await?;
+        assert_eq!(payments["status"], "paid", "{payments}");
+        assert_eq!(
+            payments["attempts"].as_array().map(Vec::len),
+            Some(1),
+            "exactly once: {payments}"
+        );
+    }
+    let page = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(all.len()));
+    // The swapped-in tables kept the names migrations know them by, and nothing is left over.
+    let client = app.database.client().await?;
+    let index: Option<String> = client
+        .query_one("SELECT to_regclass('public.payments_by_customer')::text", &[])
+        .await?
+        .get(0);
+    assert_eq!(index.as_deref(), Some("payments_by_customer"));
+    let leftovers: i64 = client
+        .query_one("SELECT count(*) FROM pg_namespace WHERE nspname IN ('rebuild_payments', 'retired_payments')", &[])
+        .await?
+        .get(0);
+    assert_eq!(leftovers, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next_completes(
+) -> anyhow::Result<()> {
+    let app = TestApp::spawn_all(&kafka_brokers()).await?;
+    let orders = history(&app, 24).await?;
+    caught_up(&app, &orders).await?;
+    let live = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+    let pool = eventstore::connect(&eventstore::PoolSettings {
+        database_url: app.database.url.clone(),
+        max_size: 4,
+        wait_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(30),
+    })?;
+
+    // Small batches, so there is a "midway"; the task is aborted like a killed process.
+    let running = rebuild::start_with_batch(&pool, "payments", Target::Live, 3)
+        .ok_or_else(|| anyhow::anyhow!("no payments projection"))?;
+    poll_until(Duration::from_secs(10), "the replay to be under way", || async {
+        Ok((running.progress.snapshot().replayed >= 9).then_some(()))
+    })
+    .await?;
+    running.task.abort();
+    let _ = running.task.await;
+
+    let during = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+    assert_eq!(during, live, "the live generation is untouched and serving");
+
+    let running = rebuild::start(&pool, "payments", Target::Live)
+        .ok_or_else(|| anyhow::anyhow!("no payments projection"))?;
+    let status = running.task.await??;
+    assert_eq!(status.state, "done");
+    let after = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+    assert_eq!(after, live, "the rebuilt generation answers the same");
+    Ok(())
+}

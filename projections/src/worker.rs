@@ -165,6 +165,13 @@ impl<P: Projection> Worker<P> {
             // A fetch returns as soon as there is data, or after this: it bounds how long
             // a quiet partition delays a new event (librdkafka's default is 500 ms).
             .set("fetch.wait.max.ms", "5")
+            // A member that dies without leaving (kill -9, a lost host) keeps its
+            // partitions until the coordinator stops hearing from it, and the group's
+            // rebalance waits that long: with librdkafka's default of 45 s, a worker
+            // restarted after a crash applied nothing for 45 s. Heartbeats come from
+            // librdkafka's own thread, so a long batch does not risk a false expiry.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000")
             .create()
             .map_err(|e| e.to_string())?;
         consumer.subscribe(&[&self.kafka.orders_topic()]).map_err(|e| e.to_string())?;

@@ -9,6 +9,7 @@ mod bad_input;
 mod concurrency;
 mod idempotency;
 mod lifecycle;
+mod logs;
 mod operations;
 mod projections;
 mod rebuild;

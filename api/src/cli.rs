@@ -59,6 +59,9 @@ struct RebuildArgs {
     /// Build as of this time, RFC 3339 (kept in `rebuild_<name>`, not swapped in).
     #[arg(long)]
     as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Events read and applied per transaction.
+    #[arg(long, default_value_t = projections::rebuild::BATCH)]
+    batch_size: i64,
     #[command(flatten)]
     database: DatabaseArgs,
 }
@@ -101,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &args.projection,
                 args.to_position,
                 args.as_of.map(|t| t.with_timezone(&chrono::Utc)),
+                args.batch_size,
             )
             .await
         }

@@ -17,6 +17,7 @@ pub async fn run(
     which: &str,
     to_position: Option<i64>,
     as_of: Option<DateTime<Utc>>,
+    batch_size: i64,
 ) -> anyhow::Result<()> {
     let target = match (to_position, as_of) {
         (Some(position), _) => Target::Cut(Cut::Position(position)),
@@ -27,7 +28,7 @@ pub async fn run(
     eventstore::migrate(&pool).await.context("applying migrations")?;
     let names: Vec<&str> = if which == "all" { PROJECTIONS.to_vec() } else { vec![which] };
     for name in names {
-        let running = rebuild::start(&pool, name, target)
+        let running = rebuild::start_with_batch(&pool, name, target, batch_size)
             .with_context(|| format!("no projection called {name}"))?;
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{prefix:>13} [{bar:40}] {pos}/{len} events  {msg}")?

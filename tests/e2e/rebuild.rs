@@ -53,10 +53,32 @@ async fn caught_up(app: &TestApp, orders: &[(Uuid, u32)]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// An order placed by an older release: a version 1 `OrderPlaced`, stored as it was.
+async fn place_v1_order(app: &TestApp) -> anyhow::Result<Uuid> {
+    let order_id = Uuid::now_v7();
+    let mut payload: Value =
+        serde_json::from_str(include_str!("../../eventstore/tests/fixtures/v1/OrderPlaced.json"))?;
+    payload["order_id"] = Value::from(order_id.to_string());
+    app.database
+        .client()
+        .await?
+        .execute(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version, payload)
+             VALUES ($1, 1, $2, 'OrderPlaced', 1, $3)",
+            &[&order_id, &Uuid::now_v7(), &payload],
+        )
+        .await?;
+    Ok(order_id)
+}
+
 #[tokio::test]
 async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Result<()> {
     let app = TestApp::spawn_all(&kafka_brokers()).await?;
-    let orders = history(&app, 12).await?;
+    // Mixed versions: an order from an older release, then commands on it today.
+    let old = place_v1_order(&app).await?;
+    let captured = TestApp::version_of(app.capture(old, "pay_old", 100).await?).await?;
+    let mut orders = vec![(old, captured)];
+    orders.extend(history(&app, 12).await?);
     caught_up(&app, &orders).await?;
     let pool = eventstore::connect(&eventstore::PoolSettings {
         database_url: app.database.url.clone(),
@@ -89,7 +111,7 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
     );
 
     // As of a past position: only what the events up to it made.
-    let first_order = orders[0].0;
+    let first_order = orders[1].0;
     let placed_at: i64 = client
         .query_one(
             "SELECT global_position FROM events WHERE stream_id = $1 AND stream_version = 1",
@@ -113,7 +135,9 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
-    assert_eq!(rows, [(first_order, 0)], "as of its placement, one order, nothing captured");
+    let rows: BTreeSet<(Uuid, i64)> = rows.into_iter().collect();
+    let expected: BTreeSet<(Uuid, i64)> = [(old, 100), (first_order, 0)].into_iter().collect();
+    assert_eq!(rows, expected, "as of the second order's placement: the old one paid 100");
     Ok(())
 }
 
@@ -255,5 +279,53 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
     assert_eq!(status.state, "done");
     let after = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
     assert_eq!(after, live, "the rebuilt generation answers the same");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rebuild_process_killed_midway_leaves_the_live_generation_and_a_rerun_completes(
+) -> anyhow::Result<()> {
+    let app = TestApp::spawn_all(&kafka_brokers()).await?;
+    let orders = history(&app, 24).await?;
+    caught_up(&app, &orders).await?;
+    let live = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+    let rebuild_command = |batch: &str| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ledger-under-test"));
+        command
+            .args(["projections", "rebuild", "payments", "--batch-size", batch])
+            .args(["--database-url", &app.database.url])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        command
+    };
+
+    // One event per transaction, so the process is surely midway when it is killed.
+    let mut process = rebuild_command("1").spawn()?;
+    let client = app.database.client().await?;
+    poll_until(Duration::from_secs(20), "the rebuild to be under way", || async {
+        let replayed = client
+            .query_one("SELECT count(*) FROM rebuild_payments.projection_streams", &[])
+            .await
+            .map_or(0, |row| row.get::<_, i64>(0));
+        Ok((replayed >= 3).then_some(()))
+    })
+    .await?;
+    process.start_kill()?; // SIGKILL
+    let killed = process.wait().await?;
+    assert!(!killed.success(), "killed midway, not finished: {killed:?}");
+
+    let during = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+    assert_eq!(during, live, "the live generation is untouched and serving");
+
+    let rerun =
+        tokio::time::timeout(Duration::from_secs(60), rebuild_command("10000").status()).await??;
+    assert!(rerun.success(), "the rerun completes: {rerun:?}");
+    let after = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+    assert_eq!(after, live, "the rebuilt generation answers the same");
+    let leftover: Option<String> =
+        client.query_one("SELECT to_regnamespace('rebuild_payments')::text", &[]).await?.get(0);
+    assert_eq!(leftover, None, "the rebuild schema is gone after the swap");
     Ok(())
 }

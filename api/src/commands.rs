@@ -20,6 +20,7 @@ use domain::{decide, evolve, Command, Order, OrderId};
 use eventstore::{schema, AppendError, Claim, Cut, EventStore, Metadata, UnitOfWork};
 
 use crate::error::ApiError;
+use crate::group_commit::GroupCommit;
 use crate::views::{AppendedEventView, CommandAccepted};
 
 /// How often a command without `If-Match` is re-decided after losing a race.
@@ -57,11 +58,15 @@ enum Attempt {
 )]
 pub async fn execute(
     store: &EventStore,
+    group_commit: Option<&GroupCommit>,
     request: CommandRequest,
 ) -> Result<CommandResponse, ApiError> {
     let started = Instant::now();
     let command = request.command.name();
-    let result = execute_with_retries(store, request).await;
+    let result = match group_commit {
+        Some(group) => group.submit(request).await,
+        None => execute_alone(store, request).await,
+    };
     let outcome = match &result {
         Ok(response) if response.replayed => "replayed",
         Ok(_) => "accepted",
@@ -75,18 +80,25 @@ pub async fn execute(
     result
 }
 
-async fn execute_with_retries(
-    store: &EventStore,
-    request: CommandRequest,
-) -> Result<CommandResponse, ApiError> {
-    let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
-    let metadata = Metadata {
+/// The metadata recorded with a command's events.
+pub fn metadata(request: &CommandRequest) -> Metadata {
+    Metadata {
         correlation_id: request.correlation_id.clone(),
         causation_id: Some(Uuid::now_v7().to_string()),
         idempotency_key: request.idempotency_key.clone(),
         actor: request.actor.clone(),
         command: Some(request.command.name().to_owned()),
-    };
+    }
+}
+
+/// One command in a transaction of its own (without group commit, or when a batch has to
+/// be redone command by command).
+pub async fn execute_alone(
+    store: &EventStore,
+    request: CommandRequest,
+) -> Result<CommandResponse, ApiError> {
+    let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
+    let metadata = metadata(&request);
     for attempt in 1..=attempts {
         let mut unit = store.begin(request.order_id.as_uuid()).await?;
         match attempt_once(&mut unit, &request, &metadata).await {

@@ -60,9 +60,37 @@ pub struct ServeArgs {
     pub skip_migrations: bool,
     #[command(flatten)]
     pub access: AccessArgs,
+    #[command(flatten)]
+    pub group_commit: GroupCommitArgs,
     /// How long in-flight requests may take to finish after a shutdown signal.
     #[arg(long, env = "LEDGER_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GroupCommitArgs {
+    /// Run every command in a transaction of its own instead of sharing transactions.
+    #[arg(long, env = "LEDGER_NO_GROUP_COMMIT")]
+    pub no_group_commit: bool,
+    /// Most commands sharing one transaction.
+    #[arg(long, env = "LEDGER_GROUP_COMMIT_MAX_BATCH", default_value_t = 64)]
+    pub group_commit_max_batch: usize,
+    /// How long a writer waits for more commands once it has one, in microseconds.
+    #[arg(long, env = "LEDGER_GROUP_COMMIT_LINGER_US", default_value_t = 200)]
+    pub group_commit_linger_us: u64,
+    /// Writer tasks (each uses one connection while it writes).
+    #[arg(long, env = "LEDGER_GROUP_COMMIT_WRITERS", default_value_t = 4)]
+    pub group_commit_writers: usize,
+}
+
+impl GroupCommitArgs {
+    pub fn settings(&self) -> Option<crate::group_commit::GroupCommitSettings> {
+        (!self.no_group_commit).then(|| crate::group_commit::GroupCommitSettings {
+            max_batch: self.group_commit_max_batch.max(1),
+            linger: Duration::from_micros(self.group_commit_linger_us),
+            writers: self.group_commit_writers.max(1),
+        })
+    }
 }
 
 #[derive(Args, Clone, Debug)]

@@ -2,7 +2,8 @@
 //!
 //! - [`startup`]: `Application::build(settings)` → bound address + `run(shutdown)`.
 //! - [`routes`]: the axum router, one module per resource.
-//! - [`commands`]: executing a command (load → decide → append) in one transaction.
+//! - [`commands`]: executing a command (load → decide → append) in one transaction;
+//!   [`group_commit`]: many concurrent commands in one transaction.
 //! - [`requests`] / [`views`]: what clients send and what they get back.
 //! - [`auth`] / [`limits`]: bearer tokens and roles, per-token concurrency, time limit.
 //! - [`metrics`] / [`openapi`]: `/metrics` and `/openapi.json` + `/docs`.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod group_commit;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

@@ -83,11 +83,14 @@ impl Application {
         }
 
         let context = ApiContext {
-            store: EventStore::new(pool),
+            store: EventStore::new(pool.clone()),
             relay: relay_status,
             projectors: projector_status,
             metrics: crate::metrics::recorder(),
             rebuilds: Default::default(),
+            group_commit: settings.group_commit.settings().map(|group| {
+                crate::group_commit::GroupCommit::start(EventStore::new(pool.clone()), group)
+            }),
         };
         Ok(Self {
             listener,

@@ -13,6 +13,7 @@
 //! writers that read version N, exactly one commits N + 1; the other gets
 //! [`AppendError::Conflict`], never a lost or duplicated event.
 
+mod batch;
 pub mod envelope;
 mod error;
 mod idempotency;
@@ -28,6 +29,7 @@ mod settle;
 mod store;
 mod unit_of_work;
 
+pub use batch::{BatchEvent, BatchWrite};
 pub use error::{AppendError, StoreError};
 pub use idempotency::Claim;
 pub use kafka::{KafkaSettings, DEAD_LETTER_SUFFIX, ORDERS_TOPIC};

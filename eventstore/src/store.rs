@@ -46,6 +46,11 @@ impl EventStore {
         UnitOfWork::begin(&self.pool, stream_id).await
     }
 
+    /// Opens one transaction for a batch of commands on `streams`, holding all their locks.
+    pub async fn begin_batch(&self, streams: &[Uuid]) -> Result<crate::BatchWrite, StoreError> {
+        crate::BatchWrite::begin(&self.pool, streams).await
+    }
+
     /// Cheap liveness probe of the database, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
@@ -75,7 +80,13 @@ pub async fn load_stream(
     rows.iter().map(recorded_event).collect()
 }
 
-fn recorded_event(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {
+/// The advisory lock key of a stream: every writer of the stream takes it first.
+pub(crate) fn stream_lock_key(stream_id: Uuid) -> i64 {
+    let (high, low) = stream_id.as_u64_pair();
+    i64::from_ne_bytes((high ^ low).to_ne_bytes())
+}
+
+pub(crate) fn recorded_event(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         global_position: row.try_get(0)?,
         stream_id: row.try_get(1)?,

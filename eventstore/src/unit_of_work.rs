@@ -38,8 +38,7 @@ impl UnitOfWork {
     /// gap-safe `(tx_id, position)` order of [`crate::position`] is then stream order.
     pub(crate) async fn begin(pool: &Pool, stream_id: Uuid) -> Result<Self, StoreError> {
         let client = pool.get().await?;
-        let (high, low) = stream_id.as_u64_pair();
-        let key = i64::from_ne_bytes((high ^ low).to_ne_bytes());
+        let key = crate::store::stream_lock_key(stream_id);
         let lock = client.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
         client.batch_execute("BEGIN").await?;
         let unit = Self { client: Some(client) };

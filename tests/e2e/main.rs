@@ -7,6 +7,7 @@ mod as_of_read_models;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod group_commit;
 mod idempotency;
 mod lifecycle;
 mod logs;

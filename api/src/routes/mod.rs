@@ -42,6 +42,8 @@ pub struct ApiContext {
     pub metrics: Option<PrometheusHandle>,
     /// Projection rebuilds started through this process's admin API, by projection.
     pub rebuilds: Rebuilds,
+    /// The shared-transaction command writers; `None` runs each command on its own.
+    pub group_commit: Option<crate::group_commit::GroupCommit>,
 }
 
 pub type Rebuilds =

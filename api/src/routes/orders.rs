@@ -39,6 +39,7 @@ async fn submit(context: &ApiContext, submission: Submission) -> Result<Response
     fingerprint.extend_from_slice(&submission.raw_body);
     let response = commands::execute(
         &context.store,
+        context.group_commit.as_ref(),
         CommandRequest {
             order_id: submission.order_id,
             command: submission.command,

@@ -1,0 +1,136 @@
+//! Group commit: concurrent commands for different orders share one transaction; a command
+//! refused inside a batch fails alone; commands on one order in one batch apply in turn;
+//! and nobody is answered before the batch is durable.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use ledger_tests::{expect_json, poll_until, TestApp, ORDER_TOTAL_MINOR};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Long enough that requests sent together land in one batch.
+const LINGER: &[&str] = &["--roles", "api", "--group-commit-linger-us", "50000"];
+
+async fn transaction_of(app: &TestApp, order_id: Uuid, version: i32) -> anyhow::Result<i64> {
+    let client = app.database.client().await?;
+    let row = client
+        .query_one(
+            "SELECT tx_id::text::bigint FROM events WHERE stream_id = $1 AND stream_version = $2",
+            &[&order_id, &version],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn concurrent_commands_for_different_orders_share_a_transaction() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(LINGER).await?;
+    let ids: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
+    let placed = join_all(
+        ids.iter()
+            .map(|id| app.post("/v1/orders").json(&TestApp::order_body(*id, "cus_group")).send()),
+    )
+    .await;
+    for response in placed {
+        assert_eq!(response?.status().as_u16(), 201);
+    }
+    let client = app.database.client().await?;
+    let (orders, transactions): (i64, i64) = client
+        .query_one("SELECT count(DISTINCT stream_id), count(DISTINCT tx_id) FROM events", &[])
+        .await
+        .map(|row| (row.get(0), row.get(1)))?;
+    assert_eq!(orders, 40);
+    assert!(transactions <= 10, "40 orders in {transactions} transactions");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_command_in_a_batch_fails_alone() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(LINGER).await?;
+    let (a, b, c) = (
+        app.place_order("cus_a").await?,
+        app.place_order("cus_b").await?,
+        app.place_order("cus_c").await?,
+    );
+    let d = Uuid::now_v7();
+    let (capture_a, overcapture_b, stale_c, place_d) = tokio::join!(
+        app.capture(a, "pay_1", 1000),
+        app.capture(b, "pay_1", ORDER_TOTAL_MINOR + 1),
+        app.post(&format!("/v1/orders/{c}/payments"))
+            .header("if-match", "\"7\"")
+            .json(&json!({ "payment_id": "pay_1", "amount_minor": 10, "method": "card" }))
+            .send(),
+        app.post("/v1/orders").json(&TestApp::order_body(d, "cus_d")).send(),
+    );
+    assert_eq!(capture_a?.status().as_u16(), 201);
+    let refused = expect_json(overcapture_b?, 409).await?;
+    assert_eq!(refused["rule"], "capture_exceeds_outstanding", "{refused}");
+    assert_eq!(expect_json(stale_c?, 409).await?["code"], "version_conflict");
+    assert_eq!(place_d?.status().as_u16(), 201);
+    assert_eq!(
+        transaction_of(&app, a, 2).await?,
+        transaction_of(&app, d, 1).await?,
+        "the accepted ones committed together"
+    );
+    assert_eq!(app.history(b).await?["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(app.history(c).await?["events"].as_array().map(Vec::len), Some(1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn commands_on_one_order_in_one_batch_apply_in_turn() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(LINGER).await?;
+    let order_id = app.place_order("cus_turns").await?;
+    let payments: Vec<String> = (0..10).map(|n| format!("pay_{n}")).collect();
+    let captures = join_all(payments.iter().map(|p| app.capture(order_id, p, 100))).await;
+    let mut versions = Vec::new();
+    for response in captures {
+        versions.push(TestApp::version_of(response?).await?);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=11).collect::<Vec<u32>>());
+    let order = app.order(order_id).await?;
+    assert_eq!(order["captured_minor"], 1000);
+    assert_eq!(order["stream_version"], 11);
+    Ok(())
+}
+
+#[tokio::test]
+async fn nobody_is_answered_before_the_batch_is_written() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(&["--roles", "api"]).await?;
+    let mut blocker = app.database.client().await?;
+    let lock = blocker.transaction().await?;
+    lock.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE").await?;
+
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let requests: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let request = app.post("/v1/orders").json(&TestApp::order_body(*id, "cus_wait"));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    poll_until(Duration::from_secs(5), "the batch to wait on the lock", || async {
+        let waiting: i64 = app
+            .database
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await?
+            .get(0);
+        Ok((waiting > 0).then_some(()))
+    })
+    .await?;
+    assert!(requests.iter().all(|r| !r.is_finished()), "no answer while the write waits");
+    lock.rollback().await?;
+    for request in requests {
+        assert_eq!(request.await??.status().as_u16(), 201);
+    }
+    assert_eq!(app.event_count().await?, 5);
+    Ok(())
+}

@@ -1,10 +1,12 @@
 //! Command throughput over HTTP next to raw `pgbench` single-row inserts at the same
-//! concurrency, against the same PostgreSQL, in the same run.
+//! concurrency, against the same PostgreSQL, in the same run: each command in its own
+//! transaction, then with group commit, then group commit paced at half its peak rate
+//! (the latency an operator sees with headroom).
 //!
 //! `cargo bench -p ledger-tests --bench commands` (`BENCH_CLIENTS`, default 32;
-//! `BENCH_SECONDS`, default 10; `BENCH_WITHOUT_NOTIFY=1` drops the relay's wake-up hint). Each command places an order: one event, one transaction
-//! (stream lock, load, append, commit). The server runs in this process, so client and
-//! server share the machine as a load generator on the same host would.
+//! `BENCH_SECONDS`, default 10; `BENCH_WITHOUT_NOTIFY=1` drops the relay's wake-up hint).
+//! Each command places an order: one durable event. The server runs in this process, so
+//! client and server share the machine as a load generator on the same host would.
 
 use std::time::{Duration, Instant};
 
@@ -24,18 +26,44 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let clients: usize = env_or("BENCH_CLIENTS", 32);
-    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+struct Run {
+    latencies: Vec<Duration>,
+    failures: u64,
+    per_second: f64,
+}
+
+impl Run {
+    fn line(&self, what: &str) -> String {
+        format!(
+            "{what}: {} ok, {} failed, {:.0} commands/s, p50 {:.2?}, p95 {:.2?}, p99 {:.2?}, max {:.2?}",
+            self.latencies.len(),
+            self.failures,
+            self.per_second,
+            percentile(&self.latencies, 0.50),
+            percentile(&self.latencies, 0.95),
+            percentile(&self.latencies, 0.99),
+            self.latencies.last().copied().unwrap_or_default(),
+        )
+    }
+}
+
+/// Places orders from `clients` concurrent clients for `seconds` against a ledger started
+/// with `extra` flags on a fresh database; `rate` (commands/s over all clients) paces
+/// them, else each sends as fast as it is answered.
+async fn run(
+    clients: usize,
+    seconds: u64,
+    extra: &[&str],
+    rate: Option<f64>,
+) -> anyhow::Result<Run> {
     let database = TestDatabase::create().await?;
     if std::env::var_os("BENCH_WITHOUT_NOTIFY").is_some() {
         // To measure what the relay's wake-up hint costs the write path.
         let client = database.client().await?;
         client.batch_execute("ALTER TABLE events DISABLE TRIGGER events_notify_appended").await?;
     }
-
-    let settings = api::config::ServeArgs::try_parse_from([
+    let pool_size = clients.to_string();
+    let mut args = vec![
         "serve",
         "--database-url",
         &database.url,
@@ -44,13 +72,15 @@ async fn main() -> anyhow::Result<()> {
         "--roles",
         "api",
         "--db-pool-size",
-        &clients.to_string(),
+        &pool_size,
         "--api-tokens",
         "write:bench-write-token",
-    ])?;
+    ];
+    args.extend_from_slice(extra);
+    let settings = api::config::ServeArgs::try_parse_from(args)?;
     let application = api::Application::build(&settings).await?;
     let address = application.local_addr()?;
-    tokio::spawn(application.run(std::future::pending()));
+    let server = tokio::spawn(application.run(std::future::pending()));
 
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
@@ -61,13 +91,21 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(clients)
         .default_headers(headers)
         .build()?;
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let workers = (0..clients).map(|_| {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let interval = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate));
+    let workers = (0..clients).map(|client| {
         let http = http.clone();
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0u64;
+            // Paced clients start spread over one interval, not all at once.
+            let mut next = interval.map(|i| started + i.mul_f64(client as f64 / clients as f64));
             while Instant::now() < deadline {
+                if let (Some(at), Some(interval)) = (next.as_mut(), interval) {
+                    tokio::time::sleep_until((*at).into()).await;
+                    *at += interval;
+                }
                 let body = json!({
                     "order_id": Uuid::now_v7(), "customer_id": "cus_bench",
                     "customer_email": "bench@example.com", "currency": "EUR",
@@ -84,7 +122,6 @@ async fn main() -> anyhow::Result<()> {
             (latencies, failures)
         })
     });
-    let started = Instant::now();
     let mut latencies = Vec::new();
     let mut failures = 0;
     for worker in futures_util::future::join_all(workers).await {
@@ -93,10 +130,22 @@ async fn main() -> anyhow::Result<()> {
         failures += worker_failures;
     }
     let elapsed = started.elapsed();
+    server.abort();
     latencies.sort();
-    let commands_per_second = latencies.len() as f64 / elapsed.as_secs_f64();
+    let per_second = latencies.len() as f64 / elapsed.as_secs_f64();
+    Ok(Run { latencies, failures, per_second })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let clients: usize = env_or("BENCH_CLIENTS", 32);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let alone = run(clients, seconds, &["--no-group-commit"], None).await?;
+    let grouped = run(clients, seconds, &[], None).await?;
+    let paced = run(clients, seconds, &[], Some(grouped.per_second / 2.0)).await?;
 
     // Baseline: pgbench, one single-row insert per transaction, same server and clients.
+    let database = TestDatabase::create().await?;
     let client = database.client().await?;
     client
         .batch_execute("CREATE TABLE bench_inserts (id bigserial PRIMARY KEY, payload jsonb)")
@@ -125,16 +174,15 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
-    println!("clients: {clients}, duration: {seconds}s");
-    println!(
-        "ledger POST /v1/orders: {} ok, {failures} failed, {commands_per_second:.0} commands/s, p50 {:.2?}, p95 {:.2?}, p99 {:.2?}, max {:.2?}",
-        latencies.len(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.95),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default(),
-    );
+    println!("clients: {clients}, duration: {seconds}s per run");
+    println!("{}", alone.line("one transaction per command"));
+    println!("{}", grouped.line("group commit"));
+    println!("{}", paced.line(&format!("group commit paced at {:.0}/s", grouped.per_second / 2.0)));
     println!("pgbench single-row insert: {pgbench_tps:.0} tps");
-    println!("ledger / pgbench = {:.2}", commands_per_second / pgbench_tps);
+    println!(
+        "ledger / pgbench: {:.2} one per transaction, {:.2} group commit",
+        alone.per_second / pgbench_tps,
+        grouped.per_second / pgbench_tps
+    );
     Ok(())
 }

@@ -16,9 +16,10 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
-use domain::{decide, evolve, Command, Order, OrderId};
+use domain::{decide, evolve, Command, OrderId, ORDER_SHAPE_VERSION};
 use eventstore::{schema, AppendError, Claim, Cut, EventStore, Metadata, UnitOfWork};
 
+use crate::aggregate;
 use crate::error::ApiError;
 use crate::group_commit::GroupCommit;
 use crate::views::{AppendedEventView, CommandAccepted};
@@ -149,8 +150,11 @@ async fn attempt_once(
         }
     }
 
-    let history = unit.load(stream_id, Cut::Latest).await?;
-    let version = history.last().map_or(0, |event| event.stream_version);
+    let loaded = unit.load_from_snapshot(stream_id, ORDER_SHAPE_VERSION).await?;
+    let (order, version) = match aggregate::fold_loaded(loaded)? {
+        Some(state) => state,
+        None => aggregate::fold_all(&unit.load(stream_id, Cut::Latest).await?)?,
+    };
     if let Some(expected_version) = request.expected_version {
         if expected_version != version {
             return Err(ApiError::VersionConflict {
@@ -159,11 +163,6 @@ async fn attempt_once(
             });
         }
     }
-    let mut order = Order::default();
-    for recorded in &history {
-        order = evolve(order, &recorded.decode()?);
-    }
-
     let events = decide(&order, request.command.clone())?;
     let encoded = events
         .iter()
@@ -181,6 +180,16 @@ async fn attempt_once(
     let last = appended
         .last()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a command appended no event")))?;
+    if eventstore::snapshot::crosses_snapshot_point(version, last.stream_version) {
+        let state = events.iter().fold(order, evolve);
+        unit.save_snapshot(
+            stream_id,
+            last.stream_version,
+            ORDER_SHAPE_VERSION,
+            aggregate::snapshot_of(&state)?,
+        )
+        .await?;
+    }
     let accepted = CommandAccepted {
         order_id: stream_id,
         stream_version: last.stream_version,

@@ -17,9 +17,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
-use domain::{decide, evolve, Order};
+use domain::{decide, evolve, Order, ORDER_SHAPE_VERSION};
 use eventstore::{schema, AppendError, AppendedEvent, BatchEvent, Claim, EventStore, StoreError};
 
+use crate::aggregate;
 use crate::commands::{self, CommandRequest, CommandResponse};
 use crate::error::ApiError;
 use crate::views::{AppendedEventView, CommandAccepted};
@@ -122,6 +123,13 @@ async fn write(store: &EventStore, batch: Vec<Pending>) {
                 let _ = reply.send(commands::execute_alone(store, request).await);
             }
         }
+        Err(BatchFailed::Decode(error)) => {
+            tracing::error!(error = ?error, "a command batch could not be decided");
+            for reply in replies {
+                let _ =
+                    reply.send(Err(ApiError::internal(anyhow::anyhow!("unreadable order state"))));
+            }
+        }
         Err(BatchFailed::Store(error)) => {
             let error = ApiError::from(error);
             for reply in replies {
@@ -140,6 +148,8 @@ async fn write(store: &EventStore, batch: Vec<Pending>) {
 enum BatchFailed {
     Conflict,
     Store(StoreError),
+    /// A stored event or snapshot could not be read or written.
+    Decode(ApiError),
 }
 
 impl From<StoreError> for BatchFailed {
@@ -177,18 +187,28 @@ async fn write_batch(
         .await?;
     let mut claim_of: HashMap<usize, Claim> = keyed.into_iter().zip(claims).collect();
 
-    let mut histories = write.load_streams(&streams).await?;
+    let mut loaded = write.load_from_snapshots(&streams, ORDER_SHAPE_VERSION).await?;
     let mut states: HashMap<Uuid, (Order, u32)> = HashMap::new();
+    let mut unreadable = Vec::new();
     for stream in &streams {
-        let mut order = Order::default();
-        let mut version = 0;
-        for recorded in histories.remove(stream).unwrap_or_default() {
-            let event = recorded.decode().map_err(BatchFailed::Store)?;
-            order = evolve(order, &event);
-            version = recorded.stream_version;
+        match aggregate::fold_loaded(loaded.remove(stream).unwrap_or_default()) {
+            Ok(Some(state)) => {
+                states.insert(*stream, state);
+            }
+            Ok(None) => unreadable.push(*stream),
+            Err(error) => return Err(BatchFailed::Decode(error)),
         }
-        states.insert(*stream, (order, version));
     }
+    if !unreadable.is_empty() {
+        for (stream, history) in write.load_streams(&unreadable).await? {
+            states.insert(stream, aggregate::fold_all(&history).map_err(BatchFailed::Decode)?);
+        }
+        for stream in unreadable {
+            states.entry(stream).or_default();
+        }
+    }
+    let versions_before: HashMap<Uuid, u32> =
+        states.iter().map(|(stream, (_, version))| (*stream, *version)).collect();
 
     let mut decided = Vec::with_capacity(requests.len());
     for (index, request) in requests.iter().enumerate() {
@@ -316,6 +336,18 @@ async fn write_batch(
     let responses: Vec<(&str, u16, &[u8])> =
         recorded.iter().map(|(k, s, b)| (*k, *s, b.as_slice())).collect();
     write.record_responses(&responses).await?;
+    let mut snapshots = Vec::new();
+    for (stream, (order, version)) in &states {
+        let before = versions_before.get(stream).copied().unwrap_or_default();
+        if eventstore::snapshot::crosses_snapshot_point(before, *version) {
+            snapshots.push((
+                *stream,
+                *version,
+                aggregate::snapshot_of(order).map_err(BatchFailed::Decode)?,
+            ));
+        }
+    }
+    write.save_snapshots(ORDER_SHAPE_VERSION, &snapshots).await?;
     write.commit().await?;
     Ok(results)
 }

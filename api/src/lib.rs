@@ -12,6 +12,7 @@
 //! - [`cli`]: the `ledger` command line.
 //! - [`config`] / [`telemetry`] / [`shutdown`]: settings, logs, signals.
 
+pub mod aggregate;
 pub mod auth;
 pub mod cli;
 pub mod commands;

@@ -33,5 +33,7 @@ pub use event::{
 };
 pub use ids::{CustomerId, OrderId, PaymentId, RefundId};
 pub use money::{Currency, Money};
-pub use order::{decide, evolve, CapturedPayment, Fulfilment, Order, PlacedOrder};
+pub use order::{
+    decide, evolve, CapturedPayment, Fulfilment, Order, PlacedOrder, ORDER_SHAPE_VERSION,
+};
 pub use text::{Carrier, CustomerEmail, PaymentMethod, Reason, SalesChannel, Sku, TrackingNumber};

@@ -8,24 +8,31 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     Command, Currency, CustomerEmail, CustomerId, DomainError, Event, Money, OrderCancelled,
     OrderFullyPaid, OrderId, OrderLine, OrderPlaced, OrderShipped, PaymentCaptured, PaymentFailed,
     PaymentId, PaymentMethod, PaymentRefunded, Reason, RefundId, Rule, SalesChannel,
 };
 
+/// The shape of [`Order`] as snapshots store it. Bump it whenever the state's fields or
+/// their meaning change: snapshots of another shape are then ignored (and replaced as
+/// orders are written), never misread. `tests/snapshot_shape.rs` fails until you do.
+pub const ORDER_SHAPE_VERSION: i32 = 1;
+
 /// An order as its events made it. `Unplaced` is the state of an empty stream.
 // One state lives per command for a few microseconds; boxing the placed order would only
 // add an allocation.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Order {
     #[default]
     Unplaced,
     Placed(PlacedOrder),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacedOrder {
     pub order_id: OrderId,
     pub customer_id: CustomerId,
@@ -43,7 +50,7 @@ pub struct PlacedOrder {
     pub fulfilment: Fulfilment,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapturedPayment {
     pub captured_minor: i64,
     pub refunded_minor: i64,
@@ -56,7 +63,7 @@ impl CapturedPayment {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fulfilment {
     Open,
     Cancelled { reason: Reason },

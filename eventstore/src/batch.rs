@@ -192,6 +192,24 @@ impl BatchWrite {
             .map_err(|error| AppendError::Store(error.into()))
     }
 
+    /// Each stream's snapshot of `shape` (if any) and the events after it.
+    pub async fn load_from_snapshots(
+        &mut self,
+        streams: &[Uuid],
+        shape: i32,
+    ) -> Result<HashMap<Uuid, crate::snapshot::Loaded>, StoreError> {
+        crate::snapshot::load_from_snapshots(self.client()?, streams, shape).await
+    }
+
+    /// Stores snapshots (stream, version, state) in this transaction.
+    pub async fn save_snapshots(
+        &mut self,
+        shape: i32,
+        states: &[(Uuid, u32, serde_json::Value)],
+    ) -> Result<(), StoreError> {
+        crate::snapshot::save_snapshots(self.client()?, shape, states).await
+    }
+
     /// Stores the responses to replay for claimed keys.
     pub async fn record_responses(
         &mut self,

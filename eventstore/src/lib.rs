@@ -26,6 +26,7 @@ mod relay;
 mod relay_status;
 pub mod schema;
 mod settle;
+pub mod snapshot;
 mod store;
 mod unit_of_work;
 

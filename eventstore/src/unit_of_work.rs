@@ -150,6 +150,33 @@ impl UnitOfWork {
             .map_err(|error| AppendError::Store(error.into()))
     }
 
+    /// The stream's snapshot of `shape` (if any) and the events after it.
+    pub async fn load_from_snapshot(
+        &mut self,
+        stream_id: Uuid,
+        shape: i32,
+    ) -> Result<crate::snapshot::Loaded, StoreError> {
+        let mut loaded =
+            crate::snapshot::load_from_snapshots(self.client()?, &[stream_id], shape).await?;
+        Ok(loaded.remove(&stream_id).unwrap_or_default())
+    }
+
+    /// Stores a snapshot of the stream's state in this transaction.
+    pub async fn save_snapshot(
+        &mut self,
+        stream_id: Uuid,
+        stream_version: u32,
+        shape: i32,
+        state: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        crate::snapshot::save_snapshots(
+            self.client()?,
+            shape,
+            &[(stream_id, stream_version, state)],
+        )
+        .await
+    }
+
     /// Stores the response to replay for the claimed key.
     pub async fn record_response(
         &mut self,

@@ -15,5 +15,6 @@ mod operations;
 mod projections;
 mod rebuild;
 mod relay;
+mod snapshots;
 mod store;
 mod versions;

@@ -1,0 +1,93 @@
+//! Aggregate snapshots: a stream's folded state after some version, stored as JSON with
+//! the version of its shape, so loading a long stream costs a snapshot and a short tail.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::{RecordedEvent, StoreError};
+
+/// A snapshot is taken whenever an append crosses a multiple of this many events.
+pub const SNAPSHOT_EVERY: u32 = 100;
+
+/// A stored state and the version it was taken at.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub stream_version: u32,
+    pub state: serde_json::Value,
+}
+
+/// What loading a stream from its snapshot gives: the snapshot (if one of this shape
+/// exists) and the events after it.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    pub snapshot: Option<Snapshot>,
+    pub events: Vec<RecordedEvent>,
+}
+
+const SNAPSHOTS: &str = "
+    SELECT stream_id, stream_version, state FROM snapshots
+     WHERE stream_id = ANY($1) AND shape_version = $2";
+const TAILS: &str = "
+    SELECT e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type,
+           e.event_version, e.payload, e.metadata, e.recorded_at
+      FROM events e
+      LEFT JOIN snapshots s ON s.stream_id = e.stream_id AND s.shape_version = $2
+     WHERE e.stream_id = ANY($1) AND e.stream_version > coalesce(s.stream_version, 0)
+     ORDER BY e.stream_id, e.stream_version";
+const SAVE: &str = "
+    INSERT INTO snapshots (stream_id, stream_version, shape_version, state)
+    SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int4[], $4::jsonb[])
+    ON CONFLICT (stream_id) DO UPDATE
+       SET stream_version = EXCLUDED.stream_version, shape_version = EXCLUDED.shape_version,
+           state = EXCLUDED.state, taken_at = now()
+     WHERE snapshots.stream_version < EXCLUDED.stream_version
+        OR snapshots.shape_version <> EXCLUDED.shape_version";
+
+/// Each stream's snapshot of `shape` (if any) and the events after it.
+pub async fn load_from_snapshots(
+    client: &impl GenericClient,
+    streams: &[Uuid],
+    shape: i32,
+) -> Result<HashMap<Uuid, Loaded>, StoreError> {
+    let mut loaded: HashMap<Uuid, Loaded> = HashMap::new();
+    let snapshots = client.prepare_cached(SNAPSHOTS).await?;
+    for row in client.query(&snapshots, &[&streams, &shape]).await? {
+        let version: i32 = row.try_get(1)?;
+        loaded.entry(row.try_get(0)?).or_default().snapshot = Some(Snapshot {
+            stream_version: u32::try_from(version).unwrap_or_default(),
+            state: row.try_get(2)?,
+        });
+    }
+    let tails = client.prepare_cached(TAILS).await?;
+    for row in client.query(&tails, &[&streams, &shape]).await? {
+        let event = crate::store::recorded_event(&row)?;
+        loaded.entry(event.stream_id).or_default().events.push(event);
+    }
+    Ok(loaded)
+}
+
+/// Stores states (stream, version, state) of `shape`, replacing older snapshots.
+pub async fn save_snapshots(
+    client: &impl GenericClient,
+    shape: i32,
+    states: &[(Uuid, u32, serde_json::Value)],
+) -> Result<(), StoreError> {
+    if states.is_empty() {
+        return Ok(());
+    }
+    let streams: Vec<Uuid> = states.iter().map(|s| s.0).collect();
+    let versions: Vec<i32> =
+        states.iter().map(|s| i32::try_from(s.1).unwrap_or(i32::MAX)).collect();
+    let shapes: Vec<i32> = vec![shape; states.len()];
+    let values: Vec<&serde_json::Value> = states.iter().map(|s| &s.2).collect();
+    let save = client.prepare_cached(SAVE).await?;
+    client.execute(&save, &[&streams, &versions, &shapes, &values]).await?;
+    Ok(())
+}
+
+/// Whether an append from `before` to `after` crosses a snapshot point.
+pub fn crosses_snapshot_point(before: u32, after: u32) -> bool {
+    after / SNAPSHOT_EVERY > before / SNAPSHOT_EVERY
+}

@@ -37,6 +37,9 @@ enum Commands {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Load a running ledger through its HTTP API and report throughput, latency and
+    /// rates next to PostgreSQL baselines (see docs/performance.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -113,6 +116,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = projections::status::report(&pool).await?;
             print_out(&serde_json::to_string_pretty(&report)?)
         }
+        Commands::Bench(args) => crate::bench::run(args).await,
         Commands::Relay { command: RelayCommand::Status(database) } => {
             let pool = eventstore::connect(&database.pool_settings())?;
             let report = eventstore::relay_report(&pool, "kafka").await?;

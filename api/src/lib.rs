@@ -10,10 +10,12 @@
 //! - [`error`]: every failure as `application/problem+json` with a stable code.
 //! - [`extract`] / [`correlation`]: checked extraction of bodies, paths and headers.
 //! - [`cli`]: the `ledger` command line.
+//! - [`bench`]: `ledger bench`, a load generator for a running ledger, with baselines.
 //! - [`config`] / [`telemetry`] / [`shutdown`]: settings, logs, signals.
 
 pub mod aggregate;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;

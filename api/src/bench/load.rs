@@ -1,0 +1,453 @@
+//! The load phase: N clients, each running order lifecycles as fast as the ledger answers
+//! (a closed loop: a client sends its next command when the previous one is answered),
+//! until the duration is over or the command count is reached, or Ctrl-C (the commands
+//! in flight finish; a second Ctrl-C exits at once).
+//!
+//! Every command carries a fresh `Idempotency-Key`. A throttled (429), unavailable or
+//! timed-out (503) command, or one lost in transit, is retried up to three times with the
+//! *same* key, so a retry can never apply a command twice; every attempt is counted.
+//!
+//! End-to-end latency: about one accepted command in `--e2e-sample` starts a probe that
+//! asks the payments read model for that order at the command's stream version
+//! (`GET /v1/payments/{id}?min_version=V&wait_ms=5000`, which waits server-side); the time
+//! from the command's 201 arriving to the probe's 200 arriving is the latency through the
+//! relay, Kafka and the projection. At most `--e2e-probes` probes run at once: a waiting
+//! probe holds one of the token's in-flight slots and costs the ledger a read every 10 ms,
+//! so many of them would slow down what they measure. A sample drawn while all are busy
+//! is skipped and counted; many skips mean slow periods are under-sampled.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use super::client::{Answer, Api};
+use super::mix::{Kind, Mix};
+use super::orders::{Book, Planned};
+use super::process::{self, Memory};
+use super::scrape::Scrape;
+use super::stats::{Latencies, Recorder, Summary};
+
+/// End-to-end probes running at once, at most, unless told otherwise.
+pub const DEFAULT_PROBES: usize = 4;
+/// Attempts per command (the first and two retries with the same key).
+const ATTEMPTS: u32 = 3;
+/// Placed orders remembered for the as-of queries.
+const PLACED_SAMPLES: usize = 5_000;
+
+/// When the load stops.
+#[derive(Clone, Copy, Debug)]
+pub enum Stop {
+    After(Duration),
+    Count(u64),
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadSettings {
+    pub clients: u32,
+    pub stop: Stop,
+    pub mix: Mix,
+    pub invalid_percent: u32,
+    /// One accepted command in this many is probed end to end (0: none).
+    pub e2e_sample: u32,
+    /// Probes running at once, at most.
+    pub e2e_probes: usize,
+    pub seed: u64,
+}
+
+/// An order placed during the run, and when its 201 arrived (for as-of cuts).
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub order_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+/// End-to-end probes: how many, how they ended, how long they took.
+#[derive(Debug)]
+pub struct EndToEnd {
+    pub latency: Latencies,
+    /// Answered 504 `projection_lagging`: not applied within 5 s.
+    pub timed_out: u64,
+    /// Any other answer, or no answer.
+    pub failed: u64,
+    /// Drawn while every probe slot was busy.
+    pub skipped: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EndToEndReport {
+    pub sample_one_in: u32,
+    pub probes: u64,
+    pub timed_out: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub latency: Summary,
+}
+
+impl EndToEnd {
+    pub fn report(&self, sample_one_in: u32) -> EndToEndReport {
+        EndToEndReport {
+            sample_one_in,
+            probes: self.latency.count() + self.timed_out + self.failed,
+            timed_out: self.timed_out,
+            failed: self.failed,
+            skipped: self.skipped,
+            latency: self.latency.summary(),
+        }
+    }
+}
+
+/// Taken the moment the last client stops, before the probes drain, so that rates and
+/// CPU time cover the load and nothing after it.
+#[derive(Debug)]
+pub struct AtEnd {
+    pub at: Instant,
+    pub metrics: anyhow::Result<Scrape>,
+    /// The ledger's CPU seconds so far and its memory, when it runs on this machine.
+    pub ledger_cpu_seconds: Option<f64>,
+    pub ledger_memory: Option<Memory>,
+    /// This process's (the load generator's) CPU seconds so far.
+    pub generator_cpu_seconds: Option<f64>,
+}
+
+/// What the load phase measured.
+#[derive(Debug)]
+pub struct LoadOutcome {
+    pub at_end: AtEnd,
+    pub recorder: Recorder,
+    pub end_to_end: EndToEnd,
+    /// From the first command sent to the last answer received.
+    pub elapsed: Duration,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub placed: Vec<Placed>,
+    /// The lowest and highest global positions the ledger answered.
+    pub positions: Option<(i64, i64)>,
+    /// Stopped early by Ctrl-C.
+    pub interrupted: bool,
+    /// The first transport error, to say what went wrong when many did.
+    pub first_transport_error: Option<String>,
+}
+
+struct Shared {
+    api: Api,
+    settings: LoadSettings,
+    started: Instant,
+    deadline: Option<Instant>,
+    tickets: AtomicU64,
+    recorder: Mutex<Recorder>,
+    end_to_end: Mutex<EndToEnd>,
+    probes: Arc<Semaphore>,
+    placed: Mutex<(u64, Vec<Placed>)>,
+    lowest_position: AtomicI64,
+    highest_position: AtomicI64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    errors: AtomicU64,
+    first_transport_error: Mutex<Option<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Whether a client may send another command.
+    fn next_ticket(&self) -> bool {
+        if super::interrupted() {
+            return false;
+        }
+        match self.settings.stop {
+            Stop::After(_) => self.deadline.is_none_or(|deadline| Instant::now() < deadline),
+            Stop::Count(count) => self.tickets.fetch_add(1, Ordering::Relaxed) < count,
+        }
+    }
+
+    fn answered(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+            + self.refused.load(Ordering::Relaxed)
+            + self.errors.load(Ordering::Relaxed)
+    }
+
+    fn remember_placed(&self, rng: &mut fastrand::Rng, order_id: Uuid) {
+        let placed = Placed { order_id, at: Utc::now() };
+        let mut guard = lock(&self.placed);
+        let (seen, samples) = &mut *guard;
+        *seen += 1;
+        // Reservoir sampling: every placed order is equally likely to be kept.
+        if samples.len() < PLACED_SAMPLES {
+            samples.push(placed);
+        } else {
+            let slot = rng.u64(0..*seen) as usize;
+            if slot < PLACED_SAMPLES {
+                samples[slot] = placed;
+            }
+        }
+    }
+}
+
+/// Runs the load and returns what it measured.
+pub async fn run(
+    api: Api,
+    settings: LoadSettings,
+    ledger_pid: Option<u32>,
+) -> anyhow::Result<LoadOutcome> {
+    let started_at = Utc::now();
+    let started = Instant::now();
+    let deadline = match settings.stop {
+        Stop::After(duration) => Some(started + duration),
+        Stop::Count(_) => None,
+    };
+    let shared = Arc::new(Shared {
+        api,
+        settings: settings.clone(),
+        started,
+        deadline,
+        tickets: AtomicU64::new(0),
+        recorder: Mutex::new(Recorder::new()?),
+        end_to_end: Mutex::new(EndToEnd {
+            latency: Latencies::precise()?,
+            timed_out: 0,
+            failed: 0,
+            skipped: 0,
+        }),
+        probes: Arc::new(Semaphore::new(settings.e2e_probes)),
+        placed: Mutex::new((0, Vec::new())),
+        lowest_position: AtomicI64::new(i64::MAX),
+        highest_position: AtomicI64::new(i64::MIN),
+        accepted: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        first_transport_error: Mutex::new(None),
+    });
+
+    let bar = progress_bar(settings.stop)?;
+    let ticker = tokio::spawn(show_progress(Arc::clone(&shared), bar.clone()));
+
+    let clients: Vec<_> = (0..settings.clients)
+        .map(|index| tokio::spawn(client(Arc::clone(&shared), index)))
+        .collect();
+    let mut failure = None;
+    for client in clients {
+        match client.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failure = failure.or(Some(error)),
+            Err(error) => failure = failure.or(Some(anyhow::Error::new(error))),
+        }
+    }
+    let elapsed = started.elapsed();
+    let finished_at = Utc::now();
+    let at_end = AtEnd {
+        at: Instant::now(),
+        ledger_cpu_seconds: ledger_pid.and_then(process::cpu_seconds),
+        ledger_memory: ledger_pid.and_then(process::memory),
+        generator_cpu_seconds: process::cpu_seconds(std::process::id()),
+        metrics: shared.api.metrics().await,
+    };
+    ticker.abort();
+    bar.finish_and_clear();
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    // Let the probes in flight finish (each waits 5 s at most on the server).
+    let drained = tokio::time::timeout(
+        Duration::from_secs(15),
+        shared.probes.acquire_many(u32::try_from(settings.e2e_probes).unwrap_or(u32::MAX)),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::warn!("end-to-end probes still running after 15 s; reporting without them");
+    }
+
+    let lowest = shared.lowest_position.load(Ordering::Relaxed);
+    let highest = shared.highest_position.load(Ordering::Relaxed);
+    let recorder = std::mem::replace(&mut *lock(&shared.recorder), Recorder::new()?);
+    let end_to_end = std::mem::replace(
+        &mut *lock(&shared.end_to_end),
+        EndToEnd { latency: Latencies::coarse()?, timed_out: 0, failed: 0, skipped: 0 },
+    );
+    let placed = std::mem::take(&mut lock(&shared.placed).1);
+    let first_transport_error = lock(&shared.first_transport_error).clone();
+    Ok(LoadOutcome {
+        at_end,
+        recorder,
+        end_to_end,
+        elapsed,
+        started_at,
+        finished_at,
+        placed,
+        positions: (lowest <= highest).then_some((lowest, highest)),
+        interrupted: super::interrupted(),
+        first_transport_error,
+    })
+}
+
+fn progress_bar(stop: Stop) -> anyhow::Result<ProgressBar> {
+    let (length, unit) = match stop {
+        Stop::After(duration) => (duration.as_secs().max(1), "s"),
+        Stop::Count(count) => (count, "cmd"),
+    };
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{msg}}"
+        ))?
+        .progress_chars("=> "),
+    );
+    Ok(bar)
+}
+
+/// Updates the bar four times a second: commands/s over the last second, outcomes so
+/// far. Without a terminal (the bar is hidden) a line goes to stderr every 5 s instead.
+async fn show_progress(shared: Arc<Shared>, bar: ProgressBar) {
+    let mut window = std::collections::VecDeque::from([(Instant::now(), 0u64)]);
+    let mut last_line = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = Instant::now();
+        let answered = shared.answered();
+        window.push_back((now, answered));
+        while window.len() > 5 {
+            window.pop_front();
+        }
+        let rate = match (window.front(), window.back()) {
+            (Some((then, before)), Some((now, after))) if now > then => {
+                (after - before) as f64 / now.duration_since(*then).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        let message = format!(
+            "{rate:>6.0} cmd/s  {} accepted  {} refused  {} errors",
+            shared.accepted.load(Ordering::Relaxed),
+            shared.refused.load(Ordering::Relaxed),
+            shared.errors.load(Ordering::Relaxed),
+        );
+        match shared.settings.stop {
+            Stop::After(_) => bar.set_position(shared.started.elapsed().as_secs()),
+            Stop::Count(_) => bar.set_position(answered),
+        }
+        if bar.is_hidden() && now.duration_since(last_line) >= Duration::from_secs(5) {
+            last_line = now;
+            eprintln!("[{:>4.0} s] {message}", shared.started.elapsed().as_secs_f64());
+        }
+        bar.set_message(message);
+    }
+}
+
+/// One client: its own orders, one command at a time.
+async fn client(shared: Arc<Shared>, index: u32) -> anyhow::Result<()> {
+    let settings = &shared.settings;
+    let mut rng = fastrand::Rng::with_seed(
+        settings.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let mut book = Book::new();
+    while shared.next_ticket() {
+        let planned = book.plan(&mut rng, &settings.mix, settings.invalid_percent);
+        {
+            let mut recorder = lock(&shared.recorder);
+            let stats = recorder.stats(planned.kind)?;
+            stats.deliberately_invalid += u64::from(planned.deliberately_invalid);
+            stats.fallbacks += u64::from(planned.fallback);
+        }
+        let answer = send_with_retries(&shared, &planned).await?;
+        match answer {
+            Some(answer) if answer.status.as_u16() == 201 => {
+                shared.accepted.fetch_add(1, Ordering::Relaxed);
+                book.accepted(&planned);
+                if let Some(position) = answer.body.get("position").and_then(|p| p.as_i64()) {
+                    shared.lowest_position.fetch_min(position, Ordering::Relaxed);
+                    shared.highest_position.fetch_max(position, Ordering::Relaxed);
+                }
+                if planned.kind == Kind::Place {
+                    shared.remember_placed(&mut rng, planned.order_id);
+                }
+                if settings.e2e_sample > 0 && rng.u32(0..settings.e2e_sample) == 0 {
+                    start_probe(&shared, &planned, &answer);
+                }
+            }
+            Some(answer) if answer.status.is_client_error() && !answer.retryable() => {
+                shared.refused.fetch_add(1, Ordering::Relaxed);
+                // A refusal the client did not expect means its view of the order is off.
+                if !planned.deliberately_invalid {
+                    book.forget(planned.order_id);
+                }
+            }
+            _ => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                book.forget(planned.order_id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends a command, retrying with the same key; `None` if no attempt was answered.
+async fn send_with_retries(shared: &Shared, planned: &Planned) -> anyhow::Result<Option<Answer>> {
+    let key = Uuid::new_v4().to_string();
+    let mut attempt = 1;
+    loop {
+        let result = shared.api.command(&planned.path, &planned.body, &key).await;
+        let second = shared.started.elapsed().as_secs() as usize;
+        let retry_in = match result {
+            Ok(answer) => {
+                lock(&shared.recorder).record(
+                    planned.kind,
+                    &answer.outcome(),
+                    Some(answer.latency),
+                    second,
+                )?;
+                if !answer.retryable() || attempt >= ATTEMPTS {
+                    return Ok(Some(answer));
+                }
+                answer.retry_after.unwrap_or(Duration::from_millis(50)).min(Duration::from_secs(1))
+            }
+            Err(error) => {
+                lock(&shared.recorder).record(planned.kind, "transport", None, second)?;
+                lock(&shared.first_transport_error).get_or_insert_with(|| format!("{error:#}"));
+                if attempt >= ATTEMPTS {
+                    return Ok(None);
+                }
+                Duration::from_millis(100 * u64::from(attempt))
+            }
+        };
+        attempt += 1;
+        tokio::time::sleep(retry_in).await;
+    }
+}
+
+fn start_probe(shared: &Arc<Shared>, planned: &Planned, answer: &Answer) {
+    let Some(version) = answer.body.get("stream_version").and_then(|v| v.as_u64()) else {
+        return;
+    };
+    let Ok(permit) = Arc::clone(&shared.probes).try_acquire_owned() else {
+        lock(&shared.end_to_end).skipped += 1;
+        return;
+    };
+    let shared = Arc::clone(shared);
+    let path = format!("/v1/payments/{}?min_version={version}&wait_ms=5000", planned.order_id);
+    let accepted_at = answer.received;
+    tokio::spawn(async move {
+        let _permit = permit;
+        let result = shared.api.get(&path).await;
+        let mut end_to_end = lock(&shared.end_to_end);
+        match result {
+            Ok(answer) if answer.status.as_u16() == 200 => {
+                end_to_end.latency.record(answer.received.duration_since(accepted_at));
+            }
+            Ok(answer) if answer.status.as_u16() == 504 => end_to_end.timed_out += 1,
+            Ok(answer) => {
+                tracing::debug!(status = %answer.status, body = %answer.body, "e2e probe");
+                end_to_end.failed += 1;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "e2e probe");
+                end_to_end.failed += 1;
+            }
+        }
+    });
+}

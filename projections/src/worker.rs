@@ -28,6 +28,12 @@ use crate::apply::{apply, decode};
 use crate::dead_letter::{park, FailedMessage};
 use crate::{ApplyError, Projection};
 
+/// How often a worker looks whether it has been left without partitions.
+const ORPHAN_CHECK: Duration = Duration::from_secs(2);
+/// How long a worker may hold no partition while its projection lags before it rejoins:
+/// well past a session timeout, so a normal rebalance after a member died has come and gone.
+const ORPHANED_AFTER: Duration = Duration::from_secs(15);
+
 #[derive(Clone, Debug)]
 pub struct WorkerSettings {
     pub batch_max: usize,
@@ -120,9 +126,15 @@ impl<P: Projection> Worker<P> {
         };
         self.set_state("running", None);
         tracing::info!(projection = name, "projection worker consuming");
+        let mut orphan_check = tokio::time::interval(ORPHAN_CHECK);
+        let mut unassigned_since = None;
         loop {
             let first = tokio::select! {
                 received = consumer.recv() => received,
+                _ = orphan_check.tick() => {
+                    self.rejoin_if_orphaned(&consumer, &mut unassigned_since).await;
+                    continue;
+                }
                 _ = shutdown.changed() => break,
             };
             let first = match first {
@@ -145,7 +157,7 @@ impl<P: Projection> Worker<P> {
             if !self.process(&batch, &producer, &mut shutdown).await {
                 break; // stopping mid-outage: the batch is redelivered to the next worker
             }
-            if let Err(error) = commit_offsets(&consumer, &batch) {
+            if let Err(error) = commit_offsets(&consumer, &batch).await {
                 // The next commit covers these offsets; a redelivery is deduplicated.
                 tracing::warn!(projection = name, %error, "offset commit failed");
             }
@@ -154,7 +166,56 @@ impl<P: Projection> Worker<P> {
         self.set_state("stopped", None);
     }
 
-    async fn connect(&self) -> Result<(StreamConsumer, FutureProducer), String> {
+    /// Rejoins the consumer group when this worker has held no partition for
+    /// [`ORPHANED_AFTER`] while the store has events its projection has not applied.
+    ///
+    /// A healthy group never leaves a lagging projection without a consumer. A coordinator
+    /// can: when a group's leader is killed (kill -9 of a worker, then a restart),
+    /// Tansu 0.6.0 drops the dead leader once its session expires but never asks the
+    /// remaining members to rejoin, so they heartbeat on forever with no partitions and the
+    /// read models stop. Rejoining starts a new round of assignment. With more members than
+    /// partitions an idle member sees no lag and stays put, so a healthy group never churns.
+    async fn rejoin_if_orphaned(
+        &self,
+        consumer: &StreamConsumer,
+        unassigned_since: &mut Option<tokio::time::Instant>,
+    ) {
+        let assigned = consumer.assignment().map_or(true, |partitions| partitions.count() > 0);
+        if assigned {
+            *unassigned_since = None;
+            return;
+        }
+        let since = *unassigned_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() < ORPHANED_AFTER || !self.lags_the_store().await {
+            return;
+        }
+        let name = self.projection.name();
+        tracing::warn!(
+            projection = name,
+            "no partitions assigned for {:?} while the projection lags the store; rejoining the consumer group",
+            since.elapsed()
+        );
+        consumer.unsubscribe();
+        if let Err(error) = consumer.subscribe(&[&self.kafka.orders_topic()]) {
+            self.set_state("running", Some(format!("rejoining the consumer group: {error}")));
+        }
+        *unassigned_since = None;
+    }
+
+    /// Whether the store holds events past the furthest position this projection applied.
+    async fn lags_the_store(&self) -> bool {
+        const LAGS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE global_position >
+            coalesce((SELECT last_position FROM projection_status WHERE projection = $1), 0))";
+        let Ok(client) = self.pool.get().await else {
+            return false;
+        };
+        client
+            .query_one(LAGS, &[&self.projection.name()])
+            .await
+            .is_ok_and(|row| row.get::<_, bool>(0))
+    }
+
+    async fn connect(&self) -> Result<(Arc<StreamConsumer>, FutureProducer), String> {
         self.kafka.ensure_topics().await.map_err(|e| e.to_string())?;
         let consumer: StreamConsumer = self
             .kafka
@@ -177,7 +238,7 @@ impl<P: Projection> Worker<P> {
         consumer.subscribe(&[&self.kafka.orders_topic()]).map_err(|e| e.to_string())?;
         let producer: FutureProducer =
             self.kafka.client_config().create().map_err(|e| e.to_string())?;
-        Ok((consumer, producer))
+        Ok((Arc::new(consumer), producer))
     }
 
     /// Applies the batch in one transaction; if that fails, message by message. While the
@@ -305,8 +366,13 @@ impl<P: Projection> Worker<P> {
 }
 
 /// Commits, per partition, the offset after the last message of the batch.
-fn commit_offsets(
-    consumer: &StreamConsumer,
+///
+/// A synchronous commit blocks its thread until the broker answers, which while the broker
+/// is down takes as long as librdkafka's request timeout. On a runtime worker thread that
+/// froze every task queued behind it, HTTP connections included, for seconds; so the
+/// commit waits on the blocking pool instead.
+async fn commit_offsets(
+    consumer: &Arc<StreamConsumer>,
     batch: &[OwnedMessage],
 ) -> Result<(), rdkafka::error::KafkaError> {
     let mut next: HashMap<(String, i32), i64> = HashMap::new();
@@ -318,5 +384,8 @@ fn commit_offsets(
     for ((topic, partition), offset) in next {
         offsets.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
     }
-    consumer.commit(&offsets, CommitMode::Sync)
+    let consumer = Arc::clone(consumer);
+    tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+        .await
+        .unwrap_or(Err(rdkafka::error::KafkaError::Canceled))
 }

@@ -7,6 +7,8 @@ mod as_of_read_models;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod faults;
+mod fuzz;
 mod group_commit;
 mod idempotency;
 mod lifecycle;

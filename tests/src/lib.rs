@@ -15,6 +15,8 @@ mod app;
 mod broker;
 mod database;
 mod poll;
+pub mod postgres;
+pub mod process;
 mod topic;
 
 pub use app::{
@@ -24,6 +26,8 @@ pub use app::{
 pub use broker::{kafka_brokers, TestBroker};
 pub use database::TestDatabase;
 pub use poll::poll_until;
+pub use postgres::{PrivateCluster, StopMode};
+pub use process::{LedgerConfig, LedgerProcess, Load, LoadOptions, LoadReport};
 pub use topic::{ReceivedMessage, TopicReader};
 
 /// The `field` of every item of the JSON list `json[list]`, as `T` (items without it, or

@@ -119,6 +119,22 @@ fn field_of(path: &str, message: &str) -> String {
 /// The `{id}` segment of `/v1/orders/{id}/…`, parsed as an order id.
 pub struct OrderIdPath(pub OrderId);
 
+/// A path segment as text; one that is not valid UTF-8 once decoded (`%FF`) is 400
+/// `malformed_request` in problem+json, like every other refusal.
+pub struct PathText(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathText {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(text) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|rejection| {
+                ApiError::Malformed { detail: rejection.body_text(), field: None }
+            })?;
+        Ok(Self(text))
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for OrderIdPath {
     type Rejection = ApiError;
 

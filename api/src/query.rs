@@ -37,6 +37,10 @@ impl Params {
                 .push(ValidationError::new(name, format!("must be 1 to {max} characters long")));
             return None;
         }
+        if value.chars().any(char::is_control) {
+            self.errors.push(ValidationError::new(name, "must not contain control characters"));
+            return None;
+        }
         Some(value.clone())
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
@@ -13,6 +13,7 @@ use eventstore::Cut;
 use projections::rebuild::{RebuildStatus, Target, PROJECTIONS};
 
 use crate::error::{ApiError, Problem};
+use crate::extract::PathText;
 use crate::query::{AsOfParams, Params};
 use crate::routes::ApiContext;
 
@@ -99,7 +100,7 @@ fn known_projection(name: &str) -> Result<&'static str, ApiError> {
 )]
 pub async fn start_rebuild(
     State(context): State<ApiContext>,
-    Path(name): Path<String>,
+    PathText(name): PathText,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<(StatusCode, Json<RebuildStatus>), ApiError> {
     let name = known_projection(&name)?;
@@ -133,7 +134,7 @@ pub async fn start_rebuild(
 )]
 pub async fn cancel_rebuild(
     State(context): State<ApiContext>,
-    Path(name): Path<String>,
+    PathText(name): PathText,
 ) -> Result<(StatusCode, Json<RebuildStatus>), ApiError> {
     let name = known_projection(&name)?;
     let rebuilds = context.rebuilds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -179,7 +180,7 @@ pub async fn dead_letters(
 )]
 pub async fn redrive(
     State(context): State<ApiContext>,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    PathText(id): PathText,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use projections::dead_letter::RedriveError;
     let id: i64 = id.parse().map_err(|_| {

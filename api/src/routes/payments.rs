@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::Serialize;
 
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use projections::payments::{self, Balance, OrderPayments, PaymentSummary};
 
 use crate::error::{ApiError, Problem};
-use crate::extract::OrderIdPath;
+use crate::extract::{OrderIdPath, PathText};
 use crate::query::{cursor_after, AsOfParams, Params};
 use crate::routes::{settle_read_model, wait_until_applied, ApiContext};
 
@@ -119,7 +119,7 @@ pub async fn list_payments(
 )]
 pub async fn customer_balance(
     State(context): State<ApiContext>,
-    Path(customer_id): Path<String>,
+    PathText(customer_id): PathText,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<CustomerBalance>, ApiError> {
     let customer = domain::CustomerId::parse(&customer_id)?;

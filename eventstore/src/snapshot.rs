@@ -29,12 +29,16 @@ pub struct Loaded {
 const SNAPSHOTS: &str = "
     SELECT stream_id, stream_version, state FROM snapshots
      WHERE stream_id = ANY($1) AND shape_version = $2";
+/// Each stream's events after a version: a range scan of the `(stream_id, stream_version)`
+/// index per stream, so the length of the history before the snapshot costs nothing.
 const TAILS: &str = "
     SELECT e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type,
            e.event_version, e.payload, e.metadata, e.recorded_at
-      FROM events e
-      LEFT JOIN snapshots s ON s.stream_id = e.stream_id AND s.shape_version = $2
-     WHERE e.stream_id = ANY($1) AND e.stream_version > coalesce(s.stream_version, 0)
+      FROM unnest($1::uuid[], $2::int4[]) AS t (stream_id, after)
+      JOIN LATERAL (
+            SELECT * FROM events
+             WHERE stream_id = t.stream_id AND stream_version > t.after
+             ORDER BY stream_version) e ON true
      ORDER BY e.stream_id, e.stream_version";
 const SAVE: &str = "
     INSERT INTO snapshots (stream_id, stream_version, shape_version, state)
@@ -60,8 +64,17 @@ pub async fn load_from_snapshots(
             state: row.try_get(2)?,
         });
     }
+    let after: Vec<i32> = streams
+        .iter()
+        .map(|stream| {
+            loaded
+                .get(stream)
+                .and_then(|l| l.snapshot.as_ref())
+                .map_or(0, |s| i32::try_from(s.stream_version).unwrap_or(i32::MAX))
+        })
+        .collect();
     let tails = client.prepare_cached(TAILS).await?;
-    for row in client.query(&tails, &[&streams, &shape]).await? {
+    for row in client.query(&tails, &[&streams, &after]).await? {
         let event = crate::store::recorded_event(&row)?;
         loaded.entry(event.stream_id).or_default().events.push(event);
     }

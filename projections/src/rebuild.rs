@@ -182,6 +182,7 @@ async fn run<P: Projection>(
     let started = Instant::now();
     let mut after = CommitPosition { tx_id: 0, global_position: 0 };
     let mut replayed: u64 = 0;
+    let mut batches: u64 = 0;
     loop {
         if *cancel.borrow() {
             return Err(RebuildError::Cancelled);
@@ -213,6 +214,13 @@ async fn run<P: Projection>(
         watermark::advance(&transaction, name).await?;
         transaction.commit().await?;
         replayed += batch.len() as u64;
+        batches += 1;
+        if batches.is_power_of_two() {
+            // The new tables start empty: without fresh statistics the planner keeps
+            // choosing plans made for empty tables (nested loops over sequential scans)
+            // while they grow by millions of rows.
+            analyze(&writer, projection, schema).await?;
+        }
         let rate = replayed as f64 / started.elapsed().as_secs_f64().max(1e-6);
         progress.update(|s| {
             s.replayed = replayed;
@@ -228,6 +236,17 @@ async fn run<P: Projection>(
         progress.update(|s| s.state = "swapping".to_owned());
         swap(&mut writer, projection, schema).await?;
     }
+    Ok(())
+}
+
+async fn analyze<P: Projection>(
+    client: &deadpool_postgres::Object,
+    projection: &P,
+    schema: &str,
+) -> Result<(), RebuildError> {
+    let tables: Vec<String> =
+        projection.tables().iter().chain(BOOKKEEPING).map(|t| format!("{schema}.{t}")).collect();
+    client.batch_execute(&format!("ANALYZE {}", tables.join(", "))).await?;
     Ok(())
 }
 

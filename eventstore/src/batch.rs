@@ -12,6 +12,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::store::stream_lock_key;
+use crate::transaction::OpenTransaction;
 use crate::{AppendError, Claim, NewEvent, RecordedEvent, StoreError};
 
 const LOCK_ALL: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k";
@@ -52,7 +53,7 @@ pub struct BatchEvent<'a> {
 
 /// A transaction holding the locks of a set of streams.
 pub struct BatchWrite {
-    client: Option<Object>,
+    transaction: OpenTransaction,
 }
 
 impl BatchWrite {
@@ -62,16 +63,13 @@ impl BatchWrite {
         keys.sort_unstable();
         keys.dedup();
         let lock = client.prepare_cached(LOCK_ALL).await?;
-        client.batch_execute("BEGIN").await?;
-        let batch = Self { client: Some(client) };
+        let batch = Self { transaction: OpenTransaction::begin(client).await? };
         batch.client()?.query(&lock, &[&keys]).await?;
         Ok(batch)
     }
 
     fn client(&self) -> Result<&Object, StoreError> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("batch already finished".to_owned()))
+        self.transaction.client()
     }
 
     /// Claims each `(key, request, stream)`; the claims come back in the same order. Keys
@@ -228,35 +226,11 @@ impl BatchWrite {
         Ok(())
     }
 
-    pub async fn commit(mut self) -> Result<(), StoreError> {
-        self.finish("COMMIT").await
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.transaction.commit().await
     }
 
-    pub async fn rollback(mut self) -> Result<(), StoreError> {
-        self.finish("ROLLBACK").await
-    }
-
-    async fn finish(&mut self, statement: &str) -> Result<(), StoreError> {
-        let client = self
-            .client
-            .take()
-            .ok_or_else(|| StoreError::Unavailable("batch already finished".to_owned()))?;
-        match client.batch_execute(statement).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                drop(Object::take(client));
-                Err(error.into())
-            }
-        }
-    }
-}
-
-impl Drop for BatchWrite {
-    /// Like a unit of work: a batch dropped mid-transaction closes its connection, so the
-    /// server rolls it back and the pool never sees an open transaction.
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            drop(Object::take(client));
-        }
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.transaction.rollback().await
     }
 }

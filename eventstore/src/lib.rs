@@ -28,6 +28,7 @@ pub mod schema;
 mod settle;
 pub mod snapshot;
 mod store;
+mod transaction;
 mod unit_of_work;
 
 pub use batch::{BatchEvent, BatchWrite};

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::idempotency::{CLAIM, LOOKUP, RECORD_RESPONSE};
 use crate::store::load_stream;
+use crate::transaction::OpenTransaction;
 use crate::{
     AppendError, AppendedEvent, Claim, Cut, Metadata, NewEvent, RecordedEvent, StoreError,
 };
@@ -24,8 +25,7 @@ const APPEND: &str = "
     SELECT stream_version, global_position FROM appended ORDER BY stream_version";
 
 pub struct UnitOfWork {
-    /// `None` once committed or rolled back.
-    client: Option<Object>,
+    transaction: OpenTransaction,
 }
 
 impl UnitOfWork {
@@ -40,16 +40,13 @@ impl UnitOfWork {
         let client = pool.get().await?;
         let key = crate::store::stream_lock_key(stream_id);
         let lock = client.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
-        client.batch_execute("BEGIN").await?;
-        let unit = Self { client: Some(client) };
+        let unit = Self { transaction: OpenTransaction::begin(client).await? };
         unit.client()?.execute(&lock, &[&key]).await?;
         Ok(unit)
     }
 
     fn client(&self) -> Result<&Object, StoreError> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("unit of work already finished".to_owned()))
+        self.transaction.client()
     }
 
     /// Claims `key` for this request. `request` is what makes two uses of the key "the
@@ -191,38 +188,12 @@ impl UnitOfWork {
         Ok(())
     }
 
-    pub async fn commit(mut self) -> Result<(), StoreError> {
-        self.finish("COMMIT").await
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.transaction.commit().await
     }
 
-    pub async fn rollback(mut self) -> Result<(), StoreError> {
-        self.finish("ROLLBACK").await
-    }
-
-    async fn finish(&mut self, statement: &str) -> Result<(), StoreError> {
-        let client = self
-            .client
-            .take()
-            .ok_or_else(|| StoreError::Unavailable("unit of work already finished".to_owned()))?;
-        match client.batch_execute(statement).await {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                // The connection's state is unknown: never hand it to another request.
-                drop(Object::take(client));
-                Err(error.into())
-            }
-        }
-    }
-}
-
-impl Drop for UnitOfWork {
-    /// A unit of work dropped mid-transaction (a cancelled request, an early return)
-    /// cannot roll back asynchronously here; closing its connection makes the server roll
-    /// back, and keeps a connection with an open transaction out of the pool.
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            drop(Object::take(client));
-        }
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.transaction.rollback().await
     }
 }
 

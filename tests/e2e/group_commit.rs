@@ -2,10 +2,8 @@
 //! refused inside a batch fails alone; commands on one order in one batch apply in turn;
 //! and nobody is answered before the batch is durable.
 
-use std::time::Duration;
-
 use futures_util::future::join_all;
-use ledger_tests::{expect_json, poll_until, TestApp, ORDER_TOTAL_MINOR};
+use ledger_tests::{expect_json, TestApp, ORDER_TOTAL_MINOR};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -111,21 +109,7 @@ async fn nobody_is_answered_before_the_batch_is_written() -> anyhow::Result<()> 
             tokio::spawn(request.send())
         })
         .collect();
-    poll_until(Duration::from_secs(5), "the batch to wait on the lock", || async {
-        let waiting: i64 = app
-            .database
-            .client()
-            .await?
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await?
-            .get(0);
-        Ok((waiting > 0).then_some(()))
-    })
-    .await?;
+    app.database.until_a_session_waits_on_a_lock().await?;
     assert!(requests.iter().all(|r| !r.is_finished()), "no answer while the write waits");
     lock.rollback().await?;
     for request in requests {

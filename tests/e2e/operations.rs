@@ -77,21 +77,7 @@ async fn an_exhausted_connection_pool_answers_503_instead_of_hanging() -> anyhow
     let stuck = tokio::spawn(
         writer.post(app.url("/v1/orders")).json(&TestApp::order_body(stuck_id, "cus_pool")).send(),
     );
-    poll_until(Duration::from_secs(5), "the command to wait on the lock", || async {
-        let waiting: i64 = app
-            .database
-            .client()
-            .await?
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await?
-            .get(0);
-        Ok((waiting > 0).then_some(()))
-    })
-    .await?;
+    app.database.until_a_session_waits_on_a_lock().await?;
 
     let started = Instant::now();
     let refused = app.get("/v1/payments?limit=1").send().await?;

@@ -80,12 +80,7 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
     let mut orders = vec![(old, captured)];
     orders.extend(history(&app, 12).await?);
     caught_up(&app, &orders).await?;
-    let pool = eventstore::connect(&eventstore::PoolSettings {
-        database_url: app.database.url.clone(),
-        max_size: 4,
-        wait_timeout: Duration::from_secs(5),
-        statement_timeout: Duration::from_secs(30),
-    })?;
+    let pool = app.database.pool()?;
     let client = pool.get().await?;
 
     // Built as of "everything" and kept beside the live tables: identical to them.
@@ -253,12 +248,7 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
     let orders = history(&app, 24).await?;
     caught_up(&app, &orders).await?;
     let live = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
-    let pool = eventstore::connect(&eventstore::PoolSettings {
-        database_url: app.database.url.clone(),
-        max_size: 4,
-        wait_timeout: Duration::from_secs(5),
-        statement_timeout: Duration::from_secs(30),
-    })?;
+    let pool = app.database.pool()?;
 
     // Small batches, so there is a "midway"; the task is aborted like a killed process.
     let running = rebuild::start_with_batch(&pool, "payments", Target::Live, 3)

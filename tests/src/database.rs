@@ -37,6 +37,38 @@ impl TestDatabase {
     pub async fn client(&self) -> anyhow::Result<tokio_postgres::Client> {
         connect(&self.url).await
     }
+
+    /// A pool like the ledger's, for calling library code (rebuilds, store reads) directly.
+    pub fn pool(&self) -> anyhow::Result<deadpool_postgres::Pool> {
+        Ok(eventstore::connect(&eventstore::PoolSettings {
+            database_url: self.url.clone(),
+            max_size: 4,
+            wait_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(30),
+        })?)
+    }
+
+    /// Waits until some session of this database waits on a lock (a test holds one to
+    /// freeze a writer mid-way).
+    pub async fn until_a_session_waits_on_a_lock(&self) -> anyhow::Result<()> {
+        let client = self.client().await?;
+        crate::poll_until(
+            std::time::Duration::from_secs(5),
+            "a session to wait on a lock",
+            || async {
+                let waiting: i64 = client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                Ok((waiting > 0).then_some(()))
+            },
+        )
+        .await
+    }
 }
 
 impl Drop for TestDatabase {

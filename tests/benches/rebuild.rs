@@ -1,0 +1,810 @@
+//! Projection rebuild rate from the event store next to a raw ordered read of the same
+//! events, and point-in-time query latency, at several history sizes, in the same run.
+//!
+//! `cargo bench -p ledger-tests --bench rebuild` (needs PostgreSQL only; `BENCH_EVENTS`
+//! is a comma list of history sizes, default `100000,1000000`; `BENCH_REQUESTS` the
+//! requests per query kind, default 2000).
+//!
+//! Per size: a fresh database is filled with plain SQL (`INSERT … SELECT` over
+//! `generate_series`, about 100 000 events per statement) with orders that follow the
+//! domain rules: placed (version 2, with a sales channel), paid in one or two captures,
+//! sometimes after a declined attempt, fully paid, shipped, sometimes refunded or
+//! cancelled: 4.9 events per order on average, 1000 customers, EUR, JPY and USD. An
+//! order's commands are spread over the history (about a thousand orders apart), as they
+//! would be in production, so a cut catches many orders half-way. Then, on the same
+//! table: the raw reads in commit order (`COPY … TO STDOUT`, the baseline; one `SELECT`;
+//! keyset batches from the `events_commit_order` index; the rebuild's own read path,
+//! `read_committed_after` plus parsing and upcasting), both rebuilds (replay, then swap),
+//! and the point-in-time queries and their latest counterparts through the real HTTP API
+//! in this process, at random cuts, one request at a time.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::Parser;
+use eventstore::position::{read_committed_after, CommitPosition};
+use eventstore::Pool;
+use futures_util::StreamExt;
+use ledger_tests::TestDatabase;
+use projections::rebuild::{RebuildProgress, Target, BATCH};
+use projections::Projection;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Orders between two successive commands of one order, on average.
+const LAG: i64 = 1_000;
+/// Orders' worth of history per insert statement (about 100 000 events).
+const ORDERS_PER_STATEMENT: i64 = 20_000;
+/// The mean of the scenarios below: (5 × 5 + 2 × 6 + 4 + 3 + 5) / 10.
+const EVENTS_PER_ORDER: f64 = 4.9;
+const CUSTOMERS: i64 = 1_000;
+
+/// The events whose slot is in `[$1, $2)`, of orders `0 .. $3`, in slot order. An order `n`
+/// issues its `step`-th command at slot `n + step × lag(n)`, `lag(n)` in `[$4/2, 3·$4/2)`;
+/// a command may append two events (a capture that settles the order also records
+/// `OrderFullyPaid`), which share a correlation id and are adjacent. Slots increase with the
+/// stream version, and the identity is taken after the sort, so every order's versions come
+/// in `(tx_id, global_position)` order. Payload shapes are those of
+/// `eventstore/tests/fixtures/v1/` (`OrderPlaced` at version 2, with `sales_channel`).
+const GENERATE: &str = "
+WITH steps (scenario, stream_version, step, kind) AS (
+    VALUES (0, 1, 0, 'placed'), (0, 2, 1, 'capture_part'), (0, 3, 2, 'capture_rest'),
+           (0, 4, 2, 'fully_paid'), (0, 5, 3, 'shipped'),
+           (1, 1, 0, 'placed'), (1, 2, 1, 'failed'), (1, 3, 2, 'capture_all'),
+           (1, 4, 2, 'fully_paid'), (1, 5, 3, 'shipped'), (1, 6, 4, 'refund_part'),
+           (2, 1, 0, 'placed'), (2, 2, 1, 'capture_all'), (2, 3, 1, 'fully_paid'), (2, 4, 2, 'shipped'),
+           (3, 1, 0, 'placed'), (3, 2, 1, 'failed'), (3, 3, 2, 'cancelled'),
+           (4, 1, 0, 'placed'), (4, 2, 1, 'capture_all'), (4, 3, 1, 'fully_paid'),
+           (4, 4, 2, 'refund_all'), (4, 5, 3, 'cancelled')
+),
+base AS (
+    SELECT n,
+           md5('ledger-rebuild-bench-' || n)::uuid AS order_id,
+           'cus_' || abs(hashint8extended(n, 1) % $6::bigint) AS customer_id,
+           (ARRAY['EUR', 'JPY', 'USD'])[1 + abs(hashint8extended(n, 2) % 3)] AS currency,
+           (ARRAY['web', 'api', 'mobile', 'pos'])[1 + abs(hashint8extended(n, 3) % 4)] AS sales_channel,
+           (ARRAY[0, 0, 0, 0, 0, 1, 1, 2, 3, 4])[1 + abs(hashint8extended(n, 4) % 10)] AS scenario,
+           1 + abs(hashint8extended(n, 5) % 3) AS line_count,
+           $4::bigint / 2 + abs(hashint8extended(n, 6) % $4::bigint) AS lag
+      FROM generate_series(greatest(0, $1::bigint - 6 * $4::bigint), least($3::bigint, $2::bigint) - 1) AS n
+),
+orders AS (
+    SELECT base.*, lines.lines, lines.total
+      FROM base, LATERAL (
+          SELECT jsonb_agg(jsonb_build_object(
+                     'sku', 'SKU-' || ((base.n * 13 + i * 7) % 500),
+                     'quantity', quantity,
+                     'unit_price', jsonb_build_object('currency', base.currency, 'amount_minor', unit_price))
+                   ORDER BY i) AS lines,
+                 sum(quantity * unit_price)::bigint AS total
+            FROM generate_series(1, base.line_count) AS i,
+                 LATERAL (SELECT 1 + (base.n + i) % 3 AS quantity,
+                                 100 + (base.n * 97 + i * 31) % 9900 AS unit_price) AS line
+      ) AS lines
+),
+stored AS (
+    SELECT o.n, o.order_id, s.stream_version, s.step, s.kind, o.n + s.step * o.lag AS slot,
+           CASE s.kind
+               WHEN 'placed' THEN 'OrderPlaced'
+               WHEN 'failed' THEN 'PaymentFailed'
+               WHEN 'fully_paid' THEN 'OrderFullyPaid'
+               WHEN 'shipped' THEN 'OrderShipped'
+               WHEN 'cancelled' THEN 'OrderCancelled'
+               WHEN 'refund_part' THEN 'PaymentRefunded'
+               WHEN 'refund_all' THEN 'PaymentRefunded'
+               ELSE 'PaymentCaptured'
+           END AS event_type,
+           CASE s.kind
+               WHEN 'placed' THEN 'place_order'
+               WHEN 'failed' THEN 'record_payment_failure'
+               WHEN 'shipped' THEN 'ship_order'
+               WHEN 'cancelled' THEN 'cancel_order'
+               WHEN 'refund_part' THEN 'refund_payment'
+               WHEN 'refund_all' THEN 'refund_payment'
+               ELSE 'capture_payment'
+           END AS command,
+           CASE s.kind
+               WHEN 'placed' THEN jsonb_build_object(
+                   'order_id', o.order_id, 'customer_id', o.customer_id,
+                   'customer_email', o.customer_id || '@example.com', 'lines', o.lines,
+                   'total', jsonb_build_object('currency', o.currency, 'amount_minor', o.total),
+                   'sales_channel', o.sales_channel)
+               WHEN 'capture_part' THEN jsonb_build_object(
+                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total / 3),
+                   'method', 'card', 'payment_id', 'pay_1')
+               WHEN 'capture_rest' THEN jsonb_build_object(
+                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total - o.total / 3),
+                   'method', 'bank_transfer', 'payment_id', 'pay_2')
+               WHEN 'capture_all' THEN jsonb_build_object(
+                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total),
+                   'method', 'card', 'payment_id', 'pay_1')
+               WHEN 'failed' THEN jsonb_build_object(
+                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total),
+                   'reason', 'card declined', 'payment_id', 'pay_declined')
+               WHEN 'fully_paid' THEN jsonb_build_object(
+                   'total', jsonb_build_object('currency', o.currency, 'amount_minor', o.total))
+               WHEN 'shipped' THEN jsonb_build_object(
+                   'carrier', 'DHL', 'tracking_number', 'JD' || lpad(o.n::text, 10, '0'))
+               WHEN 'refund_part' THEN jsonb_build_object(
+                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total / 4),
+                   'reason', 'arrived damaged', 'refund_id', 're_1', 'payment_id', 'pay_1')
+               WHEN 'refund_all' THEN jsonb_build_object(
+                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total),
+                   'reason', 'customer changed their mind', 'refund_id', 're_1', 'payment_id', 'pay_1')
+               WHEN 'cancelled' THEN jsonb_build_object('reason', 'customer changed their mind')
+           END AS payload
+      FROM orders o JOIN steps s ON s.scenario = o.scenario
+     WHERE o.n + s.step * o.lag >= $1::bigint AND o.n + s.step * o.lag < $2::bigint
+)
+INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version, payload, metadata)
+SELECT order_id, stream_version,
+       -- UUIDv7-like: a millisecond prefix that rises with the slot, as appends' ids do.
+       (lpad(to_hex($5::bigint + slot), 12, '0') || '7' || lpad(to_hex(stream_version), 3, '0')
+           || '8' || lpad(to_hex(n), 15, '0'))::uuid,
+       event_type, CASE WHEN event_type = 'OrderPlaced' THEN 2 ELSE 1 END, payload,
+       jsonb_build_object('correlation_id', md5('correlation-' || n || '-' || step)::uuid,
+                          'causation_id', NULL, 'actor', 'write#1', 'command', command)
+  FROM stored
+ ORDER BY slot, n, stream_version";
+
+/// Versions out of commit order: must be none.
+const VERSIONS_OUT_OF_ORDER: &str = "
+    SELECT count(*) FROM (
+        SELECT stream_version,
+               lag(stream_version) OVER (PARTITION BY stream_id ORDER BY tx_id, global_position) AS previous
+          FROM events) AS e
+     WHERE stream_version <> coalesce(previous, 0) + 1";
+
+/// The columns the relay and the rebuild read (`eventstore::position`), in commit order.
+/// Ordered by `events.tx_id`, qualified: a bare `tx_id` in `ORDER BY` names the *output*
+/// column `tx_id::text::bigint`, which no index provides, so a batch would sort every event
+/// after its cursor instead of reading `events_commit_order` up to its limit.
+const COMMITTED_COLUMNS: &str = "
+    SELECT tx_id::text::bigint, global_position, stream_id, stream_version, event_id,
+           event_type, event_version, payload::text, metadata->>'correlation_id',
+           metadata->>'causation_id', recorded_at
+      FROM events";
+
+const COPY_ORDERED: &str = "
+    COPY (SELECT global_position, stream_id, stream_version, event_type, event_version, payload,
+                 recorded_at
+            FROM events ORDER BY tx_id, global_position) TO STDOUT";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default()
+}
+
+fn per_second(events: u64, took: Duration) -> f64 {
+    events as f64 / took.as_secs_f64().max(1e-9)
+}
+
+/// SplitMix64: repeatable random cuts without another dependency.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..bound` (`bound` > 0).
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound.max(1)
+    }
+}
+
+/// The history as the queries need it.
+struct History {
+    events: i64,
+    /// Every order with the position of its placement, in position order.
+    orders: Vec<(Uuid, i64)>,
+    first_recorded_at: DateTime<Utc>,
+    last_recorded_at: DateTime<Utc>,
+    max_position: i64,
+    generated_in: Duration,
+}
+
+impl History {
+    fn position(&self, random: &mut Random) -> i64 {
+        1 + i64::try_from(random.below(self.max_position.unsigned_abs())).unwrap_or(0)
+    }
+
+    fn time(&self, random: &mut Random) -> DateTime<Utc> {
+        let span = (self.last_recorded_at - self.first_recorded_at).num_microseconds().unwrap_or(0);
+        let offset = i64::try_from(random.below(span.unsigned_abs() + 1)).unwrap_or(0);
+        self.first_recorded_at + chrono::Duration::microseconds(offset)
+    }
+
+    /// An order placed at or before `position` (so it exists at that cut).
+    fn order_at(&self, random: &mut Random, position: i64) -> Uuid {
+        let placed = self.orders.partition_point(|(_, at)| *at <= position).max(1);
+        self.orders[random.below(placed as u64) as usize].0
+    }
+
+    fn any_order(&self, random: &mut Random) -> Uuid {
+        self.orders[random.below(self.orders.len() as u64) as usize].0
+    }
+}
+
+fn customer(random: &mut Random) -> String {
+    format!("cus_{}", random.below(CUSTOMERS.unsigned_abs()))
+}
+
+async fn generate(client: &tokio_postgres::Client, target: i64) -> anyhow::Result<History> {
+    let orders = ((target as f64 / EVENTS_PER_ORDER).round() as i64).max(1);
+    let slots = orders + 6 * LAG;
+    let id_prefix = Utc::now().timestamp_millis();
+    let started = Instant::now();
+    let mut low = 0;
+    while low < slots {
+        let high = low + ORDERS_PER_STATEMENT;
+        client
+            .execute(GENERATE, &[&low, &high, &orders, &LAG, &id_prefix, &CUSTOMERS])
+            .await
+            .context("generating events")?;
+        low = high;
+    }
+    let generated_in = started.elapsed();
+    // What autovacuum would do soon anyway: set hint bits and the visibility map and take
+    // statistics now, so no measured read pays for them or races with them.
+    client.batch_execute("VACUUM (ANALYZE) events").await?;
+
+    let out_of_order: i64 = client.query_one(VERSIONS_OUT_OF_ORDER, &[]).await?.get(0);
+    anyhow::ensure!(out_of_order == 0, "{out_of_order} events out of stream-version order");
+    // Every event type and version must decode as the projections will decode it.
+    let samples = client
+        .query(
+            "(SELECT DISTINCT ON (event_type, event_version) event_type, event_version, payload
+                FROM events ORDER BY event_type, event_version, global_position)
+             UNION ALL
+             (SELECT event_type, event_version, payload FROM events TABLESAMPLE SYSTEM (1))",
+            &[],
+        )
+        .await?;
+    for row in &samples {
+        let (event_type, event_version): (String, i16) = (row.get(0), row.get(1));
+        eventstore::schema::decode(&event_type, event_version, &row.get(2))
+            .with_context(|| format!("decoding a stored {event_type} v{event_version}"))?;
+    }
+
+    let row = client
+        .query_one(
+            "SELECT count(*), max(global_position), min(recorded_at), max(recorded_at) FROM events",
+            &[],
+        )
+        .await?;
+    let placements = client
+        .query(
+            "SELECT stream_id, global_position FROM events WHERE stream_version = 1
+              ORDER BY global_position",
+            &[],
+        )
+        .await?;
+    Ok(History {
+        events: row.get(0),
+        max_position: row.get(1),
+        first_recorded_at: row.get(2),
+        last_recorded_at: row.get(3),
+        orders: placements.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        generated_in,
+    })
+}
+
+struct Reads {
+    copy: Duration,
+    copy_megabytes: f64,
+    /// One `SELECT` of every event in commit order, rows decoded into Rust values.
+    select: Duration,
+    /// Keyset batches of `BATCH` in commit order read from the index, rows decoded.
+    keyset: Duration,
+    /// The rebuild's own read path: `read_committed_after` batches of `BATCH`, each payload
+    /// parsed and upcast, nothing written.
+    rebuild_read: Duration,
+}
+
+/// One row of [`COMMITTED_COLUMNS`] as Rust values; returns its commit position.
+fn decode_row(row: &tokio_postgres::Row) -> anyhow::Result<CommitPosition> {
+    let columns: (i64, i64, Uuid, i32, Uuid, String, i16, String) = (
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+    );
+    let tail: (Option<String>, Option<String>, DateTime<Utc>) =
+        (row.try_get(8)?, row.try_get(9)?, row.try_get(10)?);
+    let commit = CommitPosition { tx_id: columns.0, global_position: columns.1 };
+    std::hint::black_box((columns, tail));
+    Ok(commit)
+}
+
+async fn raw_reads(client: &tokio_postgres::Client, events: i64) -> anyhow::Result<Reads> {
+    let expected = events.unsigned_abs();
+    let started = Instant::now();
+    let mut copy = std::pin::pin!(client.copy_out(COPY_ORDERED).await?);
+    let (mut rows, mut bytes) = (0u64, 0usize);
+    while let Some(chunk) = copy.next().await {
+        let chunk = chunk?;
+        bytes += chunk.len();
+        rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let copy = started.elapsed();
+    anyhow::ensure!(rows == expected, "COPY returned {rows} rows of {expected}");
+
+    let started = Instant::now();
+    let query = format!("{COMMITTED_COLUMNS} ORDER BY events.tx_id, events.global_position");
+    let mut stream = std::pin::pin!(client.query_raw(&query, std::iter::empty::<i64>()).await?);
+    let mut rows = 0u64;
+    while let Some(row) = stream.next().await {
+        decode_row(&row?)?;
+        rows += 1;
+    }
+    let select = started.elapsed();
+    anyhow::ensure!(rows == expected, "SELECT returned {rows} rows of {expected}");
+
+    let started = Instant::now();
+    let statement = client
+        .prepare(&format!(
+            "{COMMITTED_COLUMNS}
+              WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
+                AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY events.tx_id, events.global_position
+              LIMIT $3"
+        ))
+        .await?;
+    let mut after = CommitPosition::default();
+    let mut rows = 0u64;
+    loop {
+        let batch =
+            client.query(&statement, &[&after.tx_id, &after.global_position, &BATCH]).await?;
+        for row in &batch {
+            after = decode_row(row)?;
+        }
+        rows += batch.len() as u64;
+        if (batch.len() as i64) < BATCH {
+            break;
+        }
+    }
+    let keyset = started.elapsed();
+    anyhow::ensure!(rows == expected, "the keyset batches returned {rows} rows of {expected}");
+
+    let started = Instant::now();
+    let mut after = CommitPosition::default();
+    let mut rows = 0u64;
+    loop {
+        let batch = read_committed_after(client, after, BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.commit;
+        for event in &batch {
+            let payload: serde_json::Value = serde_json::from_str(&event.payload)?;
+            std::hint::black_box(eventstore::schema::decode(
+                &event.event_type,
+                event.event_version,
+                &payload,
+            )?);
+        }
+        rows += batch.len() as u64;
+        if (batch.len() as i64) < BATCH {
+            break;
+        }
+    }
+    let rebuild_read = started.elapsed();
+    anyhow::ensure!(rows == expected, "read_committed_after returned {rows} rows of {expected}");
+    Ok(Reads { copy, copy_megabytes: bytes as f64 / 1e6, select, keyset, rebuild_read })
+}
+
+struct Rebuilt {
+    /// From the call to its return: create the generation, replay, swap.
+    took: Duration,
+    /// The replay alone, as the rebuild reports it.
+    replay_per_second: f64,
+}
+
+async fn rebuild<P: Projection>(
+    pool: &Pool,
+    projection: &P,
+    events: i64,
+) -> anyhow::Result<Rebuilt> {
+    let (_cancel, cancelled) = watch::channel(false);
+    let started = Instant::now();
+    let status = projections::rebuild::rebuild(
+        pool,
+        projection,
+        Target::Live,
+        BATCH,
+        RebuildProgress::default(),
+        cancelled,
+    )
+    .await
+    .with_context(|| format!("rebuilding {}", projection.name()))?;
+    let took = started.elapsed();
+    anyhow::ensure!(
+        status.replayed == events.unsigned_abs(),
+        "{} replayed {} of {events} events",
+        projection.name(),
+        status.replayed
+    );
+    Ok(Rebuilt { took, replay_per_second: status.events_per_second })
+}
+
+/// The read models must be what the generated histories imply.
+async fn check_read_models(
+    client: &tokio_postgres::Client,
+    history: &History,
+) -> anyhow::Result<()> {
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM payments),
+                    (SELECT count(*) FROM payments WHERE NOT cancelled AND outstanding <> 0),
+                    (SELECT count(*) FROM notifications),
+                    (SELECT count(*) FROM events WHERE event_type <> 'OrderFullyPaid')",
+            &[],
+        )
+        .await?;
+    let (payments, unpaid, notifications, notifiable): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    anyhow::ensure!(
+        payments == history.orders.len() as i64 && unpaid == 0 && notifications == notifiable,
+        "read models: {payments} payments of {} orders, {unpaid} unpaid, {notifications} notifications of {notifiable}",
+        history.orders.len()
+    );
+    Ok(())
+}
+
+/// Makes sure both projections' watermarks cover the history (the swap advances them);
+/// returns a note if the bench had to advance them itself.
+async fn watermarks_cover(pool: &Pool, history: &History) -> anyhow::Result<Option<String>> {
+    let client = pool.get().await?;
+    let mut notes = Vec::new();
+    for name in projections::rebuild::PROJECTIONS {
+        let mut watermark = projections::watermark::read(&client, name).await?;
+        let mut rounds = 0;
+        while watermark.position < history.max_position
+            || watermark.complete_through < history.last_recorded_at
+        {
+            anyhow::ensure!(rounds < 1_000, "the {name} watermark does not advance: {watermark:?}");
+            watermark = projections::watermark::advance(&client, name).await?;
+            rounds += 1;
+        }
+        if rounds > 0 {
+            notes
+                .push(format!("{name}: advanced the watermark {rounds} time(s) after the rebuild"));
+        }
+    }
+    Ok((!notes.is_empty()).then(|| notes.join("; ")))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    PaymentAtPosition,
+    PaymentLatest,
+    CustomerPaymentsAtPosition,
+    CustomerPaymentsLatest,
+    BalanceAsOf,
+    BalanceLatest,
+    NotificationsAtPosition,
+    NotificationsLatest,
+    OrderAtPosition,
+    OrderLatest,
+}
+
+impl Kind {
+    const ALL: [Kind; 10] = [
+        Kind::PaymentAtPosition,
+        Kind::PaymentLatest,
+        Kind::CustomerPaymentsAtPosition,
+        Kind::CustomerPaymentsLatest,
+        Kind::BalanceAsOf,
+        Kind::BalanceLatest,
+        Kind::NotificationsAtPosition,
+        Kind::NotificationsLatest,
+        Kind::OrderAtPosition,
+        Kind::OrderLatest,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::PaymentAtPosition => "GET /v1/payments/{id}?at_position",
+            Kind::PaymentLatest => "GET /v1/payments/{id}",
+            Kind::CustomerPaymentsAtPosition => "GET /v1/payments?customer_id&limit=50&at_position",
+            Kind::CustomerPaymentsLatest => "GET /v1/payments?customer_id&limit=50",
+            Kind::BalanceAsOf => "GET /v1/customers/{id}/balance?as_of",
+            Kind::BalanceLatest => "GET /v1/customers/{id}/balance",
+            Kind::NotificationsAtPosition => "GET /v1/notifications?order_id&at_position",
+            Kind::NotificationsLatest => "GET /v1/notifications?order_id",
+            Kind::OrderAtPosition => "GET /v1/orders/{id}?at_position",
+            Kind::OrderLatest => "GET /v1/orders/{id}",
+        }
+    }
+
+    /// Path and query of one request at a random cut (or the latest state).
+    fn request(
+        self,
+        random: &mut Random,
+        history: &History,
+    ) -> (String, Vec<(&'static str, String)>) {
+        let position = history.position(random);
+        match self {
+            Kind::PaymentAtPosition => (
+                format!("/v1/payments/{}", history.order_at(random, position)),
+                vec![("at_position", position.to_string())],
+            ),
+            Kind::PaymentLatest => (format!("/v1/payments/{}", history.any_order(random)), vec![]),
+            Kind::CustomerPaymentsAtPosition => (
+                "/v1/payments".to_owned(),
+                vec![
+                    ("customer_id", customer(random)),
+                    ("limit", "50".to_owned()),
+                    ("at_position", position.to_string()),
+                ],
+            ),
+            Kind::CustomerPaymentsLatest => (
+                "/v1/payments".to_owned(),
+                vec![("customer_id", customer(random)), ("limit", "50".to_owned())],
+            ),
+            Kind::BalanceAsOf => (
+                format!("/v1/customers/{}/balance", customer(random)),
+                vec![("as_of", history.time(random).to_rfc3339_opts(SecondsFormat::Micros, true))],
+            ),
+            Kind::BalanceLatest => (format!("/v1/customers/{}/balance", customer(random)), vec![]),
+            Kind::NotificationsAtPosition => (
+                "/v1/notifications".to_owned(),
+                vec![
+                    ("order_id", history.order_at(random, position).to_string()),
+                    ("at_position", position.to_string()),
+                ],
+            ),
+            Kind::NotificationsLatest => (
+                "/v1/notifications".to_owned(),
+                vec![("order_id", history.any_order(random).to_string())],
+            ),
+            Kind::OrderAtPosition => (
+                format!("/v1/orders/{}", history.order_at(random, position)),
+                vec![("at_position", position.to_string())],
+            ),
+            Kind::OrderLatest => (format!("/v1/orders/{}", history.any_order(random)), vec![]),
+        }
+    }
+}
+
+struct Latencies {
+    sorted: Vec<Duration>,
+    failures: usize,
+    first_failure: Option<String>,
+}
+
+/// Sequential requests, the kinds interleaved (so noise from other work on the machine
+/// falls on all of them alike), through the API serving on `url` with a read token.
+async fn as_of_latency(
+    url: &str,
+    history: &History,
+    requests: usize,
+) -> anyhow::Result<BTreeMap<Kind, Latencies>> {
+    let settings = api::config::ServeArgs::try_parse_from([
+        "serve",
+        "--database-url",
+        url,
+        "--http-addr",
+        "127.0.0.1:0",
+        "--roles",
+        "api",
+        "--api-tokens",
+        "read:bench-read-token",
+    ])?;
+    let application = api::Application::build(&settings).await?;
+    let address = application.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run(async {
+        let _ = stopped.await;
+    }));
+
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_static("Bearer bench-read-token"),
+    );
+    let http = reqwest::Client::builder().default_headers(headers).build()?;
+    let mut random = Random(0x6c65_6467_6572);
+    let mut results: BTreeMap<Kind, Latencies> = Kind::ALL
+        .iter()
+        .map(|kind| (*kind, Latencies { sorted: Vec::new(), failures: 0, first_failure: None }))
+        .collect();
+    // The first rounds warm the connections, statement caches and buffers; not counted.
+    let warm_up = 20;
+    for round in 0..(warm_up + requests) {
+        for kind in Kind::ALL {
+            let (path, query) = kind.request(&mut random, history);
+            let sent = Instant::now();
+            let response = http.get(format!("http://{address}{path}")).query(&query).send().await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            let took = sent.elapsed();
+            if round < warm_up {
+                continue;
+            }
+            let Some(result) = results.get_mut(&kind) else { continue };
+            if status.as_u16() == 200 {
+                result.sorted.push(took);
+            } else {
+                result.failures += 1;
+                result.first_failure.get_or_insert_with(|| {
+                    format!("{path}?{query:?}: {status} {}", String::from_utf8_lossy(&body))
+                });
+            }
+        }
+    }
+    for result in results.values_mut() {
+        result.sorted.sort();
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(results)
+}
+
+struct Run {
+    events: i64,
+    orders: usize,
+    reads: Reads,
+    payments: Rebuilt,
+    notifications: Rebuilt,
+    latencies: BTreeMap<Kind, Latencies>,
+}
+
+async fn run(events: i64, requests: usize) -> anyhow::Result<Run> {
+    let database = TestDatabase::create().await?;
+    let client = database.client().await?;
+    let history = generate(&client, events).await?;
+    let events = history.events;
+    println!(
+        "\n== history of {events} events ({} orders, {CUSTOMERS} customers): generated in {:.1?} = {:.0} events/s",
+        history.orders.len(),
+        history.generated_in,
+        per_second(events.unsigned_abs(), history.generated_in)
+    );
+
+    let reads = raw_reads(&client, events).await?;
+    let mut settings = eventstore::PoolSettings::new(database.url.clone());
+    settings.max_size = 4;
+    let pool = eventstore::connect(&settings)?;
+    let payments = rebuild(&pool, &projections::payments::Payments, events).await?;
+    let notifications = rebuild(&pool, &projections::notifications::Notifications, events).await?;
+    check_read_models(&client, &history).await?;
+    if let Some(note) = watermarks_cover(&pool, &history).await? {
+        println!("note: {note}");
+    }
+    // The swapped-in tables are new; give the planner the statistics autovacuum would.
+    client.batch_execute("ANALYZE").await?;
+    pool.close();
+
+    let latencies = as_of_latency(&database.url, &history, requests).await?;
+    let run =
+        Run { events, orders: history.orders.len(), reads, payments, notifications, latencies };
+    print_run(&run);
+    Ok(run)
+}
+
+fn print_run(run: &Run) {
+    let events = run.events.unsigned_abs();
+    let raw = per_second(events, run.reads.copy);
+    println!("{:<58} {:>10} {:>12} {:>8}", "read or rebuild", "took", "events/s", "/ COPY");
+    let line = |what: &str, took: Duration| {
+        let rate = per_second(events, took);
+        println!("{what:<58} {:>10.2?} {rate:>12.0} {:>8.2}", took, rate / raw);
+    };
+    line(
+        &format!(
+            "COPY (… ORDER BY tx_id, global_position) TO STDOUT, {:.0} MB",
+            run.reads.copy_megabytes
+        ),
+        run.reads.copy,
+    );
+    line("SELECT in commit order, one query, rows decoded", run.reads.select);
+    line("keyset batches of 10 000 from events_commit_order, decoded", run.reads.keyset);
+    line("read_committed_after batches + parse + upcast (rebuild's)", run.reads.rebuild_read);
+    line("rebuild payments (create, replay, swap)", run.payments.took);
+    line("rebuild notifications (create, replay, swap)", run.notifications.took);
+    println!(
+        "replay alone (as the rebuild reports it): payments {:.0} events/s, notifications {:.0} events/s",
+        run.payments.replay_per_second, run.notifications.replay_per_second
+    );
+    let requests = run.latencies.values().map(|l| l.sorted.len()).max().unwrap_or(0);
+    println!(
+        "\n{:<52} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        format!("query ({requests} requests each, sequential)"),
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "non200"
+    );
+    for (kind, latency) in &run.latencies {
+        let sorted = &latency.sorted;
+        println!(
+            "{:<52} {:>9.2?} {:>9.2?} {:>9.2?} {:>9.2?} {:>6}",
+            kind.label(),
+            percentile(sorted, 0.50),
+            percentile(sorted, 0.95),
+            percentile(sorted, 0.99),
+            sorted.last().copied().unwrap_or_default(),
+            latency.failures
+        );
+        if let Some(failure) = &latency.first_failure {
+            println!("    first failure: {failure}");
+        }
+    }
+}
+
+fn print_summary(runs: &[Run], started: Instant) {
+    println!("\n== summary (goals: rebuild >= 100 000 events/s and >= 0.3 x the raw read; as-of p99 <= 10 ms, flat as history grows)");
+    println!(
+        "{:>10} {:>9} {:>12} {:>12} {:>6} {:>14} {:>6}",
+        "events", "orders", "COPY ev/s", "payments", "ratio", "notifications", "ratio"
+    );
+    for run in runs {
+        let events = run.events.unsigned_abs();
+        let raw = per_second(events, run.reads.copy);
+        let (payments, notifications) =
+            (per_second(events, run.payments.took), per_second(events, run.notifications.took));
+        println!(
+            "{:>10} {:>9} {raw:>12.0} {payments:>12.0} {:>6.2} {notifications:>14.0} {:>6.2}",
+            run.events,
+            run.orders,
+            payments / raw,
+            notifications / raw
+        );
+    }
+    let sizes: Vec<String> = runs.iter().map(|r| r.events.to_string()).collect();
+    println!("\np99 per query kind at {} events", sizes.join(" / "));
+    for kind in Kind::ALL {
+        let p99s: Vec<Duration> = runs
+            .iter()
+            .filter_map(|run| run.latencies.get(&kind))
+            .map(|latency| percentile(&latency.sorted, 0.99))
+            .collect();
+        let shown: Vec<String> = p99s.iter().map(|p| format!("{p:.2?}")).collect();
+        let growth = match (p99s.first(), p99s.last()) {
+            (Some(first), Some(last)) if p99s.len() > 1 => {
+                format!("  (x{:.2})", last.as_secs_f64() / first.as_secs_f64().max(1e-9))
+            }
+            _ => String::new(),
+        };
+        println!("  {:<52} {}{growth}", kind.label(), shown.join(" / "));
+    }
+    println!(
+        "\nmachine: {} cores, shared by this process (generator, API, client), PostgreSQL and other work; total {:.1?}",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        started.elapsed()
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let sizes: Vec<i64> = std::env::var("BENCH_EVENTS")
+        .unwrap_or_else(|_| "100000,1000000".to_owned())
+        .split(',')
+        .map(|size| size.trim().replace('_', "").parse())
+        .collect::<Result<_, _>>()
+        .context("BENCH_EVENTS: a comma list of event counts")?;
+    let requests: usize = env_or("BENCH_REQUESTS", 2_000);
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    for size in sizes {
+        runs.push(run(size, requests).await?);
+    }
+    print_summary(&runs, started);
+    let failures: usize = runs.iter().flat_map(|r| r.latencies.values()).map(|l| l.failures).sum();
+    anyhow::ensure!(failures == 0, "{failures} as-of requests did not answer 200");
+    Ok(())
+}

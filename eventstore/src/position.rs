@@ -52,7 +52,9 @@ const READ_COMMITTED_AFTER: &str = "
       FROM events
      WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
        AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-     ORDER BY tx_id, global_position
+     -- Qualified: a bare `tx_id` here would name the output column (the bigint cast),
+     -- which no index provides, and every batch would sort the rest of the store.
+     ORDER BY events.tx_id, events.global_position
      LIMIT $3";
 
 /// Up to `limit` events after `after`, in commit-consistent order, none of which can be

@@ -653,6 +653,67 @@ async fn as_of_latency(
     Ok(results)
 }
 
+/// The benchmark's database: a fresh [`TestDatabase`] renamed out of the `ledger_test_*`
+/// pattern, because `scripts/test` drops every such database it finds when it starts (as
+/// leftovers of killed runs), and this benchmark runs for many minutes beside other work.
+/// Dropped when the guard drops; a killed run leaves a `ledger_bench_*` database behind.
+struct BenchDatabase {
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    async fn create() -> anyhow::Result<Self> {
+        let database = TestDatabase::create().await?;
+        let name = database.name.replacen("ledger_test_", "ledger_bench_", 1);
+        admin()
+            .await?
+            .batch_execute(&format!("ALTER DATABASE {} RENAME TO {name}", database.name))
+            .await
+            .context("renaming the benchmark's database")?;
+        // The test database's own guard now finds nothing to drop under its old name.
+        Ok(Self { url: database.url.replace(&database.name, &name), name })
+    }
+
+    async fn client(&self) -> anyhow::Result<tokio_postgres::Client> {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // As `TestDatabase` does: no runtime to block on here, so a thread with its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                admin().await?.batch_execute(&drop).await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the benchmark database {}", self.name);
+        }
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Where `TestDatabase` creates databases (`LEDGER_TEST_DATABASE_URL`).
+async fn admin() -> anyhow::Result<tokio_postgres::Client> {
+    let url = std::env::var("LEDGER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    connect(&url).await
+}
+
 struct Run {
     events: i64,
     orders: usize,
@@ -663,7 +724,7 @@ struct Run {
 }
 
 async fn run(events: i64, requests: usize) -> anyhow::Result<Run> {
-    let database = TestDatabase::create().await?;
+    let database = BenchDatabase::create().await?;
     let client = database.client().await?;
     let history = generate(&client, events).await?;
     let events = history.events;

@@ -11,7 +11,8 @@
 //!   failing message with backoff and then parks it as a dead letter (topic and table) so
 //!   the partition keeps moving.
 //! - [`rebuild`]: a new generation replayed from the event store beside the live one, then
-//!   swapped in atomically; or built as of a past cut for investigation.
+//!   swapped in atomically; or built as of a past cut for investigation. [`replay`]: how
+//!   it folds history in memory and bulk-loads the rows.
 //! - [`payments`] / [`notifications`]: the two read models and their queries, current or
 //!   as of a cut ([`watermark`]: how far each projection is complete).
 
@@ -21,6 +22,7 @@ pub mod notifications;
 pub mod payments;
 mod projection;
 pub mod rebuild;
+pub mod replay;
 pub mod status;
 pub mod watermark;
 mod worker;

@@ -13,6 +13,9 @@ use uuid::Uuid;
 use crate::projection::execute;
 use crate::{ApplyError, ProjectedEvent, Projection};
 
+mod replay;
+pub use replay::NotificationsReplay;
+
 pub const NAME: &str = "notifications";
 
 /// Namespace of notification ids (UUIDv5 of the event id).
@@ -87,9 +90,24 @@ fn render(event: &Event, order_id: Uuid) -> Option<(&'static str, String, String
     })
 }
 
+/// The id of the notification about `event`.
+fn id_of(event: &ProjectedEvent) -> Uuid {
+    Uuid::new_v5(&ID_NAMESPACE, event.event_id.as_bytes())
+}
+
+fn no_recipient(event: &ProjectedEvent) -> ApplyError {
+    ApplyError::Inconsistent(format!("no recipient for order {}", event.stream_id))
+}
+
 impl Projection for Notifications {
+    type Replay = NotificationsReplay;
+
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn replay(&self) -> NotificationsReplay {
+        NotificationsReplay::default()
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -154,10 +172,9 @@ impl Projection for Notifications {
             Vec::new(),
         );
         for (event, (template, subject, body)) in rendered {
-            let (customer_id, recipient) = recipients.get(&event.stream_id).ok_or_else(|| {
-                ApplyError::Inconsistent(format!("no recipient for order {}", event.stream_id))
-            })?;
-            columns.0.push(Uuid::new_v5(&ID_NAMESPACE, event.event_id.as_bytes()));
+            let (customer_id, recipient) =
+                recipients.get(&event.stream_id).ok_or_else(|| no_recipient(event))?;
+            columns.0.push(id_of(event));
             columns.1.push(event.stream_id);
             columns.2.push(customer_id.as_str());
             columns.3.push(template);

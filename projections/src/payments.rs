@@ -13,6 +13,9 @@ use uuid::Uuid;
 use crate::projection::execute;
 use crate::{ApplyError, ProjectedEvent, Projection};
 
+mod replay;
+pub use replay::PaymentsReplay;
+
 pub const NAME: &str = "payments";
 
 const INSERT_ORDERS: &str = "
@@ -72,28 +75,59 @@ struct Attempts<'a> {
 }
 
 impl<'a> Attempts<'a> {
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        event: &ProjectedEvent,
-        payment_id: &'a str,
-        kind: &'static str,
-        amount: i64,
-        method: Option<&'a str>,
-        reason: Option<&'a str>,
-        refund_id: Option<&'a str>,
-    ) {
+    fn push(&mut self, event: &ProjectedEvent, attempt: NewAttempt<'a>) {
         self.order_id.push(event.stream_id);
         self.stream_version.push(version(event));
-        self.payment_id.push(payment_id);
-        self.kind.push(kind);
-        self.amount.push(amount);
-        self.method.push(method);
-        self.reason.push(reason);
-        self.refund_id.push(refund_id);
+        self.payment_id.push(attempt.payment_id);
+        self.kind.push(attempt.kind);
+        self.amount.push(attempt.amount);
+        self.method.push(attempt.method);
+        self.reason.push(attempt.reason);
+        self.refund_id.push(attempt.refund_id);
         self.recorded_at.push(event.recorded_at);
         self.position.push(event.position);
     }
+}
+
+/// A payment attempt an event records: its columns besides the event's own.
+struct NewAttempt<'a> {
+    payment_id: &'a str,
+    kind: &'static str,
+    amount: i64,
+    method: Option<&'a str>,
+    reason: Option<&'a str>,
+    refund_id: Option<&'a str>,
+}
+
+/// The attempt `event` records, if it is one.
+fn attempt(event: &Event) -> Option<NewAttempt<'_>> {
+    Some(match event {
+        Event::PaymentCaptured(e) => NewAttempt {
+            payment_id: e.payment_id.as_str(),
+            kind: "captured",
+            amount: e.amount.amount_minor,
+            method: Some(e.method.as_str()),
+            reason: None,
+            refund_id: None,
+        },
+        Event::PaymentFailed(e) => NewAttempt {
+            payment_id: e.payment_id.as_str(),
+            kind: "failed",
+            amount: e.amount.amount_minor,
+            method: None,
+            reason: Some(e.reason.as_str()),
+            refund_id: None,
+        },
+        Event::PaymentRefunded(e) => NewAttempt {
+            payment_id: e.payment_id.as_str(),
+            kind: "refunded",
+            amount: e.amount.amount_minor,
+            method: None,
+            reason: Some(e.reason.as_str()),
+            refund_id: Some(e.refund_id.as_str()),
+        },
+        _ => return None,
+    })
 }
 
 /// An order's payments state, as a version row is written.
@@ -107,6 +141,34 @@ struct State {
     cancelled: bool,
     placed_position: i64,
     stream_version: i32,
+}
+
+impl State {
+    /// The state an order's placement starts.
+    fn placed(event: &ProjectedEvent) -> Option<Self> {
+        let Event::OrderPlaced(e) = &event.event else { return None };
+        Some(Self {
+            customer_id: e.customer_id.as_str().to_owned(),
+            currency: e.total.currency.code().to_owned(),
+            amount_due: e.total.amount_minor,
+            captured: 0,
+            refunded: 0,
+            cancelled: false,
+            placed_position: event.position,
+            stream_version: version(event),
+        })
+    }
+
+    /// The state after `event` of the same order.
+    fn evolve(&mut self, event: &ProjectedEvent) {
+        match &event.event {
+            Event::PaymentCaptured(e) => self.captured += e.amount.amount_minor,
+            Event::PaymentRefunded(e) => self.refunded += e.amount.amount_minor,
+            Event::OrderCancelled(_) => self.cancelled = true,
+            _ => {}
+        }
+        self.stream_version = version(event);
+    }
 }
 
 /// The columns of new versions, one vector per column.
@@ -141,34 +203,13 @@ async fn record_versions(
     let mut latest: HashMap<Uuid, usize> = HashMap::new();
     let mut closes: (Vec<Uuid>, Vec<i32>, Vec<i64>, Vec<DateTime<Utc>>) = Default::default();
     for event in events {
-        if let Event::OrderPlaced(e) = &event.event {
-            states.insert(
-                event.stream_id,
-                State {
-                    customer_id: e.customer_id.as_str().to_owned(),
-                    currency: e.total.currency.code().to_owned(),
-                    amount_due: e.total.amount_minor,
-                    captured: 0,
-                    refunded: 0,
-                    cancelled: false,
-                    placed_position: event.position,
-                    stream_version: 0,
-                },
-            );
+        if let Some(placed) = State::placed(event) {
+            states.insert(event.stream_id, placed);
         }
         let Some(state) = states.get_mut(&event.stream_id) else {
-            return Err(ApplyError::Inconsistent(format!(
-                "order {} has events before its placement",
-                event.stream_id
-            )));
+            return Err(before_placement(event));
         };
-        match &event.event {
-            Event::PaymentCaptured(e) => state.captured += e.amount.amount_minor,
-            Event::PaymentRefunded(e) => state.refunded += e.amount.amount_minor,
-            Event::OrderCancelled(_) => state.cancelled = true,
-            _ => {}
-        }
-        state.stream_version = version(event);
+        state.evolve(event);
         match latest.get(&event.stream_id) {
             Some(&row) => {
                 versions.next_position[row] = Some(event.position);
@@ -253,13 +294,23 @@ async fn current_states(
         .map_err(ApplyError::from)
 }
 
+fn before_placement(event: &ProjectedEvent) -> ApplyError {
+    ApplyError::Inconsistent(format!("order {} has events before its placement", event.stream_id))
+}
+
 fn version(event: &ProjectedEvent) -> i32 {
     i32::try_from(event.stream_version).unwrap_or(i32::MAX)
 }
 
 impl Projection for Payments {
+    type Replay = PaymentsReplay;
+
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn replay(&self) -> PaymentsReplay {
+        PaymentsReplay::default()
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -291,44 +342,14 @@ impl Projection for Payments {
             change.stream_version = version(event);
             change.updated_at = event.recorded_at;
             match &event.event {
-                Event::OrderPlaced(_) => placed.push(event),
-                Event::PaymentCaptured(e) => {
-                    change.captured += e.amount.amount_minor;
-                    attempts.push(
-                        event,
-                        e.payment_id.as_str(),
-                        "captured",
-                        e.amount.amount_minor,
-                        Some(e.method.as_str()),
-                        None,
-                        None,
-                    );
-                }
-                Event::PaymentFailed(e) => {
-                    attempts.push(
-                        event,
-                        e.payment_id.as_str(),
-                        "failed",
-                        e.amount.amount_minor,
-                        None,
-                        Some(e.reason.as_str()),
-                        None,
-                    );
-                }
-                Event::PaymentRefunded(e) => {
-                    change.refunded += e.amount.amount_minor;
-                    attempts.push(
-                        event,
-                        e.payment_id.as_str(),
-                        "refunded",
-                        e.amount.amount_minor,
-                        None,
-                        Some(e.reason.as_str()),
-                        Some(e.refund_id.as_str()),
-                    );
-                }
+                Event::PaymentCaptured(e) => change.captured += e.amount.amount_minor,
+                Event::PaymentRefunded(e) => change.refunded += e.amount.amount_minor,
                 Event::OrderCancelled(_) => change.cancelled = true,
-                Event::OrderFullyPaid(_) | Event::OrderShipped(_) => {}
+                Event::OrderPlaced(_) => placed.push(event),
+                _ => {}
+            }
+            if let Some(attempt) = attempt(&event.event) {
+                attempts.push(event, attempt);
             }
         }
 
@@ -484,8 +505,9 @@ pub(crate) fn bounds(cut: Cut) -> (i64, DateTime<Utc>) {
 }
 
 /// The version of each order valid at the cut `$P` (position) / `$T` (time): made inside
-/// it, and replaced after it (or not at all).
-const VALID_AT: &str = "position <= $P AND recorded_at <= $T
+/// it, and replaced after it (or not at all). An order placed after the cut has none; the
+/// `placed_position` bound says so in a form that ends an index range on it.
+const VALID_AT: &str = "placed_position <= $P AND position <= $P AND recorded_at <= $T
     AND (next_position IS NULL OR next_position > $P OR next_recorded_at > $T)";
 
 /// `VALID_AT` with the cut's bounds as the numbered parameters `p` and `t`.

@@ -49,8 +49,15 @@ impl ApplyError {
 /// duplicates), in stream order per order, and should write them with a few set-based
 /// statements rather than a few statements per event.
 pub trait Projection: Send + Sync + 'static {
+    /// The in-memory fold a rebuild replays history through.
+    type Replay: crate::replay::Replay;
+
     /// Stable name: the consumer group, the dedupe key, the admin name.
     fn name(&self) -> &'static str;
+
+    /// A fold of no events yet, for a rebuild's bulk replay: it must leave exactly the
+    /// rows `apply` would leave for the same events.
+    fn replay(&self) -> Self::Replay;
 
     fn apply(
         &self,

@@ -2,13 +2,21 @@
 //!
 //! The new generation is built in a schema of its own (`rebuild_<projection>`), beside the
 //! live tables, from the store (the source of truth, not Kafka) in the gap-safe commit
-//! order, through the projection's own `apply` — the same code as the live worker, run
-//! with that schema first on the `search_path`. Queries keep reading the live tables the
-//! whole time. When the replay has caught up, one transaction swaps the generations:
-//! it stops the live workers for a moment (an advisory lock every batch takes shared),
-//! makes sure the new generation has everything the live one applied, moves the live
-//! tables out and the new ones in, and carries over the projection's bookkeeping. Readers
-//! wait for that transaction for milliseconds and then read the new tables.
+//! order. Queries keep reading the live tables the whole time. It is built in two phases:
+//!
+//! 1. **Bulk**: everything committed when the replay starts is folded in memory by the
+//!    projection's [`Replay`] (a reader task reads and decodes a couple of batches ahead)
+//!    and copied into tables without indexes; then the keys and indexes are built, each
+//!    in one sort, and the generation's watermark is brought up to date.
+//! 2. **Incremental**: what was committed since is applied through the projection's own
+//!    `apply`, the live workers' code, run with the schema first on the `search_path`.
+//!
+//! When the replay has caught up, one transaction swaps the generations: it stops the live
+//! workers for a moment (an advisory lock every batch takes shared), makes sure the new
+//! generation has everything the live one applied, moves the live tables out and the new
+//! ones in (the indexes have the live names already), and carries over the projection's
+//! bookkeeping. Readers wait for that transaction for milliseconds and then read the new
+//! tables.
 //!
 //! A rebuild that stops — cancelled, failed, or its process killed — leaves the live
 //! generation untouched; the next one starts over. `Target::Cut` builds the projection as
@@ -16,6 +24,7 @@
 //! Replay never causes outward effects: it writes read-model tables only, and
 //! notifications keep the delivery status they had in the live generation.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -24,9 +33,11 @@ use deadpool_postgres::{GenericClient, Pool, Transaction};
 use eventstore::position::{read_committed_after, CommitPosition};
 use eventstore::{Cut, StoreError};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::types::Type;
 use uuid::Uuid;
 
+use crate::replay::{copy_in, Replay};
 use crate::{apply, watermark, ApplyError, ProjectedEvent, Projection};
 
 /// Events read and applied per transaction.
@@ -70,7 +81,8 @@ pub enum RebuildError {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RebuildStatus {
     pub projection: String,
-    /// `replaying`, `swapping`, `done`, `cancelled` or `failed`.
+    /// `replaying`, `indexing`, `vacuuming`, `watermark`, `catching_up`, `swapping`; then
+    /// `done`, `cancelled` or `failed`.
     pub state: String,
     /// Events in the store when the replay started (it also replays what arrives later).
     pub total: u64,
@@ -82,6 +94,15 @@ pub struct RebuildStatus {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// How long each finished phase took, in order.
+    pub phases: Vec<PhaseTime>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseTime {
+    /// `replaying` (bulk), `indexing`, `vacuuming`, `watermark`, `catching_up`, `swapping`.
+    pub phase: String,
+    pub seconds: f64,
 }
 
 /// Shared view of one rebuild's progress.
@@ -99,6 +120,18 @@ impl RebuildProgress {
 
     fn update(&self, change: impl FnOnce(&mut RebuildStatus)) {
         change(&mut self.lock());
+    }
+
+    /// Ends the current phase (timed from `since`) and starts `next`; returns its start.
+    fn enter(&self, next: &str, since: Instant) -> Instant {
+        let now = Instant::now();
+        self.update(|s| {
+            s.phases
+                .push(PhaseTime { phase: s.state.clone(), seconds: (now - since).as_secs_f64() });
+            s.state = next.to_owned();
+        });
+        tracing::info!(phase = next, "rebuild phase");
+        now
     }
 }
 
@@ -169,7 +202,7 @@ async fn run<P: Projection>(
     target: Target,
     batch_size: i64,
     progress: &RebuildProgress,
-    cancel: watch::Receiver<bool>,
+    mut cancel: watch::Receiver<bool>,
     schema: &str,
 ) -> Result<(), RebuildError> {
     let name = projection.name();
@@ -177,50 +210,10 @@ async fn run<P: Projection>(
     create_generation(&writer, projection, schema).await?;
     let total: i64 = writer.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
     progress.update(|s| s.total = total.unsigned_abs());
-
-    let reader = pool.get().await.map_err(StoreError::from)?;
     let started = Instant::now();
-    let mut after = CommitPosition { tx_id: 0, global_position: 0 };
     let mut replayed: u64 = 0;
-    let mut batches: u64 = 0;
-    loop {
-        if *cancel.borrow() {
-            return Err(RebuildError::Cancelled);
-        }
-        let batch = read_committed_after(&reader, after, batch_size).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.commit;
-        let events = batch
-            .iter()
-            .filter(|event| inside(target, event.commit.global_position, event.recorded_at))
-            .map(|event| {
-                let payload: serde_json::Value = serde_json::from_str(&event.payload)
-                    .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-                let decoded =
-                    eventstore::schema::decode(&event.event_type, event.event_version, &payload)
-                        .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-                Ok(ProjectedEvent {
-                    event_id: event.event_id,
-                    stream_id: event.stream_id,
-                    stream_version: event.stream_version,
-                    position: event.commit.global_position,
-                    recorded_at: event.recorded_at,
-                    event: decoded,
-                })
-            })
-            .collect::<Result<Vec<_>, ApplyError>>()?;
-        let transaction = in_generation(&mut writer, schema).await?;
-        apply::apply(&transaction, projection, &events).await?;
-        watermark::advance(&transaction, name).await?;
-        transaction.commit().await?;
-        replayed += batch.len() as u64;
-        batches += 1;
-        if batches.is_power_of_two() {
-            // The new tables start empty: without fresh statistics the planner keeps
-            // choosing plans made for empty tables (nested loops over sequential scans)
-            // while they grow by millions of rows.
-            analyze(&writer, projection, schema).await?;
-        }
+    let mut report = |read: usize| {
+        replayed += read as u64;
         let rate = replayed as f64 / started.elapsed().as_secs_f64().max(1e-6);
         progress.update(|s| {
             s.replayed = replayed;
@@ -228,25 +221,236 @@ async fn run<P: Projection>(
             s.events_per_second = rate;
             s.eta_seconds = Some((s.total - replayed) as f64 / rate.max(1e-6));
         });
+    };
+
+    // Bulk: everything committed now, folded in memory and copied into bare tables.
+    let mut fold = projection.replay();
+    let mut streams = Streams::default();
+    let (mut batches, reader) = read_ahead(pool.clone(), batch_size, target);
+    let mut after = CommitPosition { tx_id: 0, global_position: 0 };
+    loop {
+        let batch = tokio::select! {
+            batch = batches.recv() => batch,
+            () = cancelled(&mut cancel) => return Err(RebuildError::Cancelled),
+        };
+        let Some(batch) = batch else { break };
+        let batch = batch?;
+        for event in &batch.events {
+            streams.feed(event)?;
+            fold.feed(event)?;
+        }
+        fold.flush(&writer, schema, false).await?;
+        after = batch.last;
+        report(batch.read);
+    }
+    reader.await.map_err(|e| ApplyError::Inconsistent(format!("the replay's reader: {e}")))?;
+    fold.flush(&writer, schema, true).await?;
+    streams.flush(&writer, schema, name).await?;
+    let phase = progress.enter("indexing", started);
+    index_generation(&mut writer, projection, schema).await?;
+    let phase = progress.enter("vacuuming", phase);
+    vacuum(&writer, projection, schema).await?;
+    let phase = progress.enter("watermark", phase);
+    {
+        let transaction = in_generation(&mut writer, schema).await?;
+        catch_up_watermark(&transaction, name).await?;
+        transaction.commit().await?;
+    }
+    let mut phase = progress.enter("catching_up", phase);
+
+    // Incremental: what was committed since, through `apply` like the live workers.
+    let reader = pool.get().await.map_err(StoreError::from)?;
+    loop {
+        if *cancel.borrow() {
+            return Err(RebuildError::Cancelled);
+        }
+        let batch = read_committed_after(&reader, after, batch_size).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.commit;
+        let events = decode(&batch, target)?;
+        let transaction = in_generation(&mut writer, schema).await?;
+        apply::apply(&transaction, projection, &events).await?;
+        watermark::advance(&transaction, name).await?;
+        transaction.commit().await?;
+        report(batch.len());
         if (batch.len() as i64) < batch_size {
             break;
         }
     }
     if target == Target::Live {
-        progress.update(|s| s.state = "swapping".to_owned());
+        phase = progress.enter("swapping", phase);
         swap(&mut writer, projection, schema).await?;
     }
+    progress.enter("finished", phase);
     Ok(())
 }
 
-async fn analyze<P: Projection>(
+/// One batch of the store as the replay reads it.
+struct ReadBatch {
+    /// The events inside the target, decoded.
+    events: Vec<ProjectedEvent>,
+    /// Events read, inside the target or not.
+    read: usize,
+    last: CommitPosition,
+}
+
+/// Reads the store in the gap-safe order and decodes it, a couple of batches ahead of the
+/// fold, until a batch comes back short: the end of what is committed. Stops when the
+/// receiver is dropped.
+fn read_ahead(
+    pool: Pool,
+    batch_size: i64,
+    target: Target,
+) -> (mpsc::Receiver<Result<ReadBatch, RebuildError>>, tokio::task::JoinHandle<()>) {
+    let (sender, receiver) = mpsc::channel(2);
+    let task = tokio::spawn(async move {
+        if let Err(error) = read_all(&pool, batch_size, target, &sender).await {
+            let _ = sender.send(Err(error)).await;
+        }
+    });
+    (receiver, task)
+}
+
+async fn read_all(
+    pool: &Pool,
+    batch_size: i64,
+    target: Target,
+    sender: &mpsc::Sender<Result<ReadBatch, RebuildError>>,
+) -> Result<(), RebuildError> {
+    let client = pool.get().await.map_err(StoreError::from)?;
+    let mut after = CommitPosition { tx_id: 0, global_position: 0 };
+    loop {
+        let batch = read_committed_after(&client, after, batch_size).await?;
+        let Some(last) = batch.last() else { return Ok(()) };
+        after = last.commit;
+        let short = (batch.len() as i64) < batch_size;
+        let events = decode(&batch, target)?;
+        let batch = ReadBatch { events, read: batch.len(), last: after };
+        if sender.send(Ok(batch)).await.is_err() || short {
+            return Ok(());
+        }
+    }
+}
+
+/// Resolves when the rebuild is cancelled (never, once nobody can cancel it).
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|cancelled| *cancelled).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The events of `batch` inside `target`, decoded to the current shapes.
+fn decode(
+    batch: &[eventstore::position::CommittedEvent],
+    target: Target,
+) -> Result<Vec<ProjectedEvent>, RebuildError> {
+    batch
+        .iter()
+        .filter(|event| inside(target, event.commit.global_position, event.recorded_at))
+        .map(|event| {
+            let payload: serde_json::Value = serde_json::from_str(&event.payload)
+                .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
+            let decoded =
+                eventstore::schema::decode(&event.event_type, event.event_version, &payload)
+                    .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
+            Ok(ProjectedEvent {
+                event_id: event.event_id,
+                stream_id: event.stream_id,
+                stream_version: event.stream_version,
+                position: event.commit.global_position,
+                recorded_at: event.recorded_at,
+                event: decoded,
+            })
+        })
+        .collect()
+}
+
+/// The bookkeeping `apply` keeps, kept by the bulk replay: each stream's last version (the
+/// replay checks that none is skipped), how many events, and the highest position.
+#[derive(Default)]
+struct Streams {
+    versions: HashMap<Uuid, u32>,
+    applied: i64,
+    last_position: Option<i64>,
+}
+
+impl Streams {
+    fn feed(&mut self, event: &ProjectedEvent) -> Result<(), ApplyError> {
+        let last = self.versions.entry(event.stream_id).or_insert(0);
+        if event.stream_version != *last + 1 {
+            return Err(ApplyError::Inconsistent(format!(
+                "order {} has version {} after {} in the gap-safe order",
+                event.stream_id, event.stream_version, last
+            )));
+        }
+        *last = event.stream_version;
+        self.applied += 1;
+        self.last_position = self.last_position.max(Some(event.position));
+        Ok(())
+    }
+
+    async fn flush(
+        &self,
+        client: &tokio_postgres::Client,
+        schema: &str,
+        projection: &str,
+    ) -> Result<(), ApplyError> {
+        let mut rows = copy_in(
+            client,
+            schema,
+            "projection_streams",
+            &["projection", "stream_id", "stream_version"],
+            &[Type::TEXT, Type::UUID, Type::INT4],
+        )
+        .await?;
+        for (stream_id, version) in &self.versions {
+            let version = i32::try_from(*version).unwrap_or(i32::MAX);
+            rows.as_mut().write(&[&projection, stream_id, &version]).await?;
+        }
+        rows.as_mut().finish().await?;
+        if self.applied > 0 {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {schema}.projection_status (projection, applied_events, last_position, last_applied_at, updated_at)
+                         VALUES ($1, $2, $3, now(), now())"
+                    ),
+                    &[&projection, &self.applied, &self.last_position],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Advances the new generation's watermark until it stops moving (one call examines a
+/// bounded number of events).
+async fn catch_up_watermark(
+    client: &impl GenericClient,
+    projection: &str,
+) -> Result<(), RebuildError> {
+    // At the end of the store `complete_through` follows the clock, so only the position
+    // tells whether another call would get further.
+    let mut position = watermark::advance(client, projection).await?.position;
+    loop {
+        let next = watermark::advance(client, projection).await?.position;
+        if next == position {
+            return Ok(());
+        }
+        position = next;
+    }
+}
+
+/// Statistics for the planner, and the visibility map that lets index-only scans skip the
+/// table: a generation loaded in bulk has neither until autovacuum comes by.
+async fn vacuum<P: Projection>(
     client: &deadpool_postgres::Object,
     projection: &P,
     schema: &str,
 ) -> Result<(), RebuildError> {
     let tables: Vec<String> =
         projection.tables().iter().chain(BOOKKEEPING).map(|t| format!("{schema}.{t}")).collect();
-    client.batch_execute(&format!("ANALYZE {}", tables.join(", "))).await?;
+    client.batch_execute(&format!("VACUUM (ANALYZE) {}", tables.join(", "))).await?;
     Ok(())
 }
 
@@ -269,8 +473,9 @@ async fn in_generation<'a>(
     Ok(transaction)
 }
 
-/// An empty copy of the live tables (columns, defaults, generated columns, indexes,
-/// checks; foreign keys re-pointed at the copies), and of the bookkeeping.
+/// An empty copy of the live tables, and of the bookkeeping: columns, defaults, generated
+/// columns and checks, but no indexes or keys yet ([`index_generation`] adds them once
+/// the bulk load is in).
 async fn create_generation<P: Projection>(
     client: &deadpool_postgres::Object,
     projection: &P,
@@ -279,28 +484,62 @@ async fn create_generation<P: Projection>(
     let mut ddl = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
     for table in projection.tables().iter().chain(BOOKKEEPING) {
         ddl.push_str(&format!(
-            "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL);"
+            "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES);"
         ));
     }
     client.batch_execute(&ddl).await?;
-    for table in projection.tables() {
-        let foreign_keys = client
-            .query(
-                "SELECT pg_get_constraintdef(oid) FROM pg_constraint
-                  WHERE conrelid = ('public.' || $1)::regclass AND contype = 'f'",
-                &[table],
-            )
-            .await?;
-        for key in foreign_keys {
-            let definition: String = key.get(0);
-            // Printed with `public` on the search path, the referenced table is unqualified.
-            client
-                .batch_execute(&format!(
-                    "SET search_path = {schema}, public; ALTER TABLE {schema}.{table} ADD {definition}; RESET search_path"
-                ))
-                .await?;
+    Ok(())
+}
+
+/// Gives the new generation the live tables' keys and indexes, with the same names:
+/// primary and unique keys and plain indexes, then the foreign keys (re-pointed at the
+/// new generation), each built in one sort of the loaded rows.
+async fn index_generation<P: Projection>(
+    client: &mut deadpool_postgres::Object,
+    projection: &P,
+    schema: &str,
+) -> Result<(), RebuildError> {
+    const KEYS: &str = "
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE conrelid = ('public.' || $1)::regclass AND contype::text = ANY($2::text[])";
+    const INDEXES: &str = "
+        SELECT c.relname, i.indisunique, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '')
+          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE i.indrelid = ('public.' || $1)::regclass
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)";
+    let tables: Vec<&str> = projection.tables().iter().chain(BOOKKEEPING).copied().collect();
+    let mut ddl = String::new();
+    for table in &tables {
+        for key in client.query(KEYS, &[table, &vec!["p", "u"]]).await? {
+            let (name, definition): (String, String) = (key.get(0), key.get(1));
+            ddl.push_str(&format!(
+                "ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {definition};"
+            ));
+        }
+        for index in client.query(INDEXES, &[table]).await? {
+            let (name, unique, definition): (String, bool, String) =
+                (index.get(0), index.get(1), index.get(2));
+            let unique = if unique { "UNIQUE " } else { "" };
+            ddl.push_str(&format!(
+                "CREATE {unique}INDEX {name} ON {schema}.{table} USING {definition};"
+            ));
         }
     }
+    for table in &tables {
+        for key in client.query(KEYS, &[table, &vec!["f"]]).await? {
+            let (name, definition): (String, String) = (key.get(0), key.get(1));
+            // Printed with `public` on the search path, the referenced table is unqualified,
+            // so it resolves to the new generation's.
+            ddl.push_str(&format!(
+                "ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {definition};"
+            ));
+        }
+    }
+    let transaction = in_generation(client, schema).await?;
+    // Index builds sort in memory rather than in temporary files when they can.
+    transaction.batch_execute("SET LOCAL maintenance_work_mem = '256MB'").await?;
+    transaction.batch_execute(&ddl).await?;
+    transaction.commit().await?;
     Ok(())
 }
 
@@ -363,9 +602,6 @@ async fn swap<P: Projection>(
         ddl.push_str(&format!("ALTER TABLE {schema}.{table} SET SCHEMA public;"));
     }
     transaction.batch_execute(&ddl).await?;
-    for table in tables {
-        keep_index_names(&transaction, &retired, table).await?;
-    }
     for table in BOOKKEEPING {
         transaction
             .execute(&format!("DELETE FROM public.{table} WHERE projection = $1"), &[&name])
@@ -383,37 +619,6 @@ async fn swap<P: Projection>(
     transaction.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await?;
     transaction.commit().await?;
     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE")).await?;
-    Ok(())
-}
-
-/// Gives the new table's indexes the names the live ones had (migrations refer to them).
-async fn keep_index_names(
-    transaction: &Transaction<'_>,
-    retired: &str,
-    table: &str,
-) -> Result<(), RebuildError> {
-    const INDEXES: &str = "
-        SELECT c.relname, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '')
-          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE i.indrelid = $1::text::regclass";
-    let old = transaction.query(INDEXES, &[&format!("{retired}.{table}")]).await?;
-    let new = transaction.query(INDEXES, &[&format!("public.{table}")]).await?;
-    let mut renames = String::new();
-    for (old_name, definition) in old.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-    {
-        let Some(new_name) =
-            new.iter().find(|r| r.get::<_, String>(1) == definition).map(|r| r.get::<_, String>(0))
-        else {
-            continue;
-        };
-        if new_name != old_name {
-            // Constraint-backed indexes rename through their constraint.
-            renames.push_str(&format!("ALTER INDEX public.{new_name} RENAME TO {old_name};"));
-        }
-    }
-    if !renames.is_empty() {
-        transaction.batch_execute(&renames).await?;
-    }
     Ok(())
 }
 

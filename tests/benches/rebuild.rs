@@ -410,6 +410,7 @@ struct Rebuilt {
     took: Duration,
     /// The replay alone, as the rebuild reports it.
     replay_per_second: f64,
+    phases: Vec<projections::rebuild::PhaseTime>,
 }
 
 async fn rebuild<P: Projection>(
@@ -436,7 +437,7 @@ async fn rebuild<P: Projection>(
         projection.name(),
         status.replayed
     );
-    Ok(Rebuilt { took, replay_per_second: status.events_per_second })
+    Ok(Rebuilt { took, replay_per_second: status.events_per_second, phases: status.phases })
 }
 
 /// The read models must be what the generated histories imply.
@@ -780,6 +781,14 @@ fn print_run(run: &Run) {
         "replay alone (as the rebuild reports it): payments {:.0} events/s, notifications {:.0} events/s",
         run.payments.replay_per_second, run.notifications.replay_per_second
     );
+    for (name, rebuilt) in [("payments", &run.payments), ("notifications", &run.notifications)] {
+        let phases: Vec<String> = rebuilt
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.2}s", p.phase.replace('_', " "), p.seconds))
+            .collect();
+        println!("  {name} phases: {}", phases.join(", "));
+    }
     let requests = run.latencies.values().map(|l| l.sorted.len()).max().unwrap_or(0);
     println!(
         "\n{:<52} {:>9} {:>9} {:>9} {:>9} {:>6}",

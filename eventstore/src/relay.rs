@@ -205,7 +205,10 @@ impl Relay {
                     // will not know this producer's id: start over with a fresh producer,
                     // whose idempotence sequence begins anew.
                     topics_ready = false;
-                    producer = self.producer()?;
+                    let retired = std::mem::replace(&mut producer, self.producer()?);
+                    // Dropping a producer waits for its queue and threads: not on a runtime
+                    // thread, which serves HTTP in the same process.
+                    tokio::task::spawn_blocking(move || drop(retired));
                     wait(shutdown, backoff.next(), None).await;
                 }
             }
@@ -277,7 +280,10 @@ async fn publish(
         None => Ok(()),
         Some(error) => {
             // Nothing is left queued from this batch before it is retried from the checkpoint.
-            let _ = producer.flush(Duration::from_secs(1));
+            // `flush` blocks for up to its timeout, so it runs on the blocking pool.
+            let producer = producer.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(1))).await;
             Err(error)
         }
     }

@@ -113,6 +113,8 @@ pub struct AtEnd {
     pub ledger_memory: Option<Memory>,
     /// This process's (the load generator's) CPU seconds so far.
     pub generator_cpu_seconds: Option<f64>,
+    /// The whole machine's CPU accounting.
+    pub cpu: Option<process::CpuSample>,
 }
 
 /// What the load phase measured.
@@ -247,6 +249,7 @@ pub async fn run(
         ledger_cpu_seconds: ledger_pid.and_then(process::cpu_seconds),
         ledger_memory: ledger_pid.and_then(process::memory),
         generator_cpu_seconds: process::cpu_seconds(std::process::id()),
+        cpu: process::CpuSample::take(ledger_pid),
         metrics: shared.api.metrics().await,
     };
     ticker.abort();

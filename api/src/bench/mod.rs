@@ -231,6 +231,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let cpu_before = pid.as_ref().ok().and_then(|pid| process::cpu_seconds(*pid));
     let generator_cpu_before = process::cpu_seconds(std::process::id());
+    let machine_before = process::CpuSample::take(pid.as_ref().ok().copied());
     let before = api.metrics().await;
     let outcome = load::run(
         api.clone(),
@@ -358,6 +359,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Err(why) => Figure::skipped(why),
     };
 
+    let cpu = match (machine_before, &outcome.at_end.cpu) {
+        (Some(before), Some(after)) => Figure::Measured(before.until(after, elapsed)),
+        _ => Figure::skipped("/proc/stat could not be read"),
+    };
+
     let ratios = Ratios::of(&load, &rebuild, &baselines);
     let report = Report {
         url: api.base().to_owned(),
@@ -384,6 +390,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         as_of,
         rebuild,
         ledger_process,
+        cpu,
         baselines,
         ratios,
     };

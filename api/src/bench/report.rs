@@ -11,7 +11,7 @@ use super::asof::{AsOfReport, QueryReport};
 use super::baseline::{Pgbench, RawRead};
 use super::load::EndToEndReport;
 use super::mix::{Kind, Mix};
-use super::process::Memory;
+use super::process::{CpuBreakdown, Memory};
 use super::rebuild::RebuildReport;
 use super::stats::{SecondBucket, Summary};
 
@@ -62,6 +62,8 @@ pub struct Report {
     pub as_of: Figure<AsOfReport>,
     pub rebuild: Figure<RebuildReport>,
     pub ledger_process: Figure<LedgerProcess>,
+    /// Where the machine's cores went during the load.
+    pub cpu: Figure<CpuBreakdown>,
     pub baselines: Baselines,
     pub ratios: Ratios,
 }
@@ -430,6 +432,28 @@ impl Report {
             skipped => {
                 let _ =
                     writeln!(out, "ledger process: {}", skipped_text(skipped).unwrap_or_default());
+            }
+        }
+
+        match &self.cpu {
+            Figure::Measured(cpu) => {
+                let cores = |cores: Option<f64>| {
+                    cores.map_or_else(|| "?".to_owned(), |cores| format!("{cores:.2}"))
+                };
+                let _ = writeln!(
+                    out,
+                    "machine CPU during the load ({:.0} cores): ledger {}, PostgreSQL {:.2}, \
+                     this generator {}, other {:.2}, idle {:.2}",
+                    cpu.cores,
+                    cores(cpu.ledger),
+                    cpu.postgres,
+                    cores(cpu.generator),
+                    cpu.other,
+                    cpu.idle
+                );
+            }
+            skipped => {
+                let _ = writeln!(out, "machine CPU: {}", skipped_text(skipped).unwrap_or_default());
             }
         }
 

@@ -253,7 +253,12 @@ async fn run<P: Projection>(
     let phase = progress.enter("watermark", phase);
     {
         let transaction = in_generation(&mut writer, schema).await?;
-        catch_up_watermark(&transaction, name).await?;
+        if target == Target::Live {
+            watermark::advance_over(&transaction, name, streams.applied, after).await?;
+        } else {
+            // Events outside the cut were read but not applied: look them up.
+            catch_up_watermark(&transaction, name).await?;
+        }
         transaction.commit().await?;
     }
     let mut phase = progress.enter("catching_up", phase);
@@ -370,7 +375,8 @@ fn decode(
 #[derive(Default)]
 struct Streams {
     versions: HashMap<Uuid, u32>,
-    applied: i64,
+    /// Position and append time of every event applied, for the watermark.
+    applied: Vec<(i64, DateTime<Utc>)>,
     last_position: Option<i64>,
 }
 
@@ -384,7 +390,7 @@ impl Streams {
             )));
         }
         *last = event.stream_version;
-        self.applied += 1;
+        self.applied.push((event.position, event.recorded_at));
         self.last_position = self.last_position.max(Some(event.position));
         Ok(())
     }
@@ -408,14 +414,14 @@ impl Streams {
             rows.as_mut().write(&[&projection, stream_id, &version]).await?;
         }
         rows.as_mut().finish().await?;
-        if self.applied > 0 {
+        if let Ok(applied @ 1..) = i64::try_from(self.applied.len()) {
             client
                 .execute(
                     &format!(
                         "INSERT INTO {schema}.projection_status (projection, applied_events, last_position, last_applied_at, updated_at)
                          VALUES ($1, $2, $3, now(), now())"
                     ),
-                    &[&projection, &self.applied, &self.last_position],
+                    &[&projection, &applied, &self.last_position],
                 )
                 .await?;
         }

@@ -15,6 +15,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::GenericClient;
+use eventstore::position::CommitPosition;
 use eventstore::{Cut, StoreError};
 
 /// Rows examined per round; a watermark far behind advances in several rounds.
@@ -67,6 +68,59 @@ pub async fn read(client: &impl GenericClient, projection: &str) -> Result<Water
     Ok(Watermark { position: row.try_get(0)?, complete_through: row.try_get(1)? })
 }
 
+/// A walk over the events after the watermark, in position order, as far as they allow.
+struct Walk {
+    position: i64,
+    oldest_writer: Option<DateTime<Utc>>,
+    /// Every event appended before this is applied (with `SKEW` of slack).
+    frontier: Option<DateTime<Utc>>,
+    last_seen: Option<DateTime<Utc>>,
+}
+
+impl Walk {
+    fn new(position: i64, oldest_writer: Option<DateTime<Utc>>) -> Self {
+        Self { position, oldest_writer, frontier: None, last_seen: None }
+    }
+
+    /// Steps onto the next event, `next` appended at `recorded_at`; false where the walk
+    /// has to stop.
+    fn step(&mut self, next: i64, recorded_at: DateTime<Utc>, applied: bool) -> bool {
+        // A hole before `next` is a rolled-back append, or one still running, which took
+        // its position (and started) before `next` was appended.
+        let hole_may_fill = next != self.position + 1
+            && self.oldest_writer.is_some_and(|w| w <= recorded_at + SKEW);
+        if !applied || hole_may_fill {
+            self.frontier = Some(recorded_at);
+            return false;
+        }
+        self.position = next;
+        self.last_seen = Some(recorded_at);
+        true
+    }
+
+    /// The end of the store: everything visible is applied.
+    fn reached_end(&mut self, now: DateTime<Utc>) {
+        self.frontier = Some(now);
+    }
+
+    async fn store(
+        self,
+        client: &impl GenericClient,
+        projection: &str,
+        start: Watermark,
+    ) -> Result<Watermark, StoreError> {
+        // Stopped early: complete up to the last event examined.
+        let frontier = self.frontier.or(self.last_seen).unwrap_or(start.complete_through);
+        let mut complete_through = frontier - SKEW;
+        if let Some(writer) = self.oldest_writer {
+            complete_through = complete_through.min(writer - SKEW);
+        }
+        let row =
+            client.query_one(STORE, &[&projection, &self.position, &complete_through]).await?;
+        Ok(Watermark { position: row.try_get(0)?, complete_through: row.try_get(1)? })
+    }
+}
+
 /// Moves the watermark as far as the applied events allow, and returns it. Safe to call
 /// from anywhere at any time (it only reads committed state and never moves backwards).
 pub async fn advance(
@@ -76,39 +130,66 @@ pub async fn advance(
     let start = read(client, projection).await?;
     let candidates = client.prepare_cached(CANDIDATES).await?;
     let now: DateTime<Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
-    let oldest_writer = eventstore::oldest_running_writer(client).await?;
-    let mut position = start.position;
-    // Every event appended before this is applied (with `SKEW` of slack).
-    let mut frontier = None;
-    let mut last_seen = None;
+    let mut walk = Walk::new(start.position, eventstore::oldest_running_writer(client).await?);
     'rounds: for _ in 0..MAX_ROUNDS {
-        let rows = client.query(&candidates, &[&projection, &position, &ROUND]).await?;
+        let rows = client.query(&candidates, &[&projection, &walk.position, &ROUND]).await?;
         for row in &rows {
-            let (next, recorded_at, applied): (i64, DateTime<Utc>, bool) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            // A hole before `next` is a rolled-back append, or one still running, which
-            // took its position (and started) before `next` was appended.
-            let hole_may_fill =
-                next != position + 1 && oldest_writer.is_some_and(|w| w <= recorded_at + SKEW);
-            if !applied || hole_may_fill {
-                frontier = Some(recorded_at);
+            if !walk.step(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?) {
                 break 'rounds;
             }
-            position = next;
-            last_seen = Some(recorded_at);
         }
         if (rows.len() as i64) < ROUND {
-            // The end of the store: everything visible is applied.
-            frontier = Some(now);
+            walk.reached_end(now);
             break;
         }
     }
-    // Stopped after MAX_ROUNDS: complete up to the last event examined.
-    let frontier = frontier.or(last_seen).unwrap_or(start.complete_through);
-    let mut complete_through = frontier - SKEW;
-    if let Some(writer) = oldest_writer {
-        complete_through = complete_through.min(writer - SKEW);
+    walk.store(client, projection, start).await
+}
+
+/// The first visible event after a commit position, in position order.
+const FIRST_AFTER: &str = "
+    SELECT global_position, recorded_at FROM events
+     WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
+     ORDER BY global_position LIMIT 1";
+
+/// [`advance`] for a projection that read the store in the gap-safe order up to
+/// `read_through` and applied every event it read: `applied` holds their positions and
+/// append times. For a rebuild's bulk replay, whose millions of events [`advance`] would
+/// look up one by one.
+pub async fn advance_over(
+    client: &impl GenericClient,
+    projection: &str,
+    mut applied: Vec<(i64, DateTime<Utc>)>,
+    read_through: CommitPosition,
+) -> Result<Watermark, StoreError> {
+    let start = read(client, projection).await?;
+    let now: DateTime<Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
+    let mut walk = Walk::new(start.position, eventstore::oldest_running_writer(client).await?);
+    // Everything visible after `read_through` in the gap-safe order was not read.
+    let first_not_applied: Option<(i64, DateTime<Utc>)> = client
+        .query_opt(FIRST_AFTER, &[&read_through.tx_id, &read_through.global_position])
+        .await?
+        .map(|row| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()?;
+    applied.sort_unstable_by_key(|(position, _)| *position);
+    let after = applied.partition_point(|(position, _)| *position <= start.position);
+    let mut events = applied[after..].iter().copied().peekable();
+    let stopped = loop {
+        let (next, recorded_at, is_applied) = match (events.peek().copied(), first_not_applied) {
+            (Some((position, _)), Some((stop, at))) if stop < position => (stop, at, false),
+            (Some((position, at)), _) => {
+                events.next();
+                (position, at, true)
+            }
+            (None, Some((stop, at))) => (stop, at, false),
+            (None, None) => break false,
+        };
+        if !walk.step(next, recorded_at, is_applied) {
+            break true;
+        }
+    };
+    if !stopped {
+        walk.reached_end(now);
     }
-    let row = client.query_one(STORE, &[&projection, &position, &complete_through]).await?;
-    Ok(Watermark { position: row.try_get(0)?, complete_through: row.try_get(1)? })
+    walk.store(client, projection, start).await
 }

@@ -269,6 +269,17 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
     assert_eq!(status.state, "done");
     let after = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
     assert_eq!(after, live, "the rebuilt generation answers the same");
+    let client = pool.get().await?;
+    let newest: i64 =
+        client.query_one("SELECT max(global_position) FROM events", &[]).await?.get(0);
+    let watermark = projections::watermark::read(&client, "payments").await?;
+    assert_eq!(watermark.position, newest, "the swapped-in watermark covers the whole store");
+    let phases: Vec<&str> = status.phases.iter().map(|p| p.phase.as_str()).collect();
+    assert_eq!(
+        phases,
+        ["replaying", "indexing", "vacuuming", "watermark", "catching_up", "swapping"],
+        "every phase is timed, in order"
+    );
     Ok(())
 }
 
@@ -296,7 +307,7 @@ async fn a_rebuild_process_killed_midway_leaves_the_live_generation_and_a_rerun_
     let client = app.database.client().await?;
     poll_until(Duration::from_secs(20), "the rebuild to be under way", || async {
         let replayed = client
-            .query_one("SELECT count(*) FROM rebuild_payments.projection_streams", &[])
+            .query_one("SELECT count(*) FROM rebuild_payments.payment_versions", &[])
             .await
             .map_or(0, |row| row.get::<_, i64>(0));
         Ok((replayed >= 3).then_some(()))
@@ -317,5 +328,46 @@ async fn a_rebuild_process_killed_midway_leaves_the_live_generation_and_a_rerun_
     let leftover: Option<String> =
         client.query_one("SELECT to_regnamespace('rebuild_payments')::text", &[]).await?.get(0);
     assert_eq!(leftover, None, "the rebuild schema is gone after the swap");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_watermark_advanced_over_the_events_a_replay_applied_stops_at_the_first_it_did_not(
+) -> anyhow::Result<()> {
+    use eventstore::position::{read_committed_after, CommitPosition};
+    use projections::watermark;
+
+    let app = TestApp::spawn().await?;
+    for n in 0..6 {
+        app.place_order(&format!("cus_{n}")).await?;
+    }
+    let pool = app.database.pool()?;
+    let client = pool.get().await?;
+    let events = read_committed_after(&client, CommitPosition::default(), 100).await?;
+    assert_eq!(events.len(), 6);
+    let known = |events: &[eventstore::position::CommittedEvent]| -> Vec<_> {
+        events.iter().map(|e| (e.commit.global_position, e.recorded_at)).collect()
+    };
+
+    // A replay that read four events: the watermark stops before the fifth.
+    let four =
+        watermark::advance_over(&client, "probe", known(&events[..4]), events[3].commit).await?;
+    let fifth = events[4].commit.global_position;
+    assert_eq!(four.position, fifth - 1, "up to the first event not applied");
+    assert!(four.complete_through < events[4].recorded_at);
+
+    // Having read everything, it covers the store, as a lookup of each event would.
+    let all = watermark::advance_over(&client, "probe", known(&events), events[5].commit).await?;
+    assert_eq!(all.position, events[5].commit.global_position);
+    assert!(all.complete_through >= events[5].recorded_at);
+    client
+        .execute(
+            "INSERT INTO projection_streams (projection, stream_id, stream_version)
+             SELECT 'lookup', stream_id, max(stream_version) FROM events GROUP BY stream_id",
+            &[],
+        )
+        .await?;
+    let looked_up = watermark::advance(&client, "lookup").await?;
+    assert_eq!(looked_up.position, all.position);
     Ok(())
 }

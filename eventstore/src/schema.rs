@@ -102,27 +102,60 @@ pub fn decode(
     event_version: i16,
     payload: &serde_json::Value,
 ) -> Result<Event, SchemaError> {
+    decode_from(event_type, event_version, payload)
+}
+
+/// [`decode`] from the payload's JSON text, without building a `serde_json::Value` first
+/// (about twice as fast, for replays of the whole store).
+pub fn decode_str(
+    event_type: &str,
+    event_version: i16,
+    payload: &str,
+) -> Result<Event, SchemaError> {
+    decode_from(event_type, event_version, payload)
+}
+
+/// Where a payload is deserialized from.
+trait Payload: Copy {
+    fn parse<T: DeserializeOwned>(self) -> Result<T, serde_json::Error>;
+}
+
+impl Payload for &serde_json::Value {
+    fn parse<T: DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        T::deserialize(self)
+    }
+}
+
+impl Payload for &str {
+    fn parse<T: DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self)
+    }
+}
+
+fn decode_from(
+    event_type: &str,
+    event_version: i16,
+    payload: impl Payload,
+) -> Result<Event, SchemaError> {
     fn data<T: DeserializeOwned>(
-        event_type: &str,
-        event_version: i16,
-        payload: &serde_json::Value,
+        (event_type, event_version, payload): (&str, i16, impl Payload),
     ) -> Result<T, SchemaError> {
-        T::deserialize(payload).map_err(|source| SchemaError::Payload {
+        payload.parse().map_err(|source| SchemaError::Payload {
             event_type: event_type.to_owned(),
             event_version,
             source,
         })
     }
-    let (t, v, p) = (event_type, event_version, payload);
+    let p = (event_type, event_version, payload);
     Ok(match (event_type, event_version) {
-        ("OrderPlaced", 1) => Event::OrderPlaced(data::<OrderPlacedV1>(t, v, p)?.into()),
-        ("OrderPlaced", 2) => Event::OrderPlaced(data(t, v, p)?),
-        ("PaymentCaptured", 1) => Event::PaymentCaptured(data(t, v, p)?),
-        ("PaymentFailed", 1) => Event::PaymentFailed(data(t, v, p)?),
-        ("PaymentRefunded", 1) => Event::PaymentRefunded(data(t, v, p)?),
-        ("OrderFullyPaid", 1) => Event::OrderFullyPaid(data(t, v, p)?),
-        ("OrderCancelled", 1) => Event::OrderCancelled(data(t, v, p)?),
-        ("OrderShipped", 1) => Event::OrderShipped(data(t, v, p)?),
+        ("OrderPlaced", 1) => Event::OrderPlaced(data::<OrderPlacedV1>(p)?.into()),
+        ("OrderPlaced", 2) => Event::OrderPlaced(data(p)?),
+        ("PaymentCaptured", 1) => Event::PaymentCaptured(data(p)?),
+        ("PaymentFailed", 1) => Event::PaymentFailed(data(p)?),
+        ("PaymentRefunded", 1) => Event::PaymentRefunded(data(p)?),
+        ("OrderFullyPaid", 1) => Event::OrderFullyPaid(data(p)?),
+        ("OrderCancelled", 1) => Event::OrderCancelled(data(p)?),
+        ("OrderShipped", 1) => Event::OrderShipped(data(p)?),
         _ => return Err(SchemaError::Unknown { event_type: event_type.to_owned(), event_version }),
     })
 }

@@ -104,6 +104,9 @@ fn every_v1_fixture_decodes_to_the_current_domain_event() -> anyhow::Result<()> 
         let decoded = schema::decode(event_type, 1, &fixture(event_type)?)?;
         assert_eq!(decoded, expected_v1(event_type)?, "{event_type} v1");
         assert_eq!(decoded.event_type(), event_type);
+        // The same from the stored text, as a replay reads it.
+        let text = std::fs::read_to_string(fixtures().join(format!("{event_type}.json")))?;
+        assert_eq!(schema::decode_str(event_type, 1, &text)?, decoded, "{event_type} v1 text");
     }
     Ok(())
 }
@@ -148,6 +151,9 @@ fn current_versions_round_trip() -> anyhow::Result<()> {
         }
         let decoded = schema::decode(encoded.event_type, encoded.event_version, &encoded.payload)?;
         assert_eq!(decoded, event, "{event_type} v{}", encoded.event_version);
+        let text = encoded.payload.to_string();
+        let from_text = schema::decode_str(encoded.event_type, encoded.event_version, &text)?;
+        assert_eq!(from_text, event, "{event_type} v{} text", encoded.event_version);
     }
     Ok(())
 }

@@ -353,11 +353,12 @@ fn decode(
         .iter()
         .filter(|event| inside(target, event.commit.global_position, event.recorded_at))
         .map(|event| {
-            let payload: serde_json::Value = serde_json::from_str(&event.payload)
-                .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-            let decoded =
-                eventstore::schema::decode(&event.event_type, event.event_version, &payload)
-                    .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
+            let decoded = eventstore::schema::decode_str(
+                &event.event_type,
+                event.event_version,
+                &event.payload,
+            )
+            .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
             Ok(ProjectedEvent {
                 event_id: event.event_id,
                 stream_id: event.stream_id,

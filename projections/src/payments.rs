@@ -533,13 +533,14 @@ pub async fn get(
             )
             .await?
     } else {
-        // Within one order, positions and append times rise with the version.
+        // Within one order, positions and append times rise with the version: the last
+        // version inside the cut is the highest, found by the primary key backwards.
         client
             .query_opt(
                 &format!(
                     "SELECT {VERSION_COLUMNS} FROM payment_versions
                       WHERE order_id = $1 AND position <= $2 AND recorded_at <= $3
-                      ORDER BY position DESC LIMIT 1"
+                      ORDER BY stream_version DESC LIMIT 1"
                 ),
                 &[&order_id, &position, &time],
             )

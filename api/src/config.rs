@@ -48,7 +48,7 @@ pub struct ServeArgs {
         env = "LEDGER_ROLES",
         value_enum,
         value_delimiter = ',',
-        default_value = "api,relay"
+        default_value = "api,relay,projector"
     )]
     pub roles: Vec<Role>,
     #[command(flatten)]
@@ -215,5 +215,30 @@ impl RelayArgs {
             message_timeout: Duration::from_millis(self.relay_message_timeout_ms.max(1)),
             ..eventstore::RelaySettings::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Role, ServeArgs};
+
+    #[test]
+    fn a_ledger_serves_every_role_unless_told_otherwise() {
+        // Set in the environment, the variable would decide; the default is what is tested.
+        if std::env::var_os("LEDGER_ROLES").is_some() {
+            return;
+        }
+        let args = ServeArgs::parse_from(["serve", "--database-url", "postgres://x@y/z"]);
+        assert_eq!(args.roles, [Role::Api, Role::Relay, Role::Projector]);
+        let args = ServeArgs::parse_from([
+            "serve",
+            "--database-url",
+            "postgres://x@y/z",
+            "--roles",
+            "api",
+        ]);
+        assert_eq!(args.roles, [Role::Api]);
     }
 }

@@ -63,7 +63,17 @@ impl BatchWrite {
         keys.sort_unstable();
         keys.dedup();
         let lock = client.prepare_cached(LOCK_ALL).await?;
-        let batch = Self { transaction: OpenTransaction::begin(client).await? };
+        // The batch statements join arrays of keys to tables that grow from empty. A plan
+        // cached while a table was small (a sequential scan and a hash join) stays in use as
+        // it grows to millions of rows, so these are planned for each batch instead: a
+        // fresh ledger under load slowed from 2 500 to 1 400 commands/s in 20 s, every
+        // batch scanning all of `idempotency_keys`.
+        let transaction = OpenTransaction::begin_with(
+            client,
+            "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan",
+        )
+        .await?;
+        let batch = Self { transaction };
         batch.client()?.query(&lock, &[&keys]).await?;
         Ok(batch)
     }

@@ -14,7 +14,12 @@ pub(crate) struct OpenTransaction {
 
 impl OpenTransaction {
     pub(crate) async fn begin(client: Object) -> Result<Self, StoreError> {
-        client.batch_execute("BEGIN").await?;
+        Self::begin_with(client, "BEGIN").await
+    }
+
+    /// Begins with `statements` (which start with `BEGIN`), in one round trip.
+    pub(crate) async fn begin_with(client: Object, statements: &str) -> Result<Self, StoreError> {
+        client.batch_execute(statements).await?;
         Ok(Self { client: Some(client) })
     }
 

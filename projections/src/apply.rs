@@ -69,6 +69,10 @@ pub async fn apply<P: Projection>(
     events: &[ProjectedEvent],
 ) -> Result<Outcome, ApplyError> {
     let name = projection.name();
+    // The batch statements join arrays to read-model tables that grow from empty: a plan
+    // cached while they were small (nested loops over the arrays, sequential scans) would
+    // stay in use as they grow to millions of rows, so each batch is planned afresh.
+    transaction.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan").await?;
     // A rebuild's swap waits for running batches and holds new ones back.
     execute(transaction, crate::rebuild::APPLY_LOCK, &[&name]).await?;
     let mut streams: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();

@@ -4,7 +4,8 @@
 //! (the latency an operator sees with headroom).
 //!
 //! `cargo bench -p ledger-tests --bench commands` (`BENCH_CLIENTS`, default 32;
-//! `BENCH_SECONDS`, default 10; `BENCH_WITHOUT_NOTIFY=1` drops the relay's wake-up hint).
+//! `BENCH_SECONDS`, default 10; `BENCH_WITHOUT_NOTIFY=1` drops the relay's wake-up hint;
+//! `BENCH_GROUP_COMMIT_ARGS="--group-commit-writers 2"` tries other group-commit settings).
 //! Each command places an order: one durable event. The server runs in this process, so
 //! client and server share the machine as a load generator on the same host would.
 
@@ -140,9 +141,12 @@ async fn run(
 async fn main() -> anyhow::Result<()> {
     let clients: usize = env_or("BENCH_CLIENTS", 32);
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    // Group-commit settings to try, e.g. `--group-commit-writers 2` (default: the ledger's).
+    let tuning: String = env_or("BENCH_GROUP_COMMIT_ARGS", String::new());
+    let tuning: Vec<&str> = tuning.split_whitespace().collect();
     let alone = run(clients, seconds, &["--no-group-commit"], None).await?;
-    let grouped = run(clients, seconds, &[], None).await?;
-    let paced = run(clients, seconds, &[], Some(grouped.per_second / 2.0)).await?;
+    let grouped = run(clients, seconds, &tuning, None).await?;
+    let paced = run(clients, seconds, &tuning, Some(grouped.per_second / 2.0)).await?;
 
     // Baseline: pgbench, one single-row insert per transaction, same server and clients.
     let database = TestDatabase::create().await?;

@@ -38,7 +38,7 @@ pub use kafka::{KafkaSettings, DEAD_LETTER_SUFFIX, ORDERS_TOPIC};
 pub use migrate::{migrate, migrations_fingerprint, pending_migrations};
 pub use pool::{connect, PoolSettings};
 pub use recorded::{AppendedEvent, Cut, Metadata, NewEvent, RecordedEvent};
-pub use relay::{Relay, RelaySettings};
+pub use relay::{producer_config, Relay, RelaySettings};
 pub use relay_status::{
     relay_report, BrokerHealth, RelayReport, RelayRole, RelayStatus, RelayStatusHandle,
 };

@@ -20,15 +20,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use serde_json::value::RawValue;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::envelope::{
-    Envelope, HEADER_CONTENT_TYPE, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE, HEADER_EVENT_VERSION,
+    self, HEADER_CONTENT_TYPE, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE, HEADER_EVENT_VERSION,
 };
 use crate::position::{read_committed_after, CommitPosition, CommittedEvent};
 use crate::relay_status::{BrokerHealth, RelayRole, RelayStatusHandle};
@@ -141,17 +141,9 @@ impl Relay {
     }
 
     fn producer(&self) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-        let mut config = self.kafka.client_config();
-        config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "1")
-            .set("batch.num.messages", "10000")
-            .set("queue.buffering.max.messages", "1000000")
-            .set("message.timeout.ms", self.settings.message_timeout.as_millis().to_string())
-            .set("client.id", format!("ledger-relay-{}", self.settings.name));
-        config.create()
+        producer_config(&self.kafka, self.settings.message_timeout)
+            .set("client.id", format!("ledger-relay-{}", self.settings.name))
+            .create()
     }
 
     async fn lead(
@@ -224,6 +216,21 @@ impl Relay {
     }
 }
 
+/// The relay's producer settings (idempotent, every replica acknowledges, lz4, a
+/// millisecond of linger), for the relay and for baselines that compare with it.
+pub fn producer_config(kafka: &KafkaSettings, message_timeout: Duration) -> ClientConfig {
+    let mut config = kafka.client_config();
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "1")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.timeout.ms", message_timeout.as_millis().to_string());
+    config
+}
+
 /// Produces the batch and waits for every delivery report. Any failure fails the batch.
 async fn publish(
     producer: &FutureProducer,
@@ -232,20 +239,7 @@ async fn publish(
 ) -> Result<(), String> {
     let mut deliveries = Vec::with_capacity(batch.len());
     for event in batch {
-        let data = RawValue::from_string(event.payload.clone()).map_err(|e| e.to_string())?;
-        let envelope = Envelope {
-            event_id: event.event_id,
-            event_type: event.event_type.clone(),
-            event_version: event.event_version,
-            stream_id: event.stream_id,
-            stream_version: event.stream_version,
-            position: event.commit.global_position,
-            recorded_at: event.recorded_at,
-            correlation_id: event.correlation_id.clone(),
-            causation_id: event.causation_id.clone(),
-            data,
-        };
-        let value = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
+        let value = envelope::encode(event).map_err(|e| e.to_string())?;
         let key = event.stream_id.to_string();
         let version = event.event_version.to_string();
         let mut headers = OwnedHeaders::new_with_capacity(4)

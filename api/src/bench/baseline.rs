@@ -10,6 +10,10 @@
 //! - **Raw ordered read of the events** (`COPY (SELECT … FROM events ORDER BY tx_id,
 //!   global_position) TO STDOUT`): the floor under any replay in the gap-safe order, hence
 //!   the baseline for the rebuild rate (rebuild ÷ raw read).
+//! - **Raw produce**: the store's first events (up to [`RAW_PRODUCE_EVENTS`]), encoded as
+//!   the relay encodes them before the clock starts, produced with the relay's producer
+//!   settings to a scratch topic: what the broker takes with no store reads and no
+//!   checkpoints, the baseline for the relay's rate.
 
 use std::time::Instant;
 
@@ -29,6 +33,17 @@ pub struct Pgbench {
     /// pgbench's own average latency, when it printed one.
     pub latency_average_ms: Option<f64>,
     pub table: String,
+}
+
+/// Most events the raw-produce baseline sends.
+pub const RAW_PRODUCE_EVENTS: i64 = 100_000;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RawProduce {
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+    pub topic: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -151,6 +166,57 @@ pub async fn raw_read(database_url: &str) -> anyhow::Result<RawRead> {
         bytes,
         seconds,
         events_per_second: if seconds > 0.0 { events as f64 / seconds } else { 0.0 },
+    })
+}
+
+/// Produces the store's first events as the relay would, to a scratch topic of its own.
+pub async fn raw_produce(
+    database_url: &str,
+    kafka: &eventstore::KafkaSettings,
+) -> anyhow::Result<RawProduce> {
+    use eventstore::position::{read_committed_after, CommitPosition};
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+    let client = connect(database_url).await?;
+    let mut events = Vec::new();
+    let mut after = CommitPosition::default();
+    while (events.len() as i64) < RAW_PRODUCE_EVENTS {
+        let batch =
+            read_committed_after(&client, after, RAW_PRODUCE_EVENTS - events.len() as i64).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.commit;
+        events.extend(batch);
+    }
+    anyhow::ensure!(!events.is_empty(), "the store has no events to produce");
+    let messages = events
+        .iter()
+        .map(|event| Ok((event.stream_id.to_string(), eventstore::envelope::encode(event)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
+
+    let mut scratch = kafka.clone();
+    scratch.topic_prefix =
+        format!("{}ledger-bench-raw-{}.", kafka.topic_prefix, uuid::Uuid::new_v4().simple());
+    scratch.ensure_topics().await.context("creating the scratch topic")?;
+    let topic = scratch.orders_topic();
+    let producer: FutureProducer =
+        eventstore::producer_config(&scratch, std::time::Duration::from_secs(30)).create()?;
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for (key, value) in &messages {
+        let record = FutureRecord::to(&topic).key(key).payload(value);
+        deliveries.push(producer.send_result(record).map_err(|(error, _)| error)?);
+    }
+    for delivery in deliveries {
+        delivery.await?.map_err(|(error, _)| error)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    tokio::task::spawn_blocking(move || producer.flush(std::time::Duration::from_secs(5)))
+        .await??;
+    Ok(RawProduce {
+        events: messages.len() as u64,
+        seconds,
+        events_per_second: messages.len() as f64 / seconds.max(1e-9),
+        topic,
     })
 }
 

@@ -134,6 +134,9 @@ pub struct BenchArgs {
     /// to the ledger's tables: pgbench inserts into a scratch table it drops afterwards).
     #[arg(long, env = "LEDGER_BENCH_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The broker, for the raw-produce baseline (a scratch topic under the prefix).
+    #[command(flatten)]
+    pub kafka: crate::config::KafkaArgs,
     /// How long pgbench runs.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub pgbench_seconds: u64,
@@ -340,7 +343,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         None => Figure::skipped("no --database-url"),
     };
-    let baselines = Baselines { pgbench, raw_read };
+    let raw_produce = match &args.database_url {
+        Some(url) => {
+            phase(
+                "raw produce to a scratch topic…",
+                baseline::raw_produce(url, &args.kafka.settings()),
+            )
+            .await
+        }
+        None => Figure::skipped("no --database-url"),
+    };
+    let baselines = Baselines { pgbench, raw_read, raw_produce };
 
     let ledger_process = match pid {
         Ok(pid) => {
@@ -364,7 +377,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         _ => Figure::skipped("/proc/stat could not be read"),
     };
 
-    let ratios = Ratios::of(&load, &rebuild, &baselines);
+    let ratios = Ratios::of(&load, &relay, &rebuild, &baselines);
     let report = Report {
         url: api.base().to_owned(),
         started_at: outcome.started_at,

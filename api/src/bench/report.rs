@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::asof::{AsOfReport, QueryReport};
-use super::baseline::{Pgbench, RawRead};
+use super::baseline::{Pgbench, RawProduce, RawRead};
 use super::load::EndToEndReport;
 use super::mix::{Kind, Mix};
 use super::process::{CpuBreakdown, Memory};
@@ -137,6 +137,7 @@ pub struct LedgerProcess {
 pub struct Baselines {
     pub pgbench: Figure<Pgbench>,
     pub raw_read: Figure<RawRead>,
+    pub raw_produce: Figure<RawProduce>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -146,10 +147,19 @@ pub struct Ratios {
     /// Rebuild events/s (the ledger's figure) ÷ raw ordered read events/s, for a rebuild
     /// that finished.
     pub rebuild_per_raw_read: Option<f64>,
+    /// The relay's events/s during the load ÷ raw produce events/s: how much of the
+    /// broker's capacity the relay used (it publishes what the load appends, so this is
+    /// headroom, not the relay's own ceiling; the `relay` bench measures that).
+    pub relay_per_raw_produce: Option<f64>,
 }
 
 impl Ratios {
-    pub fn of(load: &Load, rebuild: &Figure<RebuildReport>, baselines: &Baselines) -> Ratios {
+    pub fn of(
+        load: &Load,
+        relay: &Figure<Rate>,
+        rebuild: &Figure<RebuildReport>,
+        baselines: &Baselines,
+    ) -> Ratios {
         let divide = |a: f64, b: f64| (b > 0.0).then(|| a / b);
         Ratios {
             commands_per_pgbench_tps: baselines
@@ -163,6 +173,10 @@ impl Ratios {
                 .and_then(|(rebuild, raw)| {
                     divide(rebuild.events_per_second, raw.events_per_second)
                 }),
+            relay_per_raw_produce: relay
+                .value()
+                .zip(baselines.raw_produce.value())
+                .and_then(|(relay, raw)| divide(relay.per_second, raw.events_per_second)),
         }
     }
 }
@@ -491,13 +505,27 @@ impl Report {
                 let _ = writeln!(out, "  raw read: {}", skipped_text(skipped).unwrap_or_default());
             }
         }
+        match &self.baselines.raw_produce {
+            Figure::Measured(raw) => {
+                let _ = writeln!(
+                    out,
+                    "  raw produce of the store's events, as the relay encodes them, to {}: {} events in {:.3} s, {:.0} events/s",
+                    raw.topic, raw.events, raw.seconds, raw.events_per_second
+                );
+            }
+            skipped => {
+                let _ =
+                    writeln!(out, "  raw produce: {}", skipped_text(skipped).unwrap_or_default());
+            }
+        }
         let ratio =
             |value: Option<f64>| value.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.3}"));
         let _ = writeln!(
             out,
-            "ratios: commands/s ÷ pgbench tps = {}; rebuild ÷ raw read = {}",
+            "ratios: commands/s ÷ pgbench tps = {}; rebuild ÷ raw read = {}; relay during the load ÷ raw produce = {}",
             ratio(self.ratios.commands_per_pgbench_tps),
-            ratio(self.ratios.rebuild_per_raw_read)
+            ratio(self.ratios.rebuild_per_raw_read),
+            ratio(self.ratios.relay_per_raw_produce)
         );
         out
     }

@@ -206,7 +206,7 @@ async fn run<P: Projection>(
     schema: &str,
 ) -> Result<(), RebuildError> {
     let name = projection.name();
-    let mut writer = pool.get().await.map_err(StoreError::from)?;
+    let writer = pool.get().await.map_err(StoreError::from)?;
     create_generation(&writer, projection, schema).await?;
     let total: i64 = writer.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
     progress.update(|s| s.total = total.unsigned_abs());
@@ -228,6 +228,8 @@ async fn run<P: Projection>(
     let mut streams = Streams::default();
     let (mut batches, reader) = read_ahead(pool.clone(), batch_size, target);
     let mut after = CommitPosition { tx_id: 0, global_position: 0 };
+    // One batch is written (on the writer connection, in a task) while the next is folded.
+    let mut writing = Writing::Idle(Box::new(writer));
     loop {
         let batch = tokio::select! {
             batch = batches.recv() => batch,
@@ -239,12 +241,14 @@ async fn run<P: Projection>(
             streams.feed(event)?;
             fold.feed(event)?;
         }
-        fold.flush(&writer, schema, false).await?;
+        let client = writing.finish().await?;
+        writing = Writing::start::<P::Replay>(client, schema, fold.take(false));
         after = batch.last;
         report(batch.read);
     }
     reader.await.map_err(|e| ApplyError::Inconsistent(format!("the replay's reader: {e}")))?;
-    fold.flush(&writer, schema, true).await?;
+    let mut writer = writing.finish().await?;
+    P::Replay::write(&writer, schema, fold.take(true)).await?;
     streams.flush(&writer, schema, name).await?;
     let phase = progress.enter("indexing", started);
     index_generation(&mut writer, projection, schema).await?;
@@ -288,6 +292,32 @@ async fn run<P: Projection>(
     }
     progress.enter("finished", phase);
     Ok(())
+}
+
+/// The writer connection: idle, or writing a batch of rows in a task of its own.
+enum Writing {
+    Idle(Box<deadpool_postgres::Object>),
+    Busy(tokio::task::JoinHandle<Result<deadpool_postgres::Object, ApplyError>>),
+}
+
+impl Writing {
+    fn start<R: Replay>(client: deadpool_postgres::Object, schema: &str, rows: R::Rows) -> Self {
+        let schema = schema.to_owned();
+        Self::Busy(tokio::spawn(async move {
+            R::write(&client, &schema, rows).await?;
+            Ok(client)
+        }))
+    }
+
+    /// Waits for the write under way, if any, and hands the connection back.
+    async fn finish(self) -> Result<deadpool_postgres::Object, RebuildError> {
+        match self {
+            Self::Idle(client) => Ok(*client),
+            Self::Busy(task) => Ok(task
+                .await
+                .map_err(|e| ApplyError::Inconsistent(format!("the replay's writer: {e}")))??),
+        }
+    }
 }
 
 /// One batch of the store as the replay reads it.

@@ -20,19 +20,24 @@ use tokio_postgres::Client;
 
 use crate::{ApplyError, ProjectedEvent};
 
-/// A projection's in-memory fold of history, written out by `COPY`.
-pub trait Replay: Send {
+/// A projection's in-memory fold of history, written out by `COPY`. Taking rows out and
+/// writing them are separate so that the rebuild writes one batch while it folds the next.
+pub trait Replay: Send + 'static {
+    /// Rows taken out of the fold, to be written.
+    type Rows: Send + 'static;
+
     /// Takes the next event of the history: in the gap-safe commit order, each once, and
     /// in version order within its stream.
     fn feed(&mut self, event: &ProjectedEvent) -> Result<(), ApplyError>;
 
-    /// Writes the rows no later event can change into the tables of `schema` (all that
-    /// are left, when `end`), and forgets them.
-    fn flush(
-        &mut self,
+    /// Takes out the rows no later event can change (all that are left, when `end`).
+    fn take(&mut self, end: bool) -> Self::Rows;
+
+    /// Writes rows taken by [`Replay::take`] into the tables of `schema`.
+    fn write(
         client: &Client,
         schema: &str,
-        end: bool,
+        rows: Self::Rows,
     ) -> impl Future<Output = Result<(), ApplyError>> + Send;
 }
 

@@ -64,7 +64,16 @@ pub struct NotificationsReplay {
     rows: Vec<Row>,
 }
 
+/// Orders placed and notifications made since the last take, each with its addressee
+/// (customer id, recipient).
+pub struct NotificationRows {
+    orders: Vec<(Uuid, (String, String))>,
+    rows: Vec<((String, String), Row)>,
+}
+
 impl Replay for NotificationsReplay {
+    type Rows = NotificationRows;
+
     fn feed(&mut self, event: &ProjectedEvent) -> Result<(), ApplyError> {
         if let Event::OrderPlaced(placed) = &event.event {
             // The first placement wins, as `ON CONFLICT DO NOTHING` does in `apply`.
@@ -94,29 +103,43 @@ impl Replay for NotificationsReplay {
         Ok(())
     }
 
-    async fn flush(&mut self, client: &Client, schema: &str, _end: bool) -> Result<(), ApplyError> {
+    fn take(&mut self, _end: bool) -> NotificationRows {
+        let addressee = |order_id: &Uuid| {
+            self.addressees
+                .get(order_id)
+                .map(|a| (a.customer_id.clone(), a.recipient.clone()))
+                .unwrap_or_default()
+        };
+        NotificationRows {
+            orders: self.placed.drain(..).map(|id| (id, addressee(&id))).collect(),
+            rows: self.rows.drain(..).map(|row| (addressee(&row.order_id), row)).collect(),
+        }
+    }
+
+    async fn write(
+        client: &Client,
+        schema: &str,
+        rows: NotificationRows,
+    ) -> Result<(), ApplyError> {
         let mut orders =
             copy_in(client, schema, "notification_orders", ORDER_COLUMNS, ORDER_TYPES).await?;
-        for order_id in &self.placed {
-            let a = &self.addressees[order_id];
-            orders.as_mut().write(&[order_id, &a.customer_id, &a.recipient]).await?;
+        for (order_id, (customer_id, recipient)) in &rows.orders {
+            orders.as_mut().write(&[order_id, customer_id, recipient]).await?;
         }
         orders.as_mut().finish().await?;
-        self.placed.clear();
 
         let mut notifications =
             copy_in(client, schema, "notifications", NOTIFICATION_COLUMNS, NOTIFICATION_TYPES)
                 .await?;
-        for row in &self.rows {
-            let a = &self.addressees[&row.order_id];
+        for ((customer_id, recipient), row) in &rows.rows {
             notifications
                 .as_mut()
                 .write(&[
                     &row.id,
                     &row.order_id,
-                    &a.customer_id,
+                    customer_id,
                     &row.template,
-                    &a.recipient,
+                    recipient,
                     &row.subject,
                     &row.body,
                     &row.position,
@@ -125,7 +148,6 @@ impl Replay for NotificationsReplay {
                 .await?;
         }
         notifications.as_mut().finish().await?;
-        self.rows.clear();
         Ok(())
     }
 }

@@ -124,7 +124,17 @@ pub struct PaymentsReplay {
     attempts: Vec<AttemptRow>,
 }
 
+/// Versions closed since the last take; at the end, each order's current version (also
+/// its `payments` row); new attempts.
+pub struct PaymentRows {
+    closed: Vec<Version>,
+    current: Vec<Version>,
+    attempts: Vec<AttemptRow>,
+}
+
 impl Replay for PaymentsReplay {
+    type Rows = PaymentRows;
+
     fn feed(&mut self, event: &ProjectedEvent) -> Result<(), ApplyError> {
         let state = match (State::placed(event), self.current.remove(&event.stream_id)) {
             (Some(placed), _) => placed,
@@ -164,11 +174,18 @@ impl Replay for PaymentsReplay {
         Ok(())
     }
 
-    async fn flush(&mut self, client: &Client, schema: &str, end: bool) -> Result<(), ApplyError> {
+    fn take(&mut self, end: bool) -> PaymentRows {
+        PaymentRows {
+            closed: std::mem::take(&mut self.closed),
+            current: if end { self.current.drain().map(|(_, v)| v).collect() } else { Vec::new() },
+            attempts: std::mem::take(&mut self.attempts),
+        }
+    }
+
+    async fn write(client: &Client, schema: &str, rows: PaymentRows) -> Result<(), ApplyError> {
         let mut versions =
             copy_in(client, schema, "payment_versions", VERSION_COLUMNS, VERSION_TYPES).await?;
-        let open = if end { self.current.values().collect() } else { Vec::new() };
-        for v in self.closed.iter().chain(open) {
+        for v in rows.closed.iter().chain(&rows.current) {
             let s = &v.state;
             let (next_position, next_recorded_at) = v.next.unzip();
             versions
@@ -191,12 +208,11 @@ impl Replay for PaymentsReplay {
                 .await?;
         }
         versions.as_mut().finish().await?;
-        self.closed.clear();
 
-        if end {
+        if !rows.current.is_empty() {
             let mut orders =
                 copy_in(client, schema, "payments", ORDER_COLUMNS, ORDER_TYPES).await?;
-            for v in self.current.values() {
+            for v in &rows.current {
                 let s = &v.state;
                 orders
                     .as_mut()
@@ -215,12 +231,11 @@ impl Replay for PaymentsReplay {
                     .await?;
             }
             orders.as_mut().finish().await?;
-            self.current.clear();
         }
 
         let mut attempts =
             copy_in(client, schema, "payment_attempts", ATTEMPT_COLUMNS, ATTEMPT_TYPES).await?;
-        for a in &self.attempts {
+        for a in &rows.attempts {
             attempts
                 .as_mut()
                 .write(&[
@@ -238,7 +253,6 @@ impl Replay for PaymentsReplay {
                 .await?;
         }
         attempts.as_mut().finish().await?;
-        self.attempts.clear();
         Ok(())
     }
 }

@@ -251,7 +251,7 @@ async fn run<P: Projection>(
     P::Replay::write(&writer, schema, fold.take(true)).await?;
     streams.flush(&writer, schema, name).await?;
     let phase = progress.enter("indexing", started);
-    index_generation(&mut writer, projection, schema).await?;
+    index_generation(pool, &mut writer, projection, schema).await?;
     let phase = progress.enter("vacuuming", phase);
     vacuum(&writer, projection, schema).await?;
     let phase = progress.enter("watermark", phase);
@@ -528,54 +528,82 @@ async fn create_generation<P: Projection>(
     Ok(())
 }
 
-/// Gives the new generation the live tables' keys and indexes, with the same names:
-/// primary and unique keys and plain indexes, then the foreign keys (re-pointed at the
-/// new generation), each built in one sort of the loaded rows.
+/// Gives the new generation the live tables' keys and indexes, with the same names: every
+/// index is built, a few at a time on connections of their own (one sort each; building
+/// several at once overlaps their single-threaded phases), then primary and unique keys
+/// are attached to theirs and the foreign keys added (re-pointed at the new generation).
 async fn index_generation<P: Projection>(
+    pool: &Pool,
     client: &mut deadpool_postgres::Object,
     projection: &P,
     schema: &str,
 ) -> Result<(), RebuildError> {
-    const KEYS: &str = "
-        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-         WHERE conrelid = ('public.' || $1)::regclass AND contype::text = ANY($2::text[])";
+    /// Index builds at once.
+    const BUILDERS: usize = 3;
     const INDEXES: &str = "
-        SELECT c.relname, i.indisunique, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', '')
+        SELECT c.relname, i.indisunique, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', ''),
+               k.contype::text
           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         WHERE i.indrelid = ('public.' || $1)::regclass
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)";
-    let tables: Vec<&str> = projection.tables().iter().chain(BOOKKEEPING).copied().collect();
-    let mut ddl = String::new();
+          LEFT JOIN pg_constraint k
+                 ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u')
+         WHERE i.indrelid = ('public.' || $1)::regclass";
+    const FOREIGN_KEYS: &str = "
+        SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE conrelid = ('public.' || $1)::regclass AND contype = 'f'";
+    // The read model's own tables, biggest (last) first, then the bookkeeping.
+    let tables: Vec<&str> = projection.tables().iter().rev().chain(BOOKKEEPING).copied().collect();
+    let mut builds = Vec::new();
+    let mut keys = String::new();
     for table in &tables {
-        for key in client.query(KEYS, &[table, &vec!["p", "u"]]).await? {
-            let (name, definition): (String, String) = (key.get(0), key.get(1));
-            ddl.push_str(&format!(
-                "ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {definition};"
-            ));
-        }
         for index in client.query(INDEXES, &[table]).await? {
-            let (name, unique, definition): (String, bool, String) =
-                (index.get(0), index.get(1), index.get(2));
+            let (name, unique, definition, constraint): (String, bool, String, Option<String>) =
+                (index.get(0), index.get(1), index.get(2), index.get(3));
             let unique = if unique { "UNIQUE " } else { "" };
-            ddl.push_str(&format!(
-                "CREATE {unique}INDEX {name} ON {schema}.{table} USING {definition};"
+            builds.push(format!(
+                "CREATE {unique}INDEX {name} ON {schema}.{table} USING {definition}"
+            ));
+            let kind = match constraint.as_deref() {
+                Some("p") => "PRIMARY KEY",
+                Some(_) => "UNIQUE",
+                None => continue,
+            };
+            keys.push_str(&format!(
+                "ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {kind} USING INDEX {name};"
             ));
         }
     }
     for table in &tables {
-        for key in client.query(KEYS, &[table, &vec!["f"]]).await? {
+        for key in client.query(FOREIGN_KEYS, &[table]).await? {
             let (name, definition): (String, String) = (key.get(0), key.get(1));
             // Printed with `public` on the search path, the referenced table is unqualified,
             // so it resolves to the new generation's.
-            ddl.push_str(&format!(
+            keys.push_str(&format!(
                 "ALTER TABLE {schema}.{table} ADD CONSTRAINT {name} {definition};"
             ));
         }
     }
+
+    let builders = Arc::new(tokio::sync::Semaphore::new(BUILDERS));
+    let mut running = tokio::task::JoinSet::new();
+    for build in builds {
+        let (pool, builders) = (pool.clone(), builders.clone());
+        running.spawn(async move {
+            let _turn = builders.acquire_owned().await;
+            let client = pool.get().await.map_err(StoreError::from)?;
+            // Sort in memory rather than in temporary files when it can.
+            client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL maintenance_work_mem = '256MB'; {build}; COMMIT"
+                ))
+                .await?;
+            Ok::<_, RebuildError>(())
+        });
+    }
+    while let Some(built) = running.join_next().await {
+        built.map_err(|e| ApplyError::Inconsistent(format!("an index build: {e}")))??;
+    }
     let transaction = in_generation(client, schema).await?;
-    // Index builds sort in memory rather than in temporary files when they can.
-    transaction.batch_execute("SET LOCAL maintenance_work_mem = '256MB'").await?;
-    transaction.batch_execute(&ddl).await?;
+    transaction.batch_execute(&keys).await?;
     transaction.commit().await?;
     Ok(())
 }

@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use eventstore::envelope::Envelope;
 use eventstore::position::{read_committed_after, CommitPosition};
 use eventstore::{KafkaSettings, Relay, RelaySettings};
 use ledger_tests::{kafka_brokers, poll_until, TestDatabase};
@@ -60,35 +59,15 @@ async fn main() -> anyhow::Result<()> {
         after = last.commit;
         rows.extend(batch);
     }
-    let producer: FutureProducer = raw_settings
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?;
+    // The relay's own producer settings and encoding, the envelopes built before the clock
+    // starts.
+    let producer: FutureProducer =
+        eventstore::producer_config(&raw_settings, Duration::from_secs(30)).create()?;
     let topic = raw_settings.orders_topic();
-    // The same envelopes the relay sends, built before the clock starts.
     let messages = rows
         .iter()
-        .map(|row| {
-            let envelope = Envelope {
-                event_id: row.event_id,
-                event_type: row.event_type.clone(),
-                event_version: row.event_version,
-                stream_id: row.stream_id,
-                stream_version: row.stream_version,
-                position: row.commit.global_position,
-                recorded_at: row.recorded_at,
-                correlation_id: row.correlation_id.clone(),
-                causation_id: row.causation_id.clone(),
-                data: serde_json::value::RawValue::from_string(row.payload.clone())?,
-            };
-            anyhow::Ok((row.stream_id.to_string(), serde_json::to_vec(&envelope)?))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|row| Ok((row.stream_id.to_string(), eventstore::envelope::encode(row)?)))
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(messages.len());
     for (key, value) in &messages {

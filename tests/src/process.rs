@@ -159,33 +159,34 @@ impl LedgerProcess {
         self.wait_until_ready(Duration::from_secs(30)).await
     }
 
-    /// Polls `/readyz` until 200 (every 20 ms, like [`poll_until`]); fails early if the
-    /// process exits.
+    /// Polls `/readyz` until 200; fails early if the process exits.
     pub async fn wait_until_ready(&mut self, deadline: Duration) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    self.child = None;
+        let (http, url) = (self.http.clone(), self.url("/readyz"));
+        let child = &mut self.child;
+        let ready = poll_until(deadline, "the ledger to be ready", || {
+            let exited = match child.as_mut() {
+                Some(child) => child.try_wait(),
+                None => Ok(None),
+            };
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                if let Some(status) = exited? {
                     anyhow::bail!("the ledger exited before it was ready ({status})");
                 }
+                let ready = http
+                    .get(url)
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().as_u16() == 200);
+                Ok(ready.then_some(()))
             }
-            let ready = self
-                .http
-                .get(self.url("/readyz"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 200);
-            if ready {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                started.elapsed() < deadline,
-                "the ledger was not ready within {deadline:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        })
+        .await;
+        if child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_)))) {
+            *child = None;
         }
+        ready
     }
 
     /// Whether the process started last is still alive.

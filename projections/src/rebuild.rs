@@ -402,13 +402,12 @@ fn decode(
 }
 
 /// The bookkeeping `apply` keeps, kept by the bulk replay: each stream's last version (the
-/// replay checks that none is skipped), how many events, and the highest position.
+/// replay checks that none is skipped) and every event applied (its position and time).
 #[derive(Default)]
 struct Streams {
     versions: HashMap<Uuid, u32>,
     /// Position and append time of every event applied, for the watermark.
     applied: Vec<(i64, DateTime<Utc>)>,
-    last_position: Option<i64>,
 }
 
 impl Streams {
@@ -422,7 +421,6 @@ impl Streams {
         }
         *last = event.stream_version;
         self.applied.push((event.position, event.recorded_at));
-        self.last_position = self.last_position.max(Some(event.position));
         Ok(())
     }
 
@@ -452,7 +450,7 @@ impl Streams {
                         "INSERT INTO {schema}.projection_status (projection, applied_events, last_position, last_applied_at, updated_at)
                          VALUES ($1, $2, $3, now(), now())"
                     ),
-                    &[&projection, &applied, &self.last_position],
+                    &[&projection, &applied, &self.applied.iter().map(|(position, _)| *position).max()],
                 )
                 .await?;
         }

@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p ledger-tests --bench rebuild` (needs PostgreSQL only; `BENCH_EVENTS`
 //! is a comma list of history sizes, default `100000,1000000`; `BENCH_REQUESTS` the
-//! requests per query kind, default 2000).
+//! requests per query kind, default 2000; `BENCH_KEEP_DATABASE=1` keeps the databases
+//! for investigation).
 //!
 //! Per size: a fresh database is filled with plain SQL (`INSERT … SELECT` over
 //! `generate_series`, about 100 000 events per statement) with orders that follow the
@@ -684,6 +685,10 @@ impl BenchDatabase {
 impl Drop for BenchDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
+        if std::env::var_os("BENCH_KEEP_DATABASE").is_some() {
+            println!("kept the benchmark database {name} (BENCH_KEEP_DATABASE)");
+            return;
+        }
         // As `TestDatabase` does: no runtime to block on here, so a thread with its own.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -84,3 +84,83 @@ pub async fn read_committed_after(
         .collect::<Result<_, tokio_postgres::Error>>()
         .map_err(StoreError::from)
 }
+
+/// The gap-safe order for a replay of the whole store: the horizon and order of
+/// [`READ_COMMITTED_AFTER`], only the columns a projection reads. Extracting the metadata
+/// and printing the transaction id as text cost the server about a third of its time
+/// reading a million events.
+const REPLAY_COMMITTED_AFTER: &str = "
+    SELECT tx_id, global_position, stream_id, stream_version, event_id, event_type,
+           event_version, payload::text, recorded_at
+      FROM events
+     WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
+       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY events.tx_id, events.global_position
+     LIMIT $3";
+
+/// Up to `limit` events after `after`, in the order and under the horizon of
+/// [`read_committed_after`], handed over as they arrive, so that the caller decodes one
+/// while the server sends the next. Read each with [`ReplayedEvent::from_row`].
+pub async fn replay_committed_after(
+    client: &tokio_postgres::Client,
+    after: CommitPosition,
+    limit: i64,
+) -> Result<tokio_postgres::RowStream, StoreError> {
+    let statement = client.prepare(REPLAY_COMMITTED_AFTER).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&after.tx_id, &after.global_position, &limit];
+    Ok(client.query_raw(&statement, params).await?)
+}
+
+/// An event as a replay reads it, borrowed from its row: the payload stays JSON text.
+#[derive(Debug)]
+pub struct ReplayedEvent<'a> {
+    pub commit: CommitPosition,
+    pub stream_id: Uuid,
+    pub stream_version: u32,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub event_version: i16,
+    pub payload: &'a str,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl<'a> ReplayedEvent<'a> {
+    /// Reads a row of [`replay_committed_after`].
+    pub fn from_row(row: &'a tokio_postgres::Row) -> Result<Self, StoreError> {
+        let read = || -> Result<Self, tokio_postgres::Error> {
+            Ok(Self {
+                commit: CommitPosition {
+                    tx_id: row.try_get::<_, TxId>(0)?.0,
+                    global_position: row.try_get(1)?,
+                },
+                stream_id: row.try_get(2)?,
+                stream_version: u32::try_from(row.try_get::<_, i32>(3)?).unwrap_or_default(),
+                event_id: row.try_get(4)?,
+                event_type: row.try_get(5)?,
+                event_version: row.try_get(6)?,
+                payload: row.try_get(7)?,
+                recorded_at: row.try_get(8)?,
+            })
+        };
+        read().map_err(StoreError::from)
+    }
+}
+
+/// A transaction id as the server sends an `xid8`: eight bytes, big-endian. (Ids count
+/// transactions since the cluster was created; they stay far below `i64::MAX`.)
+struct TxId(i64);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for TxId {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let bytes: [u8; 8] = raw.try_into()?;
+        Ok(Self(i64::try_from(u64::from_be_bytes(bytes))?))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::XID8
+    }
+}

@@ -24,20 +24,20 @@
 //! Replay never causes outward effects: it writes read-model tables only, and
 //! notifications keep the delivery status they had in the live generation.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool, Transaction};
-use eventstore::position::{read_committed_after, CommitPosition};
+use eventstore::position::{replay_committed_after, CommitPosition, ReplayedEvent};
 use eventstore::{Cut, StoreError};
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 
-use crate::replay::{copy_in, Replay};
+use crate::replay::{copy_in, ByOrder, Replay};
 use crate::{apply, watermark, ApplyError, ProjectedEvent, Projection};
 
 /// Events read and applied per transaction.
@@ -45,7 +45,9 @@ pub const BATCH: i64 = 10_000;
 
 /// The tables besides the read model's own that hold a projection's bookkeeping, keyed by
 /// projection name.
-const BOOKKEEPING: &[&str] = &["projection_streams", "projection_status", "projection_watermarks"];
+const BOOKKEEPING: &[&str] = &[STREAMS, "projection_status", "projection_watermarks"];
+/// The bookkeeping table with one row per stream, partitioned by projection.
+const STREAMS: &str = "projection_streams";
 
 /// Every apply takes this shared; the swap takes it exclusively.
 pub(crate) const APPLY_LOCK: &str =
@@ -81,7 +83,7 @@ pub enum RebuildError {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RebuildStatus {
     pub projection: String,
-    /// `replaying`, `indexing`, `vacuuming`, `watermark`, `catching_up`, `swapping`; then
+    /// `replaying`, `indexing`, `analyzing`, `watermark`, `catching_up`, `swapping`; then
     /// `done`, `cancelled` or `failed`.
     pub state: String,
     /// Events in the store when the replay started (it also replays what arrives later).
@@ -100,7 +102,7 @@ pub struct RebuildStatus {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseTime {
-    /// `replaying` (bulk), `indexing`, `vacuuming`, `watermark`, `catching_up`, `swapping`.
+    /// `replaying` (bulk), `indexing`, `analyzing`, `watermark`, `catching_up`, `swapping`.
     pub phase: String,
     pub seconds: f64,
 }
@@ -206,7 +208,9 @@ async fn run<P: Projection>(
     schema: &str,
 ) -> Result<(), RebuildError> {
     let name = projection.name();
-    let writer = pool.get().await.map_err(StoreError::from)?;
+    // Detached from the pool: the bulk load is one transaction, and a connection that an
+    // error leaves inside it must be closed (rolling it back), not handed to someone else.
+    let writer = deadpool_postgres::Object::take(pool.get().await.map_err(StoreError::from)?);
     create_generation(&writer, projection, schema).await?;
     let total: i64 = writer.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
     progress.update(|s| s.total = total.unsigned_abs());
@@ -250,10 +254,11 @@ async fn run<P: Projection>(
     let mut writer = writing.finish().await?;
     P::Replay::write(&writer, schema, fold.take(true)).await?;
     streams.flush(&writer, schema, name).await?;
+    writer.batch_execute("COMMIT").await?;
     let phase = progress.enter("indexing", started);
     index_generation(pool, &mut writer, projection, schema).await?;
-    let phase = progress.enter("vacuuming", phase);
-    vacuum(&writer, projection, schema).await?;
+    let phase = progress.enter("analyzing", phase);
+    analyze(&writer, projection, schema).await?;
     let phase = progress.enter("watermark", phase);
     {
         let transaction = in_generation(&mut writer, schema).await?;
@@ -273,16 +278,28 @@ async fn run<P: Projection>(
         if *cancel.borrow() {
             return Err(RebuildError::Cancelled);
         }
-        let batch = read_committed_after(&reader, after, batch_size).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.commit;
-        let events = decode(&batch, target)?;
+        let rows: Vec<tokio_postgres::Row> = replay_committed_after(&reader, after, batch_size)
+            .await?
+            .try_collect()
+            .await
+            .map_err(StoreError::from)?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event = ReplayedEvent::from_row(row)?;
+            after = event.commit;
+            if inside(target, event.commit.global_position, event.recorded_at) {
+                events.push(decode(&event)?);
+            }
+        }
+        if rows.is_empty() {
+            break;
+        }
         let transaction = in_generation(&mut writer, schema).await?;
         apply::apply(&transaction, projection, &events).await?;
         watermark::advance(&transaction, name).await?;
         transaction.commit().await?;
-        report(batch.len());
-        if (batch.len() as i64) < batch_size {
+        report(rows.len());
+        if (rows.len() as i64) < batch_size {
             break;
         }
     }
@@ -296,12 +313,15 @@ async fn run<P: Projection>(
 
 /// The writer connection: idle, or writing a batch of rows in a task of its own.
 enum Writing {
-    Idle(Box<deadpool_postgres::Object>),
-    Busy(tokio::task::JoinHandle<Result<deadpool_postgres::Object, ApplyError>>),
+    Idle(Box<Writer>),
+    Busy(tokio::task::JoinHandle<Result<Writer, ApplyError>>),
 }
 
+/// The connection that writes the new generation.
+type Writer = deadpool_postgres::ClientWrapper;
+
 impl Writing {
-    fn start<R: Replay>(client: deadpool_postgres::Object, schema: &str, rows: R::Rows) -> Self {
+    fn start<R: Replay>(client: Writer, schema: &str, rows: R::Rows) -> Self {
         let schema = schema.to_owned();
         Self::Busy(tokio::spawn(async move {
             R::write(&client, &schema, rows).await?;
@@ -310,7 +330,7 @@ impl Writing {
     }
 
     /// Waits for the write under way, if any, and hands the connection back.
-    async fn finish(self) -> Result<deadpool_postgres::Object, RebuildError> {
+    async fn finish(self) -> Result<Writer, RebuildError> {
         match self {
             Self::Idle(client) => Ok(*client),
             Self::Busy(task) => Ok(task
@@ -328,6 +348,16 @@ struct ReadBatch {
     read: usize,
     last: CommitPosition,
 }
+
+impl ReadBatch {
+    fn after(last: CommitPosition, capacity: usize) -> Self {
+        Self { events: Vec::with_capacity(capacity), read: 0, last }
+    }
+}
+
+/// Events per statement of the bulk read: enough that starting a statement costs nothing,
+/// few enough that no statement holds its snapshot (and vacuum's horizon) for long.
+const READ_CHUNK: i64 = 100_000;
 
 /// Reads the store in the gap-safe order and decodes it, a couple of batches ahead of the
 /// fold, until a batch comes back short: the end of what is committed. Stops when the
@@ -353,15 +383,36 @@ async fn read_all(
     sender: &mpsc::Sender<Result<ReadBatch, RebuildError>>,
 ) -> Result<(), RebuildError> {
     let client = pool.get().await.map_err(StoreError::from)?;
-    let mut after = CommitPosition { tx_id: 0, global_position: 0 };
+    let batch_size = usize::try_from(batch_size).unwrap_or(1);
+    let mut last = CommitPosition::default();
+    let mut batch = ReadBatch::after(last, batch_size);
     loop {
-        let batch = read_committed_after(&client, after, batch_size).await?;
-        let Some(last) = batch.last() else { return Ok(()) };
-        after = last.commit;
-        let short = (batch.len() as i64) < batch_size;
-        let events = decode(&batch, target)?;
-        let batch = ReadBatch { events, read: batch.len(), last: after };
-        if sender.send(Ok(batch)).await.is_err() || short {
+        // The rows of one statement are decoded as they arrive, and handed on a batch at
+        // a time.
+        let rows = replay_committed_after(&client, last, READ_CHUNK).await?;
+        futures_util::pin_mut!(rows);
+        let mut read: i64 = 0;
+        while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
+            let event = ReplayedEvent::from_row(&row)?;
+            read += 1;
+            last = event.commit;
+            batch.read += 1;
+            batch.last = last;
+            if inside(target, event.commit.global_position, event.recorded_at) {
+                batch.events.push(decode(&event)?);
+            }
+            if batch.read == batch_size {
+                let full = std::mem::replace(&mut batch, ReadBatch::after(last, batch_size));
+                if sender.send(Ok(full)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if read < READ_CHUNK {
+            // Short: the end of what is committed.
+            if batch.read > 0 {
+                let _ = sender.send(Ok(batch)).await;
+            }
             return Ok(());
         }
     }
@@ -374,38 +425,26 @@ async fn cancelled(cancel: &mut watch::Receiver<bool>) {
     }
 }
 
-/// The events of `batch` inside `target`, decoded to the current shapes.
-fn decode(
-    batch: &[eventstore::position::CommittedEvent],
-    target: Target,
-) -> Result<Vec<ProjectedEvent>, RebuildError> {
-    batch
-        .iter()
-        .filter(|event| inside(target, event.commit.global_position, event.recorded_at))
-        .map(|event| {
-            let decoded = eventstore::schema::decode_str(
-                &event.event_type,
-                event.event_version,
-                &event.payload,
-            )
+/// An event as read, decoded to its current shape.
+fn decode(event: &ReplayedEvent<'_>) -> Result<ProjectedEvent, ApplyError> {
+    let decoded =
+        eventstore::schema::decode_str(event.event_type, event.event_version, event.payload)
             .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-            Ok(ProjectedEvent {
-                event_id: event.event_id,
-                stream_id: event.stream_id,
-                stream_version: event.stream_version,
-                position: event.commit.global_position,
-                recorded_at: event.recorded_at,
-                event: decoded,
-            })
-        })
-        .collect()
+    Ok(ProjectedEvent {
+        event_id: event.event_id,
+        stream_id: event.stream_id,
+        stream_version: event.stream_version,
+        position: event.commit.global_position,
+        recorded_at: event.recorded_at,
+        event: decoded,
+    })
 }
 
 /// The bookkeeping `apply` keeps, kept by the bulk replay: each stream's last version (the
 /// replay checks that none is skipped) and every event applied (its position and time).
 #[derive(Default)]
 struct Streams {
-    versions: HashMap<Uuid, u32>,
+    versions: ByOrder<u32>,
     /// Position and append time of every event applied, for the watermark.
     applied: Vec<(i64, DateTime<Utc>)>,
 }
@@ -476,16 +515,17 @@ async fn catch_up_watermark(
     }
 }
 
-/// Statistics for the planner, and the visibility map that lets index-only scans skip the
-/// table: a generation loaded in bulk has neither until autovacuum comes by.
-async fn vacuum<P: Projection>(
-    client: &deadpool_postgres::Object,
+/// Statistics for the planner, which a generation loaded in bulk has none of until
+/// autovacuum comes by. (It needs no vacuum: `COPY … FREEZE` wrote its rows frozen and its
+/// pages all-visible, so index-only scans skip the table from the start.)
+async fn analyze<P: Projection>(
+    client: &Writer,
     projection: &P,
     schema: &str,
 ) -> Result<(), RebuildError> {
     let tables: Vec<String> =
         projection.tables().iter().chain(BOOKKEEPING).map(|t| format!("{schema}.{t}")).collect();
-    client.batch_execute(&format!("VACUUM (ANALYZE) {}", tables.join(", "))).await?;
+    client.batch_execute(&format!("ANALYZE {}", tables.join(", "))).await?;
     Ok(())
 }
 
@@ -500,7 +540,7 @@ fn inside(target: Target, position: i64, recorded_at: DateTime<Utc>) -> bool {
 /// A transaction that reads and writes the new generation (and everything else, such as
 /// the events, in `public`).
 async fn in_generation<'a>(
-    client: &'a mut deadpool_postgres::Object,
+    client: &'a mut Writer,
     schema: &str,
 ) -> Result<Transaction<'a>, RebuildError> {
     let transaction = client.transaction().await?;
@@ -511,19 +551,39 @@ async fn in_generation<'a>(
 /// An empty copy of the live tables, and of the bookkeeping: columns, defaults, generated
 /// columns and checks, but no indexes or keys yet ([`index_generation`] adds them once
 /// the bulk load is in).
+///
+/// This opens the transaction the bulk load runs in: `COPY … FREEZE` into tables created in
+/// the same transaction writes rows frozen and pages all-visible, which saves the vacuum
+/// pass (and the hint-bit writes) a freshly loaded table would otherwise need.
 async fn create_generation<P: Projection>(
-    client: &deadpool_postgres::Object,
+    client: &Writer,
     projection: &P,
     schema: &str,
 ) -> Result<(), RebuildError> {
-    let mut ddl = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
+    let name = projection.name();
+    let mut ddl = format!("BEGIN; DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
     for table in projection.tables().iter().chain(BOOKKEEPING) {
         ddl.push_str(&format!(
             "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES);"
         ));
     }
+    // The swap attaches this table as the projection's partition; with the partition's
+    // bound as a check, attaching needs no scan to prove it.
+    ddl.push_str(&format!(
+        "ALTER TABLE {schema}.{STREAMS} ADD CONSTRAINT {STREAMS}_bound CHECK (projection = '{name}');"
+    ));
     client.batch_execute(&ddl).await?;
     Ok(())
+}
+
+/// The live table a generation's `table` replaces: the projection's own partition of the
+/// applied versions, the table itself otherwise.
+fn live_name(table: &str, projection: &str) -> String {
+    if table == STREAMS {
+        format!("{STREAMS}_{projection}")
+    } else {
+        table.to_owned()
+    }
 }
 
 /// Gives the new generation the live tables' keys and indexes, with the same names: every
@@ -532,7 +592,7 @@ async fn create_generation<P: Projection>(
 /// are attached to theirs and the foreign keys added (re-pointed at the new generation).
 async fn index_generation<P: Projection>(
     pool: &Pool,
-    client: &mut deadpool_postgres::Object,
+    client: &mut Writer,
     projection: &P,
     schema: &str,
 ) -> Result<(), RebuildError> {
@@ -553,7 +613,7 @@ async fn index_generation<P: Projection>(
     let mut builds = Vec::new();
     let mut keys = String::new();
     for table in &tables {
-        for index in client.query(INDEXES, &[table]).await? {
+        for index in client.query(INDEXES, &[&live_name(table, projection.name())]).await? {
             let (name, unique, definition, constraint): (String, bool, String, Option<String>) =
                 (index.get(0), index.get(1), index.get(2), index.get(3));
             let unique = if unique { "UNIQUE " } else { "" };
@@ -571,7 +631,7 @@ async fn index_generation<P: Projection>(
         }
     }
     for table in &tables {
-        for key in client.query(FOREIGN_KEYS, &[table]).await? {
+        for key in client.query(FOREIGN_KEYS, &[&live_name(table, projection.name())]).await? {
             let (name, definition): (String, String) = (key.get(0), key.get(1));
             // Printed with `public` on the search path, the referenced table is unqualified,
             // so it resolves to the new generation's.
@@ -608,7 +668,7 @@ async fn index_generation<P: Projection>(
 
 /// Makes the new generation the live one, in one transaction.
 async fn swap<P: Projection>(
-    client: &mut deadpool_postgres::Object,
+    client: &mut Writer,
     projection: &P,
     schema: &str,
 ) -> Result<(), RebuildError> {
@@ -664,8 +724,18 @@ async fn swap<P: Projection>(
     for table in tables {
         ddl.push_str(&format!("ALTER TABLE {schema}.{table} SET SCHEMA public;"));
     }
+    // The projection's applied versions: its partition is replaced, not copied.
+    let streams = live_name(STREAMS, name);
+    ddl.push_str(&format!(
+        "ALTER TABLE public.{STREAMS} DETACH PARTITION public.{streams};
+         ALTER TABLE public.{streams} SET SCHEMA {retired};
+         ALTER TABLE {schema}.{STREAMS} RENAME TO {streams};
+         ALTER TABLE {schema}.{streams} SET SCHEMA public;
+         ALTER TABLE public.{STREAMS} ATTACH PARTITION public.{streams} FOR VALUES IN ('{name}');
+         ALTER TABLE public.{streams} DROP CONSTRAINT {STREAMS}_bound;"
+    ));
     transaction.batch_execute(&ddl).await?;
-    for table in BOOKKEEPING {
+    for table in BOOKKEEPING.iter().filter(|table| **table != STREAMS) {
         transaction
             .execute(&format!("DELETE FROM public.{table} WHERE projection = $1"), &[&name])
             .await?;

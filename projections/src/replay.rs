@@ -11,6 +11,7 @@
 //!
 //! [`Projection::apply`]: crate::Projection::apply
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -41,7 +42,14 @@ pub trait Replay: Send + 'static {
     ) -> impl Future<Output = Result<(), ApplyError>> + Send;
 }
 
-/// A binary `COPY` into `schema.table (columns)`, one `write` per row, then `finish`.
+/// Per-order state held by a replay: one lookup or more per event, a few hundred thousand
+/// entries per million events. Keys are order ids from the store, so a fast hasher is
+/// safe here (the standard one is built to resist chosen keys, at twice the cost).
+pub(crate) type ByOrder<V> = HashMap<uuid::Uuid, V, foldhash::fast::RandomState>;
+
+/// A binary `COPY` into `schema.table (columns)`, one `write` per row, then `finish`. The
+/// rows are written frozen: the rebuild creates its tables in the transaction that loads
+/// them (see `rebuild::create_generation`).
 pub(crate) async fn copy_in(
     client: &Client,
     schema: &str,
@@ -51,7 +59,7 @@ pub(crate) async fn copy_in(
 ) -> Result<Pin<Box<BinaryCopyInWriter>>, tokio_postgres::Error> {
     let sink = client
         .copy_in(&format!(
-            "COPY {schema}.{table} ({}) FROM STDIN (FORMAT binary)",
+            "COPY {schema}.{table} ({}) FROM STDIN (FORMAT binary, FREEZE)",
             columns.join(", ")
         ))
         .await?;

@@ -2,7 +2,6 @@
 //! is final when its event comes; only each order's recipient is remembered.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::Event;
@@ -11,7 +10,7 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::{id_of, no_recipient, render};
-use crate::replay::{copy_in, Replay};
+use crate::replay::{copy_in, ByOrder, Replay};
 use crate::{ApplyError, ProjectedEvent};
 
 const ORDER_COLUMNS: &[&str] = &["order_id", "customer_id", "recipient"];
@@ -58,7 +57,7 @@ struct Row {
 
 #[derive(Default)]
 pub struct NotificationsReplay {
-    addressees: HashMap<Uuid, Addressee>,
+    addressees: ByOrder<Addressee>,
     /// Orders placed since the last flush, not yet in `notification_orders`.
     placed: Vec<Uuid>,
     rows: Vec<Row>,

@@ -3,15 +3,13 @@
 //! An attempt is final when its event comes; a version when the order's next event closes
 //! it; an order's row and its open version only at the end of the history.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::{attempt, before_placement, version, State};
-use crate::replay::{copy_in, Replay};
+use crate::replay::{copy_in, ByOrder, Replay};
 use crate::{ApplyError, ProjectedEvent};
 
 const VERSION_COLUMNS: &[&str] = &[
@@ -119,7 +117,7 @@ struct AttemptRow {
 #[derive(Default)]
 pub struct PaymentsReplay {
     /// Each order's current version, which is also its `payments` row.
-    current: HashMap<Uuid, Version>,
+    current: ByOrder<Version>,
     closed: Vec<Version>,
     attempts: Vec<AttemptRow>,
 }

@@ -6,8 +6,9 @@
 //!
 //! 1. **Bulk**: everything committed when the replay starts is folded in memory by the
 //!    projection's [`Replay`] (a reader task reads and decodes a couple of batches ahead)
-//!    and copied into tables without indexes; then the keys and indexes are built, each
-//!    in one sort, and the generation's watermark is brought up to date.
+//!    and copied, frozen, into tables without indexes, in the transaction that created
+//!    them; then the keys and indexes are built, each in one sort, the tables analysed,
+//!    and the generation's watermark is brought up to date.
 //! 2. **Incremental**: what was committed since is applied through the projection's own
 //!    `apply`, the live workers' code, run with the schema first on the `search_path`.
 //!
@@ -83,7 +84,7 @@ pub enum RebuildError {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RebuildStatus {
     pub projection: String,
-    /// `replaying`, `indexing`, `analyzing`, `watermark`, `catching_up`, `swapping`; then
+    /// `replaying`, `indexing`, `watermark`, `catching_up`, `swapping`; then
     /// `done`, `cancelled` or `failed`.
     pub state: String,
     /// Events in the store when the replay started (it also replays what arrives later).
@@ -102,7 +103,7 @@ pub struct RebuildStatus {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseTime {
-    /// `replaying` (bulk), `indexing`, `analyzing`, `watermark`, `catching_up`, `swapping`.
+    /// `replaying` (bulk), `indexing` (with statistics), `watermark`, `catching_up`, `swapping`.
     pub phase: String,
     pub seconds: f64,
 }
@@ -257,8 +258,6 @@ async fn run<P: Projection>(
     writer.batch_execute("COMMIT").await?;
     let phase = progress.enter("indexing", started);
     index_generation(pool, &mut writer, projection, schema).await?;
-    let phase = progress.enter("analyzing", phase);
-    analyze(&writer, projection, schema).await?;
     let phase = progress.enter("watermark", phase);
     {
         let transaction = in_generation(&mut writer, schema).await?;
@@ -515,20 +514,6 @@ async fn catch_up_watermark(
     }
 }
 
-/// Statistics for the planner, which a generation loaded in bulk has none of until
-/// autovacuum comes by. (It needs no vacuum: `COPY … FREEZE` wrote its rows frozen and its
-/// pages all-visible, so index-only scans skip the table from the start.)
-async fn analyze<P: Projection>(
-    client: &Writer,
-    projection: &P,
-    schema: &str,
-) -> Result<(), RebuildError> {
-    let tables: Vec<String> =
-        projection.tables().iter().chain(BOOKKEEPING).map(|t| format!("{schema}.{t}")).collect();
-    client.batch_execute(&format!("ANALYZE {}", tables.join(", "))).await?;
-    Ok(())
-}
-
 fn inside(target: Target, position: i64, recorded_at: DateTime<Utc>) -> bool {
     match target {
         Target::Live | Target::Cut(Cut::Latest | Cut::Version(_)) => true,
@@ -588,8 +573,9 @@ fn live_name(table: &str, projection: &str) -> String {
 
 /// Gives the new generation the live tables' keys and indexes, with the same names: every
 /// index is built, a few at a time on connections of their own (one sort each; building
-/// several at once overlaps their single-threaded phases), then primary and unique keys
-/// are attached to theirs and the foreign keys added (re-pointed at the new generation).
+/// several at once overlaps their single-threaded phases), and every table analysed; then
+/// primary and unique keys are attached to their indexes and the foreign keys added
+/// (re-pointed at the new generation).
 async fn index_generation<P: Projection>(
     pool: &Pool,
     client: &mut Writer,
@@ -641,12 +627,19 @@ async fn index_generation<P: Projection>(
         }
     }
 
+    // Statistics for the planner, which a table loaded in bulk has none of until autovacuum
+    // comes by, taken while the last builds run. Queued after every build: a table's
+    // `ANALYZE` waits for the builds on it.
+    builds.extend(tables.iter().map(|table| format!("ANALYZE {schema}.{table}")));
+
     let builders = Arc::new(tokio::sync::Semaphore::new(BUILDERS));
     let mut running = tokio::task::JoinSet::new();
     for build in builds {
-        let (pool, builders) = (pool.clone(), builders.clone());
+        // Taken here, so the jobs start in the order queued (the biggest tables first).
+        let turn = builders.clone().acquire_owned().await;
+        let pool = pool.clone();
         running.spawn(async move {
-            let _turn = builders.acquire_owned().await;
+            let _turn = turn;
             let client = pool.get().await.map_err(StoreError::from)?;
             // Sort in memory rather than in temporary files when it can.
             client

@@ -3,6 +3,8 @@
 //! An attempt is final when its event comes; a version when the order's next event closes
 //! it; an order's row and its open version only at the end of the history.
 
+use std::collections::hash_map::Entry;
+
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
@@ -134,27 +136,31 @@ impl Replay for PaymentsReplay {
     type Rows = PaymentRows;
 
     fn feed(&mut self, event: &ProjectedEvent) -> Result<(), ApplyError> {
-        let state = match (State::placed(event), self.current.remove(&event.stream_id)) {
-            (Some(placed), _) => placed,
-            (None, Some(mut previous)) => {
-                let mut state = previous.state.clone();
+        let row = |state| Version {
+            order_id: event.stream_id,
+            position: event.position,
+            recorded_at: event.recorded_at,
+            next: None,
+            state,
+        };
+        // One lookup per event: the map is large and its entries scattered in memory.
+        match (State::placed(event), self.current.entry(event.stream_id)) {
+            (Some(placed), Entry::Occupied(mut slot)) => {
+                slot.insert(row(placed));
+            }
+            (Some(placed), Entry::Vacant(slot)) => {
+                slot.insert(row(placed));
+            }
+            (None, Entry::Occupied(mut slot)) => {
+                let current = slot.get_mut();
+                let mut state = current.state.clone();
                 state.evolve(event);
+                let mut previous = std::mem::replace(current, row(state));
                 previous.next = Some((event.position, event.recorded_at));
                 self.closed.push(previous);
-                state
             }
-            (None, None) => return Err(before_placement(event)),
-        };
-        self.current.insert(
-            event.stream_id,
-            Version {
-                order_id: event.stream_id,
-                position: event.position,
-                recorded_at: event.recorded_at,
-                next: None,
-                state,
-            },
-        );
+            (None, Entry::Vacant(_)) => return Err(before_placement(event)),
+        }
         if let Some(a) = attempt(&event.event) {
             self.attempts.push(AttemptRow {
                 order_id: event.stream_id,

@@ -1,5 +1,11 @@
 //! `ledger`: the order ledger's one binary.
 
+/// A replay decodes and drops millions of small values (rows, payload strings, events);
+/// glibc's allocator spent about a tenth of a rebuild's CPU on them, consolidating and
+/// unlinking chunks. The tests and benches use the same one (`ledger_tests`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     api::cli::main()
 }

@@ -11,6 +11,10 @@
 //!   `KAFKA_BROKERS` with a unique topic prefix each.
 //! - [`poll_until`]: waiting on a condition with a deadline, never a bare sleep.
 
+/// The allocator the `ledger` binary uses, so that benches measure what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod app;
 mod broker;
 mod database;

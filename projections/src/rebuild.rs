@@ -6,9 +6,9 @@
 //!
 //! 1. **Bulk**: everything committed when the replay starts is folded in memory by the
 //!    projection's [`Replay`] (a reader task reads and decodes a couple of batches ahead)
-//!    and copied, frozen, into tables without indexes, in the transaction that created
-//!    them; then the keys and indexes are built, each in one sort, the tables analysed,
-//!    and the generation's watermark is brought up to date.
+//!    and copied into tables without indexes; then the keys and indexes are built, each
+//!    in one sort, the tables vacuumed and analysed, and the generation's watermark is
+//!    brought up to date.
 //! 2. **Incremental**: what was committed since is applied through the projection's own
 //!    `apply`, the live workers' code, run with the schema first on the `search_path`.
 //!
@@ -209,8 +209,8 @@ async fn run<P: Projection>(
     schema: &str,
 ) -> Result<(), RebuildError> {
     let name = projection.name();
-    // Detached from the pool: the bulk load is one transaction, and a connection that an
-    // error leaves inside it must be closed (rolling it back), not handed to someone else.
+    // Detached from the pool: a connection that an error leaves inside a transaction or a
+    // `COPY` must be closed (rolling it back), not handed to someone else.
     let writer = deadpool_postgres::Object::take(pool.get().await.map_err(StoreError::from)?);
     create_generation(&writer, projection, schema).await?;
     let total: i64 = writer.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
@@ -255,7 +255,6 @@ async fn run<P: Projection>(
     let mut writer = writing.finish().await?;
     P::Replay::write(&writer, schema, fold.take(true)).await?;
     streams.flush(&writer, schema, name).await?;
-    writer.batch_execute("COMMIT").await?;
     let phase = progress.enter("indexing", started);
     index_generation(pool, &mut writer, projection, schema).await?;
     let phase = progress.enter("watermark", phase);
@@ -537,16 +536,16 @@ async fn in_generation<'a>(
 /// columns and checks, but no indexes or keys yet ([`index_generation`] adds them once
 /// the bulk load is in).
 ///
-/// This opens the transaction the bulk load runs in: `COPY … FREEZE` into tables created in
-/// the same transaction writes rows frozen and pages all-visible, which saves the vacuum
-/// pass (and the hint-bit writes) a freshly loaded table would otherwise need.
+/// Each statement of the load commits on its own. (Loading in the transaction that creates
+/// the tables would let `COPY … FREEZE` skip the vacuum, but that transaction's id would
+/// hold the gap-safe horizon, and with it the relay, for the whole replay.)
 async fn create_generation<P: Projection>(
     client: &Writer,
     projection: &P,
     schema: &str,
 ) -> Result<(), RebuildError> {
     let name = projection.name();
-    let mut ddl = format!("BEGIN; DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
+    let mut ddl = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
     for table in projection.tables().iter().chain(BOOKKEEPING) {
         ddl.push_str(&format!(
             "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES);"
@@ -573,7 +572,8 @@ fn live_name(table: &str, projection: &str) -> String {
 
 /// Gives the new generation the live tables' keys and indexes, with the same names: every
 /// index is built, a few at a time on connections of their own (one sort each; building
-/// several at once overlaps their single-threaded phases), and every table analysed; then
+/// several at once overlaps their single-threaded phases), and every table vacuumed and
+/// analysed; then
 /// primary and unique keys are attached to their indexes and the foreign keys added
 /// (re-pointed at the new generation).
 async fn index_generation<P: Projection>(
@@ -633,31 +633,33 @@ async fn index_generation<P: Projection>(
     // The longest builds first, so that they do not end up running alone at the end: by
     // the size of the index they replace.
     builds.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
-    let mut builds: Vec<String> = builds.into_iter().map(|(_, build)| build).collect();
-    // Statistics for the planner, which a table loaded in bulk has none of until autovacuum
-    // comes by, taken while the last builds run. Queued after every build: a table's
-    // `ANALYZE` waits for the builds on it.
-    builds.extend(tables.iter().map(|table| format!("ANALYZE {schema}.{table}")));
+    // Sort in memory rather than in temporary files when it can, in this process: the
+    // builds already run side by side, and a parallel build's workers would only add their
+    // merge and shared temporary files.
+    let mut jobs: Vec<String> = builds
+        .into_iter()
+        .map(|(_, build)| {
+            format!(
+                "BEGIN; SET LOCAL maintenance_work_mem = '256MB';
+                 SET LOCAL max_parallel_maintenance_workers = 0; {build}; COMMIT"
+            )
+        })
+        .collect();
+    // The visibility map that lets index-only scans skip the table, and statistics for the
+    // planner: a table loaded in bulk has neither until autovacuum comes by. Queued after
+    // every build, so they run beside the last ones (a table's waits for the builds on it).
+    jobs.extend(tables.iter().map(|table| format!("VACUUM (ANALYZE) {schema}.{table}")));
 
     let builders = Arc::new(tokio::sync::Semaphore::new(BUILDERS));
     let mut running = tokio::task::JoinSet::new();
-    for build in builds {
+    for job in jobs {
         // Taken here, so the jobs start in the order queued (the biggest tables first).
         let turn = builders.clone().acquire_owned().await;
         let pool = pool.clone();
         running.spawn(async move {
             let _turn = turn;
             let client = pool.get().await.map_err(StoreError::from)?;
-            // Sort in memory rather than in temporary files when it can.
-            // Sort in memory rather than in temporary files when it can, in this process:
-            // the builds already run side by side, and a parallel build's workers would
-            // only add their merge and shared temporary files.
-            client
-                .batch_execute(&format!(
-                    "BEGIN; SET LOCAL maintenance_work_mem = '256MB';
-                     SET LOCAL max_parallel_maintenance_workers = 0; {build}; COMMIT"
-                ))
-                .await?;
+            client.batch_execute(&job).await?;
             Ok::<_, RebuildError>(())
         });
     }

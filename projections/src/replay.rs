@@ -47,9 +47,7 @@ pub trait Replay: Send + 'static {
 /// safe here (the standard one is built to resist chosen keys, at twice the cost).
 pub(crate) type ByOrder<V> = HashMap<uuid::Uuid, V, foldhash::fast::RandomState>;
 
-/// A binary `COPY` into `schema.table (columns)`, one `write` per row, then `finish`. The
-/// rows are written frozen: the rebuild creates its tables in the transaction that loads
-/// them (see `rebuild::create_generation`).
+/// A binary `COPY` into `schema.table (columns)`, one `write` per row, then `finish`.
 pub(crate) async fn copy_in(
     client: &Client,
     schema: &str,
@@ -59,7 +57,7 @@ pub(crate) async fn copy_in(
 ) -> Result<Pin<Box<BinaryCopyInWriter>>, tokio_postgres::Error> {
     let sink = client
         .copy_in(&format!(
-            "COPY {schema}.{table} ({}) FROM STDIN (FORMAT binary, FREEZE)",
+            "COPY {schema}.{table} ({}) FROM STDIN (FORMAT binary)",
             columns.join(", ")
         ))
         .await?;

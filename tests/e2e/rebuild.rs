@@ -292,8 +292,8 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
         ["replaying", "indexing", "watermark", "catching_up", "swapping"],
         "every phase is timed, in order"
     );
-    // Loaded frozen: the biggest table's pages are all visible to index-only scans without
-    // a vacuum (the statistics the rebuild took count them).
+    // Vacuumed and analysed before the swap: the biggest table's pages are all visible to
+    // index-only scans, and the planner has statistics, from the first query on.
     let row = client
         .query_one(
             "SELECT relpages, relallvisible FROM pg_class WHERE oid = 'public.payment_versions'::regclass",

@@ -7,8 +7,8 @@
 //! 1. **Bulk**: everything committed when the replay starts is folded in memory by the
 //!    projection's [`Replay`] (a reader task reads and decodes a couple of batches ahead)
 //!    and copied into tables without indexes; then the keys and indexes are built, each
-//!    in one sort, the tables vacuumed and analysed, and the generation's watermark is
-//!    brought up to date.
+//!    in one sort, the tables analysed (and vacuumed where index-only scans need it), and
+//!    the generation's watermark is brought up to date.
 //! 2. **Incremental**: what was committed since is applied through the projection's own
 //!    `apply`, the live workers' code, run with the schema first on the `search_path`.
 //!
@@ -572,8 +572,7 @@ fn live_name(table: &str, projection: &str) -> String {
 
 /// Gives the new generation the live tables' keys and indexes, with the same names: every
 /// index is built, a few at a time on connections of their own (one sort each; building
-/// several at once overlaps their single-threaded phases), and every table vacuumed and
-/// analysed; then
+/// several at once overlaps their single-threaded phases), and every table analysed; then
 /// primary and unique keys are attached to their indexes and the foreign keys added
 /// (re-pointed at the new generation).
 async fn index_generation<P: Projection>(
@@ -588,7 +587,7 @@ async fn index_generation<P: Projection>(
     const BUILDERS: usize = 2;
     const INDEXES: &str = "
         SELECT c.relname, i.indisunique, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', ''),
-               k.contype::text, pg_relation_size(i.indexrelid)
+               k.contype::text, pg_relation_size(i.indexrelid), i.indnkeyatts < i.indnatts
           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
           LEFT JOIN pg_constraint k
                  ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u')
@@ -600,10 +599,15 @@ async fn index_generation<P: Projection>(
     let tables: Vec<&str> = projection.tables().iter().rev().chain(BOOKKEEPING).copied().collect();
     let mut builds = Vec::new();
     let mut keys = String::new();
+    // Tables with a covering index, which is there for index-only scans.
+    let mut covered = Vec::new();
     for table in &tables {
         for index in client.query(INDEXES, &[&live_name(table, projection.name())]).await? {
             let (name, unique, definition, constraint): (String, bool, String, Option<String>) =
                 (index.get(0), index.get(1), index.get(2), index.get(3));
+            if index.get::<_, bool>(5) && !covered.contains(table) {
+                covered.push(*table);
+            }
             let unique = if unique { "UNIQUE " } else { "" };
             builds.push((
                 index.get::<_, i64>(4),
@@ -645,10 +649,15 @@ async fn index_generation<P: Projection>(
             )
         })
         .collect();
-    // The visibility map that lets index-only scans skip the table, and statistics for the
-    // planner: a table loaded in bulk has neither until autovacuum comes by. Queued after
-    // every build, so they run beside the last ones (a table's waits for the builds on it).
-    jobs.extend(tables.iter().map(|table| format!("VACUUM (ANALYZE) {schema}.{table}")));
+    // Statistics for the planner, and, where a covering index is there for index-only
+    // scans, the visibility map that lets them skip the table: a table loaded in bulk has
+    // neither until autovacuum comes by. (Elsewhere a vacuum would only set hint bits, which
+    // the first index build has set.) Queued after every build, so they run beside the
+    // last ones; a table's waits for the builds on it.
+    jobs.extend(tables.iter().map(|table| {
+        let vacuum = if covered.contains(table) { "VACUUM (ANALYZE)" } else { "ANALYZE" };
+        format!("{vacuum} {schema}.{table}")
+    }));
 
     let builders = Arc::new(tokio::sync::Semaphore::new(BUILDERS));
     let mut running = tokio::task::JoinSet::new();

@@ -292,8 +292,9 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
         ["replaying", "indexing", "watermark", "catching_up", "swapping"],
         "every phase is timed, in order"
     );
-    // Vacuumed and analysed before the swap: the biggest table's pages are all visible to
-    // index-only scans, and the planner has statistics, from the first query on.
+    // Analysed before the swap, and the table with the covering index vacuumed: its pages
+    // are all visible to index-only scans, and the planner has statistics, from the first
+    // query on.
     let row = client
         .query_one(
             "SELECT relpages, relallvisible FROM pg_class WHERE oid = 'public.payment_versions'::regclass",
@@ -302,6 +303,15 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
         .await?;
     let (pages, visible): (i32, i32) = (row.get(0), row.get(1));
     assert!(pages > 0 && visible == pages, "{visible} of {pages} pages all-visible");
+    let analysed: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT tablename) FROM pg_stats WHERE schemaname = 'public'
+                AND tablename IN ('payments', 'payment_attempts', 'payment_versions')",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(analysed, 3, "every table of the new generation has planner statistics");
     Ok(())
 }
 

@@ -348,14 +348,15 @@ struct ReadBatch {
 }
 
 impl ReadBatch {
-    fn after(last: CommitPosition, capacity: usize) -> Self {
-        Self { events: Vec::with_capacity(capacity), read: 0, last }
+    /// An empty batch; it is sent only once it has read an event, which sets `last`.
+    fn with_capacity(capacity: usize) -> Self {
+        Self { events: Vec::with_capacity(capacity), read: 0, last: CommitPosition::default() }
     }
 }
 
 /// Events per statement of the bulk read: enough that starting a statement costs nothing,
 /// few enough that no statement holds its snapshot (and vacuum's horizon) for long.
-const READ_CHUNK: i64 = 100_000;
+pub const READ_CHUNK: i64 = 100_000;
 
 /// Reads the store in the gap-safe order and decodes it, a couple of batches ahead of the
 /// fold, until a batch comes back short: the end of what is committed. Stops when the
@@ -383,7 +384,7 @@ async fn read_all(
     let client = pool.get().await.map_err(StoreError::from)?;
     let batch_size = usize::try_from(batch_size).unwrap_or(1);
     let mut last = CommitPosition::default();
-    let mut batch = ReadBatch::after(last, batch_size);
+    let mut batch = ReadBatch::with_capacity(batch_size);
     loop {
         // The rows of one statement are decoded as they arrive, and handed on a batch at
         // a time.
@@ -400,7 +401,7 @@ async fn read_all(
                 batch.events.push(decode(&event)?);
             }
             if batch.read == batch_size {
-                let full = std::mem::replace(&mut batch, ReadBatch::after(last, batch_size));
+                let full = std::mem::replace(&mut batch, ReadBatch::with_capacity(batch_size));
                 if sender.send(Ok(full)).await.is_err() {
                     return Ok(());
                 }

@@ -30,13 +30,11 @@ use eventstore::position::{replay_committed_after, CommitPosition, ReplayedEvent
 use eventstore::Pool;
 use futures_util::StreamExt;
 use ledger_tests::TestDatabase;
-use projections::rebuild::{RebuildProgress, Target, BATCH};
+use projections::rebuild::{RebuildProgress, Target, BATCH, READ_CHUNK};
 use projections::Projection;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// Events per statement of the rebuild's bulk read (as `projections::rebuild` reads).
-const READ_CHUNK: i64 = 100_000;
 /// Orders between two successive commands of one order, on average.
 const LAG: i64 = 1_000;
 /// Orders' worth of history per insert statement (about 100 000 events).

@@ -212,6 +212,10 @@ async fn run<P: Projection>(
     // Detached from the pool: a connection that an error leaves inside a transaction or a
     // `COPY` must be closed (rolling it back), not handed to someone else.
     let writer = deadpool_postgres::Object::take(pool.get().await.map_err(StoreError::from)?);
+    // The bulk phase commits without waiting for the WAL to reach the disk: a crash
+    // loses the generation either way (a rebuild starts over), and the first durable commit
+    // after it, the watermark's, flushes every earlier record with its own.
+    writer.batch_execute(&format!("SET {BULK_COMMITS}")).await?;
     create_generation(&writer, projection, schema).await?;
     let total: i64 = writer.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
     progress.update(|s| s.total = total.unsigned_abs());
@@ -258,6 +262,7 @@ async fn run<P: Projection>(
     let phase = progress.enter("indexing", started);
     index_generation(pool, &mut writer, projection, schema).await?;
     let phase = progress.enter("watermark", phase);
+    writer.batch_execute("SET synchronous_commit = on").await?;
     {
         let transaction = in_generation(&mut writer, schema).await?;
         if target == Target::Live {
@@ -357,6 +362,11 @@ impl ReadBatch {
 /// Events per statement of the bulk read: enough that starting a statement costs nothing,
 /// few enough that no statement holds its snapshot (and vacuum's horizon) for long.
 pub const READ_CHUNK: i64 = 100_000;
+
+/// How the bulk phase's statements commit (its writer's session, each index build's
+/// transaction): without waiting for the WAL flush. Nothing reads the generation before the
+/// watermark's commit, which is durable and so makes everything before it durable too.
+const BULK_COMMITS: &str = "synchronous_commit = off";
 
 /// Reads the store in the gap-safe order and decodes it, a couple of batches ahead of the
 /// fold, until a batch comes back short: the end of what is committed. Stops when the
@@ -645,7 +655,7 @@ async fn index_generation<P: Projection>(
         .into_iter()
         .map(|(_, build)| {
             format!(
-                "BEGIN; SET LOCAL maintenance_work_mem = '256MB';
+                "BEGIN; SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL {BULK_COMMITS};
                  SET LOCAL max_parallel_maintenance_workers = 0; {build}; COMMIT"
             )
         })

@@ -212,9 +212,6 @@ async fn run<P: Projection>(
     // Detached from the pool: a connection that an error leaves inside a transaction or a
     // `COPY` must be closed (rolling it back), not handed to someone else.
     let writer = deadpool_postgres::Object::take(pool.get().await.map_err(StoreError::from)?);
-    // The bulk phase commits without waiting for the WAL to reach the disk: a crash
-    // loses the generation either way (a rebuild starts over), and the first durable commit
-    // after it, the watermark's, flushes every earlier record with its own.
     writer.batch_execute(&format!("SET {BULK_COMMITS}")).await?;
     create_generation(&writer, projection, schema).await?;
     let total: i64 = writer.query_one("SELECT count(*) FROM events", &[]).await?.get(0);
@@ -257,12 +254,15 @@ async fn run<P: Projection>(
     }
     reader.await.map_err(|e| ApplyError::Inconsistent(format!("the replay's reader: {e}")))?;
     let mut writer = writing.finish().await?;
+    // The last rows commit durably, and with them every earlier record of the load: until
+    // then a vacuum could not mark the pages all-visible (nor set hint bits) for rows whose
+    // commit might still be lost.
+    writer.batch_execute("SET synchronous_commit = on").await?;
     P::Replay::write(&writer, schema, fold.take(true)).await?;
     streams.flush(&writer, schema, name).await?;
     let phase = progress.enter("indexing", started);
     index_generation(pool, &mut writer, projection, schema).await?;
     let phase = progress.enter("watermark", phase);
-    writer.batch_execute("SET synchronous_commit = on").await?;
     {
         let transaction = in_generation(&mut writer, schema).await?;
         if target == Target::Live {
@@ -363,9 +363,10 @@ impl ReadBatch {
 /// few enough that no statement holds its snapshot (and vacuum's horizon) for long.
 pub const READ_CHUNK: i64 = 100_000;
 
-/// How the bulk phase's statements commit (its writer's session, each index build's
-/// transaction): without waiting for the WAL flush. Nothing reads the generation before the
-/// watermark's commit, which is durable and so makes everything before it durable too.
+/// How the bulk load's batches and the index builds commit: without waiting for the WAL
+/// to reach the disk. A crash loses an unfinished generation either way (a rebuild starts
+/// over), and the durable commits that follow (the load's last rows, then the watermark's)
+/// flush every earlier record with their own.
 const BULK_COMMITS: &str = "synchronous_commit = off";
 
 /// Reads the store in the gap-safe order and decodes it, a couple of batches ahead of the

@@ -189,11 +189,12 @@ struct Versions {
     placed_position: Vec<i64>,
 }
 
-/// Writes one version per applied event: the state after it, valid until the order's next
-/// event. Versions current before the batch are closed by their order's first event in it.
+/// Writes one version per event that changes the payments: the state after it, valid until
+/// the order's next such event. Versions current before the batch are closed by their
+/// order's first event in it.
 async fn record_versions(
     tx: &Transaction<'_>,
-    events: &[ProjectedEvent],
+    events: &[&ProjectedEvent],
     before: HashMap<Uuid, State>,
 ) -> Result<(), ApplyError> {
     let mut states = before.clone();
@@ -294,6 +295,21 @@ async fn current_states(
         .map_err(ApplyError::from)
 }
 
+/// Whether `event` changes an order's payments: its amounts, its status or its attempts.
+/// Only these events make a version, and they alone set `stream_version` and `updated_at`:
+/// shipping an order, or the marker that it is fully paid (recorded with the capture that
+/// settles it), leaves its payments as they were.
+fn changes_payments(event: &Event) -> bool {
+    match event {
+        Event::OrderPlaced(_)
+        | Event::PaymentCaptured(_)
+        | Event::PaymentFailed(_)
+        | Event::PaymentRefunded(_)
+        | Event::OrderCancelled(_) => true,
+        Event::OrderFullyPaid(_) | Event::OrderShipped(_) => false,
+    }
+}
+
 fn before_placement(event: &ProjectedEvent) -> ApplyError {
     ApplyError::Inconsistent(format!("order {} has events before its placement", event.stream_id))
 }
@@ -322,11 +338,16 @@ impl Projection for Payments {
         tx: &Transaction<'_>,
         events: &[ProjectedEvent],
     ) -> Result<(), ApplyError> {
+        let events: Vec<&ProjectedEvent> =
+            events.iter().filter(|e| changes_payments(&e.event)).collect();
+        if events.is_empty() {
+            return Ok(());
+        }
         let mut orders: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();
         orders.sort_unstable();
         orders.dedup();
         let before = current_states(tx, &orders).await?;
-        record_versions(tx, events, before).await?;
+        record_versions(tx, &events, before).await?;
 
         let mut placed: Vec<&ProjectedEvent> = Vec::new();
         let mut changes: HashMap<Uuid, Change> = HashMap::new();

@@ -1,7 +1,8 @@
 //! Rebuilding a projection by replaying the event store: the new generation equals the
 //! live one row for row; the swap happens while commands and queries go on, which never
 //! see an empty or a doubled read model; a rebuild killed midway leaves the live one
-//! serving, and the next one completes.
+//! serving, and the next one completes; payments written before `V012` read, once it has
+//! run, as a replay writes them.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -133,6 +134,54 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
     let rows: BTreeSet<(Uuid, i64)> = rows.into_iter().collect();
     let expected: BTreeSet<(Uuid, i64)> = [(old, 100), (first_order, 0)].into_iter().collect();
     assert_eq!(rows, expected, "as of the second order's placement: the old one paid 100");
+    Ok(())
+}
+
+/// Payments as releases before `V012` left them: a version for every event, and each
+/// order's row naming its last event, whether it changed the payments or not.
+const BEFORE_V012: &str = "
+    INSERT INTO payment_versions (order_id, stream_version, position, recorded_at, customer_id,
+                                  currency, amount_due, captured, refunded, cancelled, placed_position)
+    SELECT e.stream_id, e.stream_version, e.global_position, e.recorded_at, v.customer_id,
+           v.currency, v.amount_due, v.captured, v.refunded, v.cancelled, v.placed_position
+      FROM events e
+      JOIN LATERAL (SELECT * FROM payment_versions v
+                     WHERE v.order_id = e.stream_id AND v.stream_version < e.stream_version
+                     ORDER BY v.stream_version DESC LIMIT 1) v ON true
+     WHERE e.event_type IN ('OrderFullyPaid', 'OrderShipped');
+    UPDATE payment_versions v
+       SET next_position = e.global_position, next_recorded_at = e.recorded_at
+      FROM events e
+     WHERE e.stream_id = v.order_id AND e.stream_version = v.stream_version + 1;
+    UPDATE payments p SET stream_version = e.stream_version, updated_at = e.recorded_at
+      FROM events e
+     WHERE e.stream_id = p.order_id
+       AND e.stream_version = (SELECT max(stream_version) FROM events WHERE stream_id = p.order_id);";
+
+#[tokio::test]
+async fn upgrading_past_v012_leaves_payments_as_a_replay_writes_them() -> anyhow::Result<()> {
+    let app = TestApp::spawn_all(&kafka_brokers()).await?;
+    let orders = history(&app, 8).await?;
+    caught_up(&app, &orders).await?;
+    let pool = app.database.pool()?;
+    let client = pool.get().await?;
+    let count = "SELECT count(*) FROM payment_versions";
+    let current: i64 = client.query_one(count, &[]).await?.get(0);
+    client.batch_execute(BEFORE_V012).await?;
+    let before: i64 = client.query_one(count, &[]).await?.get(0);
+    assert!(before > current, "the old shape has more versions: {before} against {current}");
+
+    client
+        .batch_execute(include_str!("../../migrations/V012__payment_versions_only_for_changes.sql"))
+        .await?;
+
+    let after: i64 = client.query_one(count, &[]).await?.get(0);
+    assert_eq!(after, current);
+    let (_cancel, cancelled) = watch::channel(false);
+    let everything = Target::Cut(Cut::Position(i64::MAX));
+    rebuild::rebuild(&pool, &Payments, everything, 5, RebuildProgress::default(), cancelled)
+        .await?;
+    assert!(rebuild::generation_equals_live(&client, &Payments).await?, "payments differ");
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! The payments read model folded in memory, for a rebuild's bulk replay.
 //!
-//! An attempt is final when its event comes; a version when the order's next event closes
-//! it; an order's row and its open version only at the end of the history.
+//! An attempt is final when its event comes; a version when the order's next event that
+//! changes its payments closes it; an order's row and its open version only at the end of
+//! the history.
 
 use std::collections::hash_map::Entry;
 
@@ -10,7 +11,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use super::{attempt, before_placement, version, State};
+use super::{attempt, before_placement, changes_payments, version, State};
 use crate::replay::{copy_in, ByOrder, Replay};
 use crate::{ApplyError, ProjectedEvent};
 
@@ -136,6 +137,9 @@ impl Replay for PaymentsReplay {
     type Rows = PaymentRows;
 
     fn feed(&mut self, event: &ProjectedEvent) -> Result<(), ApplyError> {
+        if !changes_payments(&event.event) {
+            return Ok(());
+        }
         let row = |state| Version {
             order_id: event.stream_id,
             position: event.position,

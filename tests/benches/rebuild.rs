@@ -432,6 +432,9 @@ async fn rebuild<P: Projection>(
     projection: &P,
     events: i64,
 ) -> anyhow::Result<Rebuilt> {
+    // Whatever the steps before left dirty (the generated history, the previous rebuild) is
+    // written out now, so that this rebuild's checkpoints are only its own.
+    pool.get().await?.batch_execute("CHECKPOINT").await?;
     let (_cancel, cancelled) = watch::channel(false);
     let started = Instant::now();
     let status = projections::rebuild::rebuild(

@@ -466,12 +466,7 @@ async fn rebuild<P: Projection>(
         client.batch_execute(&format!("VACUUM {table}")).await?;
     }
     let vacuum = started.elapsed();
-    Ok(Rebuilt {
-        took,
-        replay_per_second: status.events_per_second,
-        phases: status.phases,
-        vacuum,
-    })
+    Ok(Rebuilt { took, replay_per_second: status.events_per_second, phases: status.phases, vacuum })
 }
 
 /// The read models must be what the generated histories imply.

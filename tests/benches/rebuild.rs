@@ -881,13 +881,15 @@ fn print_run(run: &Run) {
         );
     }
     if run.rounds.len() > 1 {
-        println!("rounds (rebuild ÷ the faster COPY read around it), payments / notifications:");
+        println!("rounds: events/s (÷ the faster COPY read around the round)");
         for (n, round) in run.rounds.iter().enumerate() {
             let (payments, notifications) = round.ratios();
             println!(
-                "  round {}: COPY {:.0} events/s, payments {payments:.2}, notifications {notifications:.2}",
+                "  round {}: COPY {:.0} events/s, payments {:.0} ({payments:.2}), notifications {:.0} ({notifications:.2})",
                 n + 1,
-                per_second(events, round.copy)
+                per_second(events, round.copy),
+                per_second(events, round.payments),
+                per_second(events, round.notifications)
             );
         }
     }

@@ -363,10 +363,12 @@ impl ReadBatch {
 /// few enough that no statement holds its snapshot (and vacuum's horizon) for long.
 pub const READ_CHUNK: i64 = 100_000;
 
-/// How the bulk load's batches and the index builds commit: without waiting for the WAL
-/// to reach the disk. A crash loses an unfinished generation either way (a rebuild starts
-/// over), and the durable commits that follow (the load's last rows, then the watermark's)
-/// flush every earlier record with their own.
+/// How the bulk load's batches commit: without waiting for the WAL to reach the disk. A
+/// crash loses an unfinished generation either way (a rebuild starts over), and the load's
+/// last rows commit durably, which flushes every earlier record with their own. (The index
+/// builds commit durably: an asynchronous commit marks the commit-log group it shares
+/// with the load's last transactions as not yet flushed, and a vacuum beside the builds
+/// could then not mark the loaded pages all-visible.)
 const BULK_COMMITS: &str = "synchronous_commit = off";
 
 /// Reads the store in the gap-safe order and decodes it, a couple of batches ahead of the
@@ -656,7 +658,7 @@ async fn index_generation<P: Projection>(
         .into_iter()
         .map(|(_, build)| {
             format!(
-                "BEGIN; SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL {BULK_COMMITS};
+                "BEGIN; SET LOCAL maintenance_work_mem = '256MB';
                  SET LOCAL max_parallel_maintenance_workers = 0; {build}; COMMIT"
             )
         })

@@ -57,11 +57,12 @@ async fn sixty_four_appends_at_one_expected_version_have_exactly_one_winner() ->
     Ok(())
 }
 
-/// The same race without the stream lock, straight at the table: 64 transactions insert
+/// The same race without the stream lock, straight at the table: 32 transactions insert
 /// the same stream version at the same moment. The schema alone lets exactly one commit.
 #[tokio::test]
 async fn the_schema_itself_admits_one_event_per_stream_version() -> anyhow::Result<()> {
-    const WRITERS: usize = 64;
+    // A connection each; the server's 100 are shared with the spec running beside this one.
+    const WRITERS: usize = 32;
     let database = TestDatabase::create().await?;
     let stream_id = Uuid::now_v7();
     let barrier = Arc::new(Barrier::new(WRITERS));

@@ -111,7 +111,7 @@ const REPLAY_COMMITTED_AFTER: &str = committed_after!(
 /// [`read_committed_after`], handed over as they arrive, so that the caller decodes one
 /// while the server sends the next. Read each with [`ReplayedEvent::from_row`].
 pub async fn replay_committed_after(
-    client: &tokio_postgres::Client,
+    client: &impl tokio_postgres::GenericClient,
     after: CommitPosition,
     limit: i64,
 ) -> Result<tokio_postgres::RowStream, StoreError> {

@@ -1,6 +1,8 @@
 //! The notifications read model: one message per event worth telling the customer, with
-//! its subject and body rendered (amounts in the currency's minor units), status
-//! `pending`. The id derives from the event, so a replay never notifies twice.
+//! its subject and body rendered (amounts in the currency's minor units). The id derives
+//! from the event, so a replay never notifies twice. Its delivery status is not in the
+//! events and lives beside the read model, in `notification_deliveries` (none: `pending`),
+//! which a rebuild leaves alone.
 
 use std::collections::HashMap;
 
@@ -114,19 +116,6 @@ impl Projection for Notifications {
         &["notification_orders", "notifications"]
     }
 
-    /// Delivery status is not in the events: a rebuilt notification keeps the one it had.
-    async fn carry_over(&self, tx: &Transaction<'_>, retired: &str) -> Result<(), ApplyError> {
-        tx.execute(
-            &format!(
-                "UPDATE public.notifications n SET status = r.status FROM {retired}.notifications r
-                  WHERE n.id = r.id AND n.status <> r.status"
-            ),
-            &[],
-        )
-        .await?;
-        Ok(())
-    }
-
     async fn apply(
         &self,
         tx: &Transaction<'_>,
@@ -219,11 +208,12 @@ pub async fn list(
     let (position, time) = crate::payments::bounds(cut);
     let rows = client
         .query(
-            "SELECT id, order_id, customer_id, template, recipient, subject, body, status, created_at, position
-               FROM notifications
+            "SELECT n.id, order_id, customer_id, template, recipient, subject, body,
+                    coalesce(d.status, 'pending'), created_at, position
+               FROM notifications n LEFT JOIN notification_deliveries d ON d.id = n.id
               WHERE ($1::text IS NULL OR customer_id = $1)
                 AND ($2::uuid IS NULL OR order_id = $2)
-                AND ($3::text IS NULL OR status = $3)
+                AND ($3::text IS NULL OR coalesce(d.status, 'pending') = $3)
                 AND position > $4 AND position <= $6 AND created_at <= $7
               ORDER BY position LIMIT $5",
             &[&customer_id, &order_id, &status, &after.unwrap_or(0), &limit, &position, &time],

@@ -68,17 +68,6 @@ pub trait Projection: Send + Sync + 'static {
     /// The read model's tables (what a rebuild creates anew and swaps in), referenced
     /// tables first.
     fn tables(&self) -> &'static [&'static str];
-
-    /// At a rebuild's swap, copies from the retired generation (in schema `retired`) what
-    /// the events do not determine — e.g. whether a notification was already delivered.
-    fn carry_over(
-        &self,
-        transaction: &Transaction<'_>,
-        retired: &str,
-    ) -> impl Future<Output = Result<(), ApplyError>> + Send {
-        let _ = (transaction, retired);
-        async { Ok(()) }
-    }
 }
 
 /// Executes `sql` through the connection's statement cache: one round trip instead of two

@@ -13,17 +13,18 @@
 //!    `apply`, the live workers' code, run with the schema first on the `search_path`.
 //!
 //! When the replay has caught up, one transaction swaps the generations: it stops the live
-//! workers for a moment (an advisory lock every batch takes shared), makes sure the new
-//! generation has everything the live one applied, moves the live tables out and the new
-//! ones in (the indexes have the live names already), and carries over the projection's
-//! bookkeeping. Readers wait for that transaction for milliseconds and then read the new
+//! workers for a moment (an advisory lock every batch takes shared), applies the few
+//! events committed since the catch-up, so that the new generation has everything the
+//! live one applied, moves the live tables out and the new ones in (the indexes have the
+//! live names already), and carries over the projection's bookkeeping. Nothing in it
+//! grows with the history, so readers wait for it for milliseconds and then read the new
 //! tables.
 //!
 //! A rebuild that stops — cancelled, failed, or its process killed — leaves the live
 //! generation untouched; the next one starts over. `Target::Cut` builds the projection as
 //! of a past point into the schema and keeps it there for investigation, without a swap.
-//! Replay never causes outward effects: it writes read-model tables only, and
-//! notifications keep the delivery status they had in the live generation.
+//! Replay never causes outward effects: it writes read-model tables only. (What the events
+//! do not determine, such as whether a notification was delivered, is kept outside them.)
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -36,7 +37,6 @@ use futures_util::TryStreamExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::types::Type;
-use uuid::Uuid;
 
 use crate::replay::{copy_in, ByOrder, Replay};
 use crate::{apply, watermark, ApplyError, ProjectedEvent, Projection};
@@ -276,42 +276,54 @@ async fn run<P: Projection>(
     let mut phase = progress.enter("catching_up", phase);
 
     // Incremental: what was committed since, through `apply` like the live workers.
-    let reader = pool.get().await.map_err(StoreError::from)?;
     loop {
         if *cancel.borrow() {
             return Err(RebuildError::Cancelled);
         }
-        let rows: Vec<tokio_postgres::Row> = replay_committed_after(&reader, after, batch_size)
-            .await?
-            .try_collect()
-            .await
-            .map_err(StoreError::from)?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let event = ReplayedEvent::from_row(row)?;
-            after = event.commit;
-            if inside(target, event.commit.global_position, event.recorded_at) {
-                events.push(decode(&event)?);
-            }
-        }
-        if rows.is_empty() {
-            break;
-        }
         let transaction = in_generation(&mut writer, schema).await?;
-        apply::apply(&transaction, projection, &events).await?;
+        let read = apply_next(&transaction, projection, target, &mut after, batch_size).await?;
         watermark::advance(&transaction, name).await?;
         transaction.commit().await?;
-        report(rows.len());
-        if (rows.len() as i64) < batch_size {
+        report(read);
+        if read < batch_size.unsigned_abs() as usize {
             break;
         }
     }
     if target == Target::Live {
         phase = progress.enter("swapping", phase);
-        swap(&mut writer, projection, schema).await?;
+        swap(&mut writer, projection, schema, after, batch_size).await?;
     }
     progress.enter("finished", phase);
     Ok(())
+}
+
+/// Applies the next events of the store after `after` (up to `batch_size`, in the gap-safe
+/// order, those inside `target`) to the generation `transaction` writes, through the
+/// projection's own `apply`, and moves `after` past them; returns how many were read.
+async fn apply_next<P: Projection>(
+    transaction: &Transaction<'_>,
+    projection: &P,
+    target: Target,
+    after: &mut CommitPosition,
+    batch_size: i64,
+) -> Result<usize, RebuildError> {
+    let rows: Vec<tokio_postgres::Row> = replay_committed_after(&**transaction, *after, batch_size)
+        .await?
+        .try_collect()
+        .await
+        .map_err(StoreError::from)?;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let event = ReplayedEvent::from_row(row)?;
+        *after = event.commit;
+        if inside(target, event.commit.global_position, event.recorded_at) {
+            events.push(decode(&event)?);
+        }
+    }
+    if !events.is_empty() {
+        apply::apply(transaction, projection, &events).await?;
+    }
+    Ok(rows.len())
 }
 
 /// The writer connection: idle, or writing a batch of rows in a task of its own.
@@ -401,7 +413,7 @@ async fn read_all(
     loop {
         // The rows of one statement are decoded as they arrive, and handed on a batch at
         // a time.
-        let rows = replay_committed_after(&client, last, READ_CHUNK).await?;
+        let rows = replay_committed_after(&**client, last, READ_CHUNK).await?;
         futures_util::pin_mut!(rows);
         let mut read: i64 = 0;
         while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
@@ -695,11 +707,14 @@ async fn index_generation<P: Projection>(
     Ok(())
 }
 
-/// Makes the new generation the live one, in one transaction.
+/// Makes the new generation the live one, in one transaction. The replay has read the
+/// store up to `after`.
 async fn swap<P: Projection>(
     client: &mut Writer,
     projection: &P,
     schema: &str,
+    mut after: CommitPosition,
+    batch_size: i64,
 ) -> Result<(), RebuildError> {
     let name = projection.name();
     let retired = format!("retired_{name}");
@@ -712,38 +727,16 @@ async fn swap<P: Projection>(
         .batch_execute(&format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", live.join(", ")))
         .await?;
 
-    // Everything the live generation applied must be in the new one: apply what it lacks
-    // from the store (events the live workers applied after the replay read its last batch).
-    let behind = transaction
-        .query(
-            &format!(
-                "SELECT l.stream_id, l.stream_version FROM public.projection_streams l
-                  LEFT JOIN {schema}.projection_streams r
-                         ON r.projection = l.projection AND r.stream_id = l.stream_id
-                  WHERE l.projection = $1 AND l.stream_version > coalesce(r.stream_version, 0)"
-            ),
-            &[&name],
-        )
-        .await?;
-    for row in behind {
-        let stream_id: Uuid = row.get(0);
-        let version = u32::try_from(row.get::<_, i32>(1)).unwrap_or_default();
-        let missing = eventstore::load_stream(&transaction, stream_id, Cut::Version(version))
-            .await?
-            .into_iter()
-            .map(|recorded| {
-                Ok(ProjectedEvent {
-                    event_id: recorded.event_id,
-                    stream_id: recorded.stream_id,
-                    stream_version: recorded.stream_version,
-                    position: recorded.global_position,
-                    recorded_at: recorded.recorded_at,
-                    event: recorded.decode()?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        apply::apply(&transaction, projection, &missing).await?;
-    }
+    // Everything the live generation applied must be in the new one. The live workers
+    // apply only what the relay published, which it reads in this same gap-safe order, so
+    // all of it is below the horizon now: reading on from where the replay stopped brings
+    // the new generation at least as far. This costs the few events committed since the
+    // catch-up, not a comparison of every order's applied version (0.3 s at 200 000 orders,
+    // with the readers waiting). Whatever the new generation has beyond the live one, the
+    // live workers skip as already applied.
+    while apply_next(&transaction, projection, Target::Live, &mut after, batch_size).await?
+        == batch_size.unsigned_abs() as usize
+    {}
     watermark::advance(&transaction, name).await?;
 
     let mut ddl = format!("DROP SCHEMA IF EXISTS {retired} CASCADE; CREATE SCHEMA {retired};");
@@ -777,7 +770,6 @@ async fn swap<P: Projection>(
             )
             .await?;
     }
-    projection.carry_over(&transaction, &retired).await?;
     transaction.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await?;
     transaction.commit().await?;
     client.batch_execute(&format!("DROP SCHEMA IF EXISTS {retired} CASCADE")).await?;

@@ -1,8 +1,8 @@
 //! Rebuilding a projection by replaying the event store: the new generation equals the
 //! live one row for row; the swap happens while commands and queries go on, which never
 //! see an empty or a doubled read model; a rebuild killed midway leaves the live one
-//! serving, and the next one completes; payments written before `V012` read, once it has
-//! run, as a replay writes them.
+//! serving, and the next one completes; a swap leaves delivery statuses alone; payments
+//! written before `V012` read, once it has run, as a replay writes them.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -299,6 +299,54 @@ async fn a_rebuild_swaps_in_while_commands_and_queries_go_on() -> anyhow::Result
         .await?
         .get(0);
     assert_eq!(leftovers, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_swap_leaves_every_notification_with_the_delivery_status_it_had() -> anyhow::Result<()> {
+    let app = TestApp::spawn_all(&kafka_brokers()).await?;
+    let orders = history(&app, 4).await?;
+    caught_up(&app, &orders).await?;
+    let (delivered, pending) = (orders[1].0, orders[0].0);
+    // Delivery is not an event: record it as a dispatcher would.
+    let client = app.database.client().await?;
+    let sent = client
+        .execute(
+            "INSERT INTO notification_deliveries (id, status)
+             SELECT id, 'sent' FROM notifications WHERE order_id = $1",
+            &[&delivered],
+        )
+        .await?;
+    assert!(sent >= 3, "placed, captured, refunded, shipped: {sent}");
+
+    let (_cancel, cancelled) = watch::channel(false);
+    let pool = app.database.pool()?;
+    let status = rebuild::rebuild(
+        &pool,
+        &Notifications,
+        Target::Live,
+        2,
+        RebuildProgress::default(),
+        cancelled,
+    )
+    .await?;
+    assert_eq!(status.state, "done");
+
+    let statuses = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["status"].as_str().unwrap_or("missing").to_owned())
+            .collect()
+    };
+    let page = app.notifications(&format!("order_id={delivered}")).await?;
+    assert_eq!(statuses(&page), vec!["sent"; usize::try_from(sent)?], "{page}");
+    let page = app.notifications(&format!("order_id={pending}")).await?;
+    assert_eq!(statuses(&page), ["pending", "pending"], "{page}");
+    // Filtering by status reads the deliveries too.
+    let page = app.notifications(&format!("order_id={delivered}&status=pending")).await?;
+    assert_eq!(statuses(&page), Vec::<String>::new(), "{page}");
     Ok(())
 }
 

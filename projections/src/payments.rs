@@ -536,7 +536,8 @@ fn valid_at(p: usize, t: usize) -> String {
     VALID_AT.replace("$P", &format!("${p}")).replace("$T", &format!("${t}"))
 }
 
-const VERSION_COLUMNS: &str = "order_id, customer_id, currency, amount_due, captured, refunded, outstanding, status, stream_version, recorded_at, placed_position";
+/// As [`SUMMARY_COLUMNS`]; a version's status and outstanding amount are computed as read.
+const VERSION_COLUMNS: &str = "order_id, customer_id, currency, amount_due, captured, refunded, amount_due - captured, payment_status(amount_due, captured, refunded, cancelled), stream_version, recorded_at, placed_position";
 
 /// One order's payments, with its attempts in stream order; as of `cut`, the state its
 /// events inside the cut made.
@@ -626,7 +627,8 @@ pub async fn list(
                 &format!(
                     "SELECT {VERSION_COLUMNS} FROM payment_versions
                       WHERE ($1::text IS NULL OR customer_id = $1)
-                        AND ($2::text IS NULL OR status = $2)
+                        AND ($2::text IS NULL
+                             OR payment_status(amount_due, captured, refunded, cancelled) = $2)
                         AND placed_position > $3 AND {}
                       ORDER BY placed_position LIMIT $4",
                     valid_at(5, 6)
@@ -646,7 +648,7 @@ pub async fn customer_balance(
 ) -> Result<Vec<Balance>, eventstore::StoreError> {
     const TOTALS: &str =
         "currency, sum(amount_due)::bigint, sum(captured)::bigint, sum(refunded)::bigint,
-        sum(outstanding) FILTER (WHERE NOT cancelled)::bigint, count(*)";
+        sum(amount_due - captured) FILTER (WHERE NOT cancelled)::bigint, count(*)";
     let rows = if cut == Cut::Latest {
         client
             .query(

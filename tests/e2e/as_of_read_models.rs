@@ -201,6 +201,21 @@ async fn check_cut(
     let wanted: BTreeMap<String, String> =
         expected.payments.iter().map(|(id, p)| (id.to_string(), p.status().to_owned())).collect();
     anyhow::ensure!(listed == wanted, "{cut}: list {listed:?} != {wanted:?}");
+    // Filtered by status: the orders in that status as of the cut, and no others.
+    for wanted_status in ["paid", "partially_refunded", "cancelled", "awaiting_payment"] {
+        let (status, page) =
+            get(app, &format!("/v1/payments?limit=500&status={wanted_status}&{cut}")).await?;
+        anyhow::ensure!(status == 200, "{cut}: {status} {page}");
+        let listed: BTreeSet<String> = page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p["order_id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let wanted: BTreeSet<String> =
+            wanted.iter().filter(|(_, s)| *s == wanted_status).map(|(id, _)| id.clone()).collect();
+        anyhow::ensure!(listed == wanted, "{cut} {wanted_status}: {listed:?} != {wanted:?}");
+    }
     // Balances per customer and currency.
     for customer in ["cus_ada", "cus_bob", "cus_cyd"] {
         let (status, body) = get(app, &format!("/v1/customers/{customer}/balance?{cut}")).await?;

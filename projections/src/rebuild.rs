@@ -701,9 +701,41 @@ async fn index_generation<P: Projection>(
     while let Some(built) = running.join_next().await {
         built.map_err(|e| ApplyError::Inconsistent(format!("an index build: {e}")))??;
     }
+    for table in &covered {
+        make_all_visible(client, &format!("{schema}.{table}")).await?;
+    }
     let transaction = in_generation(client, schema).await?;
     transaction.batch_execute(&keys).await?;
     transaction.commit().await?;
+    Ok(())
+}
+
+/// Vacuums `table` again until every page is marked all-visible, a few times at most.
+///
+/// A vacuum leaves a page unmarked while any transaction might still not see its rows, or
+/// while their commit might still be lost. The second can happen after the load's last
+/// commit was flushed: another session's asynchronous commit that shares a commit-log
+/// group with the load's last transactions makes that group wait for the WAL again (for up
+/// to the WAL writer's delay). Index-only scans need the mark, so on a short count this
+/// flushes the WAL (a durable commit flushes everything before it) and vacuums again.
+async fn make_all_visible(client: &Writer, table: &str) -> Result<(), RebuildError> {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        let row = client
+            .query_one(
+                "SELECT relpages, relallvisible FROM pg_class WHERE oid = $1::text::regclass",
+                &[&table],
+            )
+            .await?;
+        let (pages, visible): (i32, i32) = (row.get(0), row.get(1));
+        if visible >= pages {
+            return Ok(());
+        }
+        tracing::debug!(table, pages, visible, attempt, "vacuuming again for the visibility map");
+        client.batch_execute("BEGIN; SELECT pg_current_xact_id(); COMMIT").await?;
+        tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+        client.batch_execute(&format!("VACUUM {table}")).await?;
+    }
     Ok(())
 }
 

@@ -536,8 +536,19 @@ fn valid_at(p: usize, t: usize) -> String {
     VALID_AT.replace("$P", &format!("${p}")).replace("$T", &format!("${t}"))
 }
 
+/// A version's status, computed as read (the `payments` table stores its own).
+macro_rules! version_status {
+    () => {
+        "payment_status(amount_due, captured, refunded, cancelled)"
+    };
+}
+
 /// As [`SUMMARY_COLUMNS`]; a version's status and outstanding amount are computed as read.
-const VERSION_COLUMNS: &str = "order_id, customer_id, currency, amount_due, captured, refunded, amount_due - captured, payment_status(amount_due, captured, refunded, cancelled), stream_version, recorded_at, placed_position";
+const VERSION_COLUMNS: &str = concat!(
+    "order_id, customer_id, currency, amount_due, captured, refunded, amount_due - captured, ",
+    version_status!(),
+    ", stream_version, recorded_at, placed_position"
+);
 
 /// One order's payments, with its attempts in stream order; as of `cut`, the state its
 /// events inside the cut made.
@@ -627,10 +638,10 @@ pub async fn list(
                 &format!(
                     "SELECT {VERSION_COLUMNS} FROM payment_versions
                       WHERE ($1::text IS NULL OR customer_id = $1)
-                        AND ($2::text IS NULL
-                             OR payment_status(amount_due, captured, refunded, cancelled) = $2)
+                        AND ($2::text IS NULL OR {} = $2)
                         AND placed_position > $3 AND {}
                       ORDER BY placed_position LIMIT $4",
+                    version_status!(),
                     valid_at(5, 6)
                 ),
                 &[&customer_id, &status, &after, &limit, &position, &time],

@@ -47,6 +47,7 @@ pub struct Principal {
     slot: usize,
 }
 
+#[derive(Clone)]
 struct Token {
     digest: [u8; 32],
     label: String,
@@ -54,7 +55,7 @@ struct Token {
 }
 
 /// The configured tokens.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Tokens(Vec<Token>);
 
 impl std::fmt::Debug for Tokens {

@@ -7,8 +7,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use domain::{DomainError, Rule, ValidationError};
-use eventstore::{AppendError, StoreError};
+use commands::CommandError;
+use domain::{Rule, ValidationError};
+use eventstore::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -46,8 +47,9 @@ pub enum ApiError {
     RebuildRunning(&'static str),
     #[error("projection has not applied the whole cut")]
     CutNotApplied { projection: &'static str, applied_through: i64 },
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
+    /// A dependency is away or busy: worth a retry (503 with `Retry-After`).
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -59,6 +61,10 @@ impl ApiError {
 
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self::Internal(error.into())
+    }
+
+    pub fn unavailable(error: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(error.into())
     }
 
     fn status(&self) -> StatusCode {
@@ -234,7 +240,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
-            Self::Unavailable(cause) => tracing::warn!(%cause, "request refused: unavailable"),
+            Self::Unavailable(cause) => {
+                tracing::warn!(error = ?cause, "request refused: unavailable")
+            }
             _ => tracing::debug!(code = self.code(), "request refused"),
         }
         let status = self.status();
@@ -252,15 +260,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<DomainError> for ApiError {
-    fn from(error: DomainError) -> Self {
-        match error {
-            DomainError::OrderNotFound => Self::NotFound("order".to_owned()),
-            DomainError::RuleViolated(rule) => Self::RuleViolated(rule),
-        }
-    }
-}
-
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
         Self::validation(error)
@@ -269,20 +268,25 @@ impl From<ValidationError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(cause) => Self::Unavailable(cause),
-            other => Self::internal(other),
+        if error.is_transient() {
+            Self::unavailable(error)
+        } else {
+            Self::internal(error)
         }
     }
 }
 
-impl From<AppendError> for ApiError {
-    fn from(error: AppendError) -> Self {
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
         match error {
-            AppendError::Conflict { expected_version, .. } => {
-                Self::VersionConflict { expected_version, actual_version: None }
+            CommandError::NotFound => Self::NotFound("order".to_owned()),
+            CommandError::Rejected(rule) => Self::RuleViolated(rule),
+            CommandError::VersionConflict { expected, actual } => {
+                Self::VersionConflict { expected_version: expected, actual_version: actual }
             }
-            AppendError::Store(error) => error.into(),
+            CommandError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            error if error.is_transient() => Self::unavailable(error),
+            error => Self::internal(error),
         }
     }
 }

@@ -1,38 +1,32 @@
-//! The ledger's HTTP API and its application wiring.
+//! The ledger's HTTP adapter, and only that: it parses requests into domain commands and
+//! queries, calls the command layer and the read models, and answers in JSON or
+//! `application/problem+json`.
 //!
-//! - [`startup`]: `Application::build(settings)` → bound address + `run(shutdown)`.
-//! - [`routes`]: the axum router, one module per resource.
-//! - [`commands`]: executing a command (load → decide → append) in one transaction;
-//!   [`group_commit`]: many concurrent commands in one transaction.
-//! - [`requests`] / [`views`]: what clients send and what they get back.
-//! - [`auth`] / [`limits`]: bearer tokens and roles, per-token concurrency, time limit.
-//! - [`metrics`] / [`openapi`]: `/metrics` and `/openapi.json` + `/docs`.
-//! - [`error`]: every failure as `application/problem+json` with a stable code.
-//! - [`extract`] / [`correlation`]: checked extraction of bodies, paths and headers.
-//! - [`cli`]: the `ledger` command line.
-//! - [`bench`]: `ledger bench`, a load generator for a running ledger, with baselines.
-//! - [`config`] / [`telemetry`] / [`shutdown`]: settings, logs, signals.
+//! - [`router`]: the axum router (one module per resource under `routes`), with the
+//!   layers every request passes: correlation ids, tracing, metrics, panic capture, body
+//!   and time limits, and per group of routes the access it needs.
+//! - [`ApiContext`]: what the handlers share: the command service, the store, and a view
+//!   of the roles running in this process ([`Roles`]).
+//! - [`Tokens`] and [`Gate`]: bearer tokens, roles and the per-token concurrency limit.
+//! - [`metrics::install`]: the process-wide Prometheus recorder behind `/metrics`.
+//! - [`openapi_spec`]: the OpenAPI 3.1 document, generated from the same routes.
+//!
+//! Everything else is internal: requests and views, extractors, the error mapping.
 
-pub mod aggregate;
-pub mod auth;
-pub mod bench;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod correlation;
-pub mod error;
-pub mod extract;
-pub mod group_commit;
-pub mod limits;
+mod auth;
+mod context;
+mod correlation;
+mod error;
+mod extract;
+mod limits;
 pub mod metrics;
-pub mod openapi;
-pub mod query;
-mod rebuild_cli;
-pub mod requests;
-pub mod routes;
-pub mod shutdown;
-pub mod startup;
-pub mod telemetry;
-pub mod views;
+mod openapi;
+mod query;
+mod read_model;
+mod requests;
+mod routes;
+mod views;
 
-pub use startup::Application;
+pub use auth::{Gate, Tokens, TokensError};
+pub use context::{ApiContext, ConsumerView, Roles, TaskHealth, TaskState};
+pub use routes::{openapi_spec, router, Admission};

@@ -1,9 +1,10 @@
 //! Prometheus metrics at `/metrics`.
 //!
-//! Counters and histograms are recorded where things happen (the `metrics` facade, one
-//! process-wide recorder); gauges that describe state elsewhere — the relay's backlog, each
-//! projection's lag, dead letters waiting, the connection pool — are read when Prometheus
-//! scrapes, so they are never stale and cost nothing between scrapes.
+//! Counters and histograms are recorded where things happen, in whichever crate (the
+//! `metrics` facade, one process-wide recorder installed by [`install`]); gauges that
+//! describe durable state — the relay's backlog, each projection's lag, dead letters
+//! waiting, the connection pool — are read when Prometheus scrapes, so they are never
+//! stale and cost nothing between scrapes.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -14,7 +15,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::routes::ApiContext;
+use bus::relay::{relay_report, RELAY_NAME};
+
+use crate::context::ApiContext;
 
 /// Latency buckets from 1 ms to 10 s: commands live in the low milliseconds, and what is
 /// slower than a few seconds is a timeout anyway.
@@ -26,9 +29,10 @@ const SCRAPE_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// The process-wide recorder, installed on first use (tests start many applications in one
-/// process; they share it). `None` if another recorder was installed first.
-pub fn recorder() -> Option<PrometheusHandle> {
+/// Installs the process-wide recorder on first use (tests start many applications in one
+/// process; they share it) and returns its handle; `None` if another recorder was
+/// installed first.
+pub fn install() -> Option<PrometheusHandle> {
     RECORDER
         .get_or_init(|| {
             let installed = PrometheusBuilder::new()
@@ -159,43 +163,16 @@ pub async fn render(State(context): State<ApiContext>) -> Response {
 }
 
 async fn refresh_gauges(context: &ApiContext) {
-    let pool = context.store.pool().status();
+    let pool = context.store().pool().status();
     metrics::gauge!("ledger_db_pool_connections", "state" => "max").set(pool.max_size as f64);
     metrics::gauge!("ledger_db_pool_connections", "state" => "open").set(pool.size as f64);
     metrics::gauge!("ledger_db_pool_connections", "state" => "idle").set(pool.available as f64);
     metrics::gauge!("ledger_db_pool_waiting_requests").set(pool.waiting as f64);
 
-    if let Some(relay) = &context.relay {
-        let status = relay.snapshot();
-        metrics::counter!("ledger_relay_events_published_total").absolute(status.published_events);
-        metrics::counter!("ledger_relay_batches_published_total")
-            .absolute(status.published_batches);
-        metrics::gauge!("ledger_relay_active")
-            .set(f64::from(u8::from(status.role == eventstore::RelayRole::Active)));
-        metrics::gauge!("ledger_relay_broker_reachable")
-            .set(f64::from(u8::from(status.broker == eventstore::BrokerHealth::Reachable)));
-        if let Some(at) = status.last_published_at {
-            metrics::gauge!("ledger_relay_last_publish_timestamp_seconds")
-                .set(at.timestamp_millis() as f64 / 1000.0);
-        }
-    }
-    for worker in &context.projectors {
-        let status = worker.snapshot();
-        let projection = status.projection.clone();
-        metrics::counter!("ledger_projection_events_applied_total", "projection" => projection.clone())
-            .absolute(status.applied_events);
-        metrics::counter!("ledger_projection_duplicates_total", "projection" => projection.clone())
-            .absolute(status.duplicates);
-        metrics::counter!("ledger_projection_events_healed_total", "projection" => projection.clone())
-            .absolute(status.healed_events);
-        metrics::counter!("ledger_projection_dead_lettered_total", "projection" => projection)
-            .absolute(status.dead_letters);
-    }
-
     // State every process can read from the database, whichever roles it runs.
     let durable = tokio::time::timeout(SCRAPE_QUERY_TIMEOUT, async {
-        let relay = eventstore::relay_report(context.store.pool(), "kafka").await?;
-        let projections = projections::status::report(context.store.pool()).await?;
+        let relay = relay_report(context.store().pool(), RELAY_NAME).await?;
+        let projections = projections::status::report(context.store().pool()).await?;
         Ok::<_, eventstore::StoreError>((relay, projections))
     })
     .await;
@@ -206,8 +183,8 @@ async fn refresh_gauges(context: &ApiContext) {
             metrics::gauge!("ledger_relay_oldest_open_transaction_seconds")
                 .set(relay.oldest_open_transaction_seconds.unwrap_or(0.0));
             for report in reports {
-                let projection = report.projection;
-                metrics::gauge!("ledger_projection_lag_events", "projection" => projection.clone())
+                let projection = report.projection.name();
+                metrics::gauge!("ledger_projection_lag_events", "projection" => projection)
                     .set(report.lag_events as f64);
                 metrics::gauge!("ledger_dead_letters_waiting", "projection" => projection)
                     .set(report.dead_letters as f64);

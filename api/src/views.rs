@@ -5,8 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use commands::Accepted;
 use domain::{Fulfilment, PlacedOrder};
-use eventstore::{AppendedEvent, RecordedEvent};
+use eventstore::RecordedEvent;
 
 /// The answer to an accepted command (201).
 #[derive(Debug, Serialize, ToSchema)]
@@ -20,18 +21,27 @@ pub struct CommandAccepted {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppendedEventView {
     pub event_id: Uuid,
-    pub event_type: &'static str,
+    pub event_type: String,
     pub stream_version: u32,
     pub position: i64,
 }
 
-impl From<&AppendedEvent> for AppendedEventView {
-    fn from(event: &AppendedEvent) -> Self {
+impl From<Accepted> for CommandAccepted {
+    fn from(accepted: Accepted) -> Self {
         Self {
-            event_id: event.event_id,
-            event_type: event.event_type,
-            stream_version: event.stream_version,
-            position: event.global_position,
+            order_id: accepted.order_id,
+            stream_version: accepted.stream_version,
+            position: accepted.position,
+            events: accepted
+                .events
+                .into_iter()
+                .map(|event| AppendedEventView {
+                    event_id: event.event_id,
+                    event_type: event.event_type,
+                    stream_version: event.stream_version,
+                    position: event.position,
+                })
+                .collect(),
         }
     }
 }
@@ -180,4 +190,11 @@ impl From<RecordedEvent> for EventView {
             metadata: event.metadata,
         }
     }
+}
+
+/// A page of a list; pass `next_cursor` as `cursor` for the next one (absent on the last).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
 }

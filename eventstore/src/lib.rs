@@ -1,29 +1,23 @@
 //! The PostgreSQL event store: the ledger's source of truth.
 //!
 //! - [`EventStore`] loads streams (whole or up to a [`Cut`]) and opens a [`UnitOfWork`]:
-//!   one transaction in which a command claims its idempotency key, reads its stream,
-//!   appends with an expected version and records its response, all or nothing.
+//!   one transaction in which commands claim their idempotency keys, read their streams,
+//!   append at the versions they read and record their outcomes, all or nothing.
 //! - [`schema`] maps domain events to and from their stored JSON, upcasting old versions.
-//! - [`Relay`] publishes committed events to Kafka (the events table is the outbox), in the
-//!   gap-safe order of [`position`], one active relay at a time.
-//! - [`migrate`] applies the SQL migrations in `migrations/` (refinery), serialised by an
-//!   advisory lock so several starting processes do not race.
+//! - [`position`] reads the whole store in the gap-safe commit order, for the relay and
+//!   rebuilds; [`settle`] makes a point-in-time cut final before it is read.
+//! - [`snapshot`]: a stream's folded state, so a long stream loads as a snapshot and a tail.
 //!
 //! Optimistic concurrency is the `(stream_id, stream_version)` unique constraint: of two
 //! writers that read version N, exactly one commits N + 1; the other gets
 //! [`AppendError::Conflict`], never a lost or duplicated event.
 
-mod batch;
-pub mod envelope;
 mod error;
 mod idempotency;
-mod kafka;
-mod migrate;
 mod pool;
 pub mod position;
 mod recorded;
-mod relay;
-mod relay_status;
+mod rows;
 pub mod schema;
 mod settle;
 pub mod snapshot;
@@ -31,20 +25,15 @@ mod store;
 mod transaction;
 mod unit_of_work;
 
-pub use batch::{BatchEvent, BatchWrite};
-pub use error::{AppendError, StoreError};
-pub use idempotency::Claim;
-pub use kafka::{KafkaSettings, DEAD_LETTER_SUFFIX, ORDERS_TOPIC};
-pub use migrate::{migrate, migrations_fingerprint, pending_migrations};
+pub use error::{AppendError, StoreError, Unavailable};
+pub use idempotency::{Claim, KeyClaim};
 pub use pool::{connect, PoolSettings};
-pub use recorded::{AppendedEvent, Cut, Metadata, NewEvent, RecordedEvent};
-pub use relay::{producer_config, Relay, RelaySettings};
-pub use relay_status::{
-    relay_report, BrokerHealth, RelayReport, RelayRole, RelayStatus, RelayStatusHandle,
-};
+pub use recorded::{AppendedEvent, Cut, Metadata, RecordedEvent};
+pub use rows::{stream_version, to_stored_version};
+pub use schema::NewEvent;
 pub use settle::{oldest_running_writer, settle, SETTLE_LIMIT};
 pub use store::{load_stream, EventStore};
-pub use unit_of_work::UnitOfWork;
+pub use unit_of_work::{StreamEvent, UnitOfWork};
 
 /// Re-exported so callers can name the pool without depending on deadpool themselves.
 pub use deadpool_postgres::Pool;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
@@ -31,10 +31,8 @@ impl PoolSettings {
 
 /// Builds the pool. No connection is opened until the first use.
 pub fn connect(settings: &PoolSettings) -> Result<Pool, StoreError> {
-    let mut config: tokio_postgres::Config = settings
-        .database_url
-        .parse()
-        .map_err(|error| StoreError::Unavailable(format!("invalid DATABASE_URL: {error}")))?;
+    let mut config: tokio_postgres::Config =
+        settings.database_url.parse().map_err(|error| StoreError::Settings(Box::new(error)))?;
     config.application_name("ledger");
     config.connect_timeout(settings.wait_timeout);
     config.options(format!("-c statement_timeout={}", settings.statement_timeout.as_millis()));
@@ -50,5 +48,5 @@ pub fn connect(settings: &PoolSettings) -> Result<Pool, StoreError> {
         .create_timeout(Some(settings.wait_timeout))
         .recycle_timeout(Some(settings.wait_timeout))
         .build()
-        .map_err(|error| StoreError::Unavailable(error.to_string()))
+        .map_err(|error| StoreError::Settings(Box::new(error)))
 }

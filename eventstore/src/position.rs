@@ -21,7 +21,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::StoreError;
+use crate::error::StoreError;
+use crate::rows::stream_version;
 
 /// A place in the commit-consistent order. Ordering is lexicographic: `(tx_id, position)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -84,7 +85,7 @@ pub async fn read_committed_after(
             Ok(CommittedEvent {
                 commit: CommitPosition { tx_id: row.try_get(0)?, global_position: row.try_get(1)? },
                 stream_id: row.try_get(2)?,
-                stream_version: u32::try_from(row.try_get::<_, i32>(3)?).unwrap_or_default(),
+                stream_version: stream_version(row, 3)?,
                 event_id: row.try_get(4)?,
                 event_type: row.try_get(5)?,
                 event_version: row.try_get(6)?,
@@ -94,8 +95,7 @@ pub async fn read_committed_after(
                 recorded_at: row.try_get(10)?,
             })
         })
-        .collect::<Result<_, tokio_postgres::Error>>()
-        .map_err(StoreError::from)
+        .collect()
 }
 
 /// The gap-safe order for a replay of the whole store: the horizon and order of
@@ -137,22 +137,19 @@ pub struct ReplayedEvent<'a> {
 impl<'a> ReplayedEvent<'a> {
     /// Reads a row of [`replay_committed_after`].
     pub fn from_row(row: &'a tokio_postgres::Row) -> Result<Self, StoreError> {
-        let read = || -> Result<Self, tokio_postgres::Error> {
-            Ok(Self {
-                commit: CommitPosition {
-                    tx_id: row.try_get::<_, TxId>(0)?.0,
-                    global_position: row.try_get(1)?,
-                },
-                stream_id: row.try_get(2)?,
-                stream_version: u32::try_from(row.try_get::<_, i32>(3)?).unwrap_or_default(),
-                event_id: row.try_get(4)?,
-                event_type: row.try_get(5)?,
-                event_version: row.try_get(6)?,
-                payload: row.try_get(7)?,
-                recorded_at: row.try_get(8)?,
-            })
-        };
-        read().map_err(StoreError::from)
+        Ok(Self {
+            commit: CommitPosition {
+                tx_id: row.try_get::<_, TxId>(0)?.0,
+                global_position: row.try_get(1)?,
+            },
+            stream_id: row.try_get(2)?,
+            stream_version: stream_version(row, 3)?,
+            event_id: row.try_get(4)?,
+            event_type: row.try_get(5)?,
+            event_version: row.try_get(6)?,
+            payload: row.try_get(7)?,
+            recorded_at: row.try_get(8)?,
+        })
     }
 }
 

@@ -1,17 +1,8 @@
-//! The shapes events take on their way into and out of the store.
+//! The shapes events take out of the store, and what an append records with them.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
-
-/// An event about to be appended, already encoded by [`crate::schema`].
-#[derive(Clone, Debug)]
-pub struct NewEvent {
-    pub event_id: Uuid,
-    pub event_type: &'static str,
-    pub event_version: i16,
-    pub payload: serde_json::Value,
-}
 
 /// Who and what caused an append; stored with every event of the append and carried to
 /// Kafka headers, so one request can be followed through every system it touches.
@@ -51,9 +42,9 @@ pub struct RecordedEvent {
 impl RecordedEvent {
     /// Decodes the payload into the current shape of the domain event, upcasting older
     /// versions.
-    pub fn decode(&self) -> Result<domain::Event, crate::StoreError> {
+    pub fn decode(&self) -> Result<domain::Event, crate::error::StoreError> {
         crate::schema::decode(&self.event_type, self.event_version, &self.payload)
-            .map_err(|source| crate::StoreError::Decode { event_id: self.event_id, source })
+            .map_err(|source| crate::error::StoreError::Decode { event_id: self.event_id, source })
     }
 }
 

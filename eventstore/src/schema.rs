@@ -22,8 +22,6 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::NewEvent;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("unknown event type {event_type} version {event_version}")]
@@ -74,6 +72,15 @@ impl From<OrderPlacedV1> for OrderPlaced {
             sales_channel: SalesChannel::unknown(),
         }
     }
+}
+
+/// An event about to be appended, encoded by [`encode`].
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: &'static str,
+    pub event_version: i16,
+    pub payload: serde_json::Value,
 }
 
 /// Encodes a domain event for appending, with a fresh id. UUIDv7 ids sort by creation

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
-use crate::{Cut, StoreError};
+use crate::error::{StoreError, Unavailable};
+use crate::recorded::Cut;
 
 /// How long a read waits for the writers inside its cut before giving up.
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(2);
@@ -48,7 +49,7 @@ pub async fn oldest_running_writer(
     client: &impl GenericClient,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let statement = client.prepare_cached(OLDEST_RUNNING_WRITER).await?;
-    Ok(client.query_one(&statement, &[]).await?.get(0))
+    Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
 }
 
 /// Waits until no running transaction can still add an event inside `cut`, and returns the
@@ -60,26 +61,24 @@ pub async fn settle(client: &impl GenericClient, cut: Cut) -> Result<Cut, StoreE
         // A cut in the future is the present: only transactions that began by now count
         // (fixed once, so a steady stream of new commands cannot starve the read).
         Cut::Time(time) => {
-            let present: DateTime<Utc> = client.query_one(PRESENT, &[&time]).await?.get(0);
+            let present: DateTime<Utc> = client.query_one(PRESENT, &[&time]).await?.try_get(0)?;
             (present, Cut::Time(present))
         }
         Cut::Position(position) => {
             let row = client.query_one(POSITION_TIME, &[&position]).await?;
-            (row.get(0), Cut::Position(position.min(row.get(1))))
+            (row.try_get(0)?, Cut::Position(position.min(row.try_get(1)?)))
         }
     };
     let unsettled = client.prepare_cached(UNSETTLED).await?;
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
-        let running: i64 = client.query_one(&unsettled, &[&horizon]).await?.get(0);
+        let running: i64 = client.query_one(&unsettled, &[&horizon]).await?.try_get(0)?;
         if running == 0 {
             return Ok(settled);
         }
         if started.elapsed() >= SETTLE_LIMIT {
-            return Err(StoreError::Unavailable(format!(
-                "{running} transaction(s) inside the requested cut are still running"
-            )));
+            return Err(StoreError::Unavailable(Unavailable::Unsettled { running }));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(20));

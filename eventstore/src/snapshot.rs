@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use crate::{RecordedEvent, StoreError};
+use crate::error::StoreError;
+use crate::recorded::RecordedEvent;
+use crate::rows::{recorded_event, stream_version, to_stored_version};
 
 /// A snapshot is taken whenever an append crosses a multiple of this many events.
 pub const SNAPSHOT_EVERY: u32 = 100;
@@ -14,6 +16,14 @@ pub const SNAPSHOT_EVERY: u32 = 100;
 /// A stored state and the version it was taken at.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
+    pub stream_version: u32,
+    pub state: serde_json::Value,
+}
+
+/// A state to store: the stream, the version it was taken at, and the state.
+#[derive(Clone, Debug)]
+pub struct SnapshotState {
+    pub stream_id: Uuid,
     pub stream_version: u32,
     pub state: serde_json::Value,
 }
@@ -31,15 +41,17 @@ const SNAPSHOTS: &str = "
      WHERE stream_id = ANY($1) AND shape_version = $2";
 /// Each stream's events after a version: a range scan of the `(stream_id, stream_version)`
 /// index per stream, so the length of the history before the snapshot costs nothing.
-const TAILS: &str = "
-    SELECT e.global_position, e.stream_id, e.stream_version, e.event_id, e.event_type,
-           e.event_version, e.payload, e.metadata, e.recorded_at
-      FROM unnest($1::uuid[], $2::int4[]) AS t (stream_id, after)
+const TAILS: &str = concat!(
+    "SELECT ",
+    crate::rows::event_columns!(),
+    "
+      FROM unnest($1::uuid[], $2::int4[]) AS t (wanted, after)
       JOIN LATERAL (
             SELECT * FROM events
-             WHERE stream_id = t.stream_id AND stream_version > t.after
+             WHERE stream_id = t.wanted AND stream_version > t.after
              ORDER BY stream_version) e ON true
-     ORDER BY e.stream_id, e.stream_version";
+     ORDER BY e.stream_id, e.stream_version"
+);
 const SAVE: &str = "
     INSERT INTO snapshots (stream_id, stream_version, shape_version, state)
     SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int4[], $4::jsonb[])
@@ -58,11 +70,8 @@ pub async fn load_from_snapshots(
     let mut loaded: HashMap<Uuid, Loaded> = HashMap::new();
     let snapshots = client.prepare_cached(SNAPSHOTS).await?;
     for row in client.query(&snapshots, &[&streams, &shape]).await? {
-        let version: i32 = row.try_get(1)?;
-        loaded.entry(row.try_get(0)?).or_default().snapshot = Some(Snapshot {
-            stream_version: u32::try_from(version).unwrap_or_default(),
-            state: row.try_get(2)?,
-        });
+        loaded.entry(row.try_get(0)?).or_default().snapshot =
+            Some(Snapshot { stream_version: stream_version(&row, 1)?, state: row.try_get(2)? });
     }
     let after: Vec<i32> = streams
         .iter()
@@ -70,31 +79,31 @@ pub async fn load_from_snapshots(
             loaded
                 .get(stream)
                 .and_then(|l| l.snapshot.as_ref())
-                .map_or(0, |s| i32::try_from(s.stream_version).unwrap_or(i32::MAX))
+                .map_or(Ok(0), |s| to_stored_version(s.stream_version))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let tails = client.prepare_cached(TAILS).await?;
     for row in client.query(&tails, &[&streams, &after]).await? {
-        let event = crate::store::recorded_event(&row)?;
+        let event = recorded_event(&row)?;
         loaded.entry(event.stream_id).or_default().events.push(event);
     }
     Ok(loaded)
 }
 
-/// Stores states (stream, version, state) of `shape`, replacing older snapshots.
+/// Stores states of `shape`, replacing older snapshots.
 pub async fn save_snapshots(
     client: &impl GenericClient,
     shape: i32,
-    states: &[(Uuid, u32, serde_json::Value)],
+    states: &[SnapshotState],
 ) -> Result<(), StoreError> {
     if states.is_empty() {
         return Ok(());
     }
-    let streams: Vec<Uuid> = states.iter().map(|s| s.0).collect();
+    let streams: Vec<Uuid> = states.iter().map(|s| s.stream_id).collect();
     let versions: Vec<i32> =
-        states.iter().map(|s| i32::try_from(s.1).unwrap_or(i32::MAX)).collect();
+        states.iter().map(|s| to_stored_version(s.stream_version)).collect::<Result<_, _>>()?;
     let shapes: Vec<i32> = vec![shape; states.len()];
-    let values: Vec<&serde_json::Value> = states.iter().map(|s| &s.2).collect();
+    let values: Vec<&serde_json::Value> = states.iter().map(|s| &s.state).collect();
     let save = client.prepare_cached(SAVE).await?;
     client.execute(&save, &[&streams, &versions, &shapes, &values]).await?;
     Ok(())

@@ -3,17 +3,21 @@
 use deadpool_postgres::{GenericClient, Pool};
 use uuid::Uuid;
 
-use crate::{Cut, RecordedEvent, StoreError, UnitOfWork};
+use crate::error::StoreError;
+use crate::recorded::{Cut, RecordedEvent};
+use crate::rows::recorded_event;
+use crate::unit_of_work::UnitOfWork;
 
-const LOAD_STREAM: &str = "
-    SELECT global_position, stream_id, stream_version, event_id, event_type, event_version,
-           payload, metadata, recorded_at
-      FROM events
+const LOAD_STREAM: &str = concat!(
+    "SELECT ",
+    crate::rows::event_columns!(),
+    " FROM events
      WHERE stream_id = $1
        AND stream_version <= $2
        AND global_position <= $3
        AND recorded_at <= $4
-     ORDER BY stream_version";
+     ORDER BY stream_version"
+);
 
 #[derive(Clone)]
 pub struct EventStore {
@@ -40,15 +44,10 @@ impl EventStore {
         Ok(self.pool.get().await?)
     }
 
-    /// Opens a transaction for one command on one stream, holding that stream's lock
-    /// until it ends. Dropping it without `commit` rolls it back.
-    pub async fn begin(&self, stream_id: Uuid) -> Result<UnitOfWork, StoreError> {
-        UnitOfWork::begin(&self.pool, stream_id).await
-    }
-
-    /// Opens one transaction for a batch of commands on `streams`, holding all their locks.
-    pub async fn begin_batch(&self, streams: &[Uuid]) -> Result<crate::BatchWrite, StoreError> {
-        crate::BatchWrite::begin(&self.pool, streams).await
+    /// Opens one transaction for commands on `streams`, holding all their locks until it
+    /// ends. Dropping it without `commit` rolls it back.
+    pub async fn begin(&self, streams: &[Uuid]) -> Result<UnitOfWork, StoreError> {
+        UnitOfWork::begin(&self.pool, streams).await
     }
 
     /// Cheap liveness probe of the database, for readiness checks.
@@ -78,24 +77,4 @@ pub async fn load_stream(
     let statement = client.prepare_cached(LOAD_STREAM).await?;
     let rows = client.query(&statement, &[&stream_id, &version, &position, &time]).await?;
     rows.iter().map(recorded_event).collect()
-}
-
-/// The advisory lock key of a stream: every writer of the stream takes it first.
-pub(crate) fn stream_lock_key(stream_id: Uuid) -> i64 {
-    let (high, low) = stream_id.as_u64_pair();
-    i64::from_ne_bytes((high ^ low).to_ne_bytes())
-}
-
-pub(crate) fn recorded_event(row: &tokio_postgres::Row) -> Result<RecordedEvent, StoreError> {
-    Ok(RecordedEvent {
-        global_position: row.try_get(0)?,
-        stream_id: row.try_get(1)?,
-        stream_version: u32::try_from(row.try_get::<_, i32>(2)?).unwrap_or_default(),
-        event_id: row.try_get(3)?,
-        event_type: row.try_get(4)?,
-        event_version: row.try_get(5)?,
-        payload: row.try_get(6)?,
-        metadata: row.try_get(7)?,
-        recorded_at: row.try_get(8)?,
-    })
 }

@@ -5,7 +5,7 @@
 
 use deadpool_postgres::Object;
 
-use crate::StoreError;
+use crate::error::StoreError;
 
 pub(crate) struct OpenTransaction {
     /// `None` once committed or rolled back.
@@ -13,10 +13,6 @@ pub(crate) struct OpenTransaction {
 }
 
 impl OpenTransaction {
-    pub(crate) async fn begin(client: Object) -> Result<Self, StoreError> {
-        Self::begin_with(client, "BEGIN").await
-    }
-
     /// Begins with `statements` (which start with `BEGIN`), in one round trip.
     pub(crate) async fn begin_with(client: Object, statements: &str) -> Result<Self, StoreError> {
         client.batch_execute(statements).await?;
@@ -24,9 +20,7 @@ impl OpenTransaction {
     }
 
     pub(crate) fn client(&self) -> Result<&Object, StoreError> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| StoreError::Unavailable("transaction already finished".to_owned()))
+        self.client.as_ref().ok_or(StoreError::Misuse("the transaction has already ended"))
     }
 
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
@@ -38,10 +32,8 @@ impl OpenTransaction {
     }
 
     async fn finish(&mut self, statement: &str) -> Result<(), StoreError> {
-        let client = self
-            .client
-            .take()
-            .ok_or_else(|| StoreError::Unavailable("transaction already finished".to_owned()))?;
+        let client =
+            self.client.take().ok_or(StoreError::Misuse("the transaction has already ended"))?;
         match client.batch_execute(statement).await {
             Ok(()) => Ok(()),
             Err(error) => {

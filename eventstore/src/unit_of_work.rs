@@ -1,47 +1,74 @@
-//! One command's transaction: claim the idempotency key, read the stream, append, record
-//! the response, commit. Either all of it is durable or none of it is.
+//! One transaction for the commands on a set of streams: the one write path, whether it
+//! carries one command or a group-committed batch. Set-based: one statement per step for
+//! all its commands (claim the keys, load the streams, append, record the outcomes,
+//! snapshot), and one commit.
+//!
+//! It takes the lock of every stream it touches, in a fixed order (so two units never
+//! deadlock), before its first write. The lock makes writers of one order take turns
+//! instead of losing races, and — since PostgreSQL assigns a transaction id at its first
+//! write, which here always comes after the lock — successive writers of a stream get
+//! increasing transaction ids: the gap-safe `(tx_id, position)` order of
+//! [`crate::position`] is then stream order.
+
+use std::collections::HashMap;
 
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::idempotency::{CLAIM, LOOKUP, RECORD_RESPONSE};
-use crate::store::load_stream;
+use crate::error::{AppendError, StoreError};
+use crate::idempotency::{Claim, KeyClaim, CLAIM_ALL, LOOKUP_ALL, RECORD_ALL, RELEASE_ALL};
+use crate::recorded::{Metadata, RecordedEvent};
+use crate::rows::{recorded_event, stream_lock_key, to_stored_version};
+use crate::schema::NewEvent;
+use crate::snapshot::{self, Loaded, SnapshotState};
 use crate::transaction::OpenTransaction;
-use crate::{
-    AppendError, AppendedEvent, Claim, Cut, Metadata, NewEvent, RecordedEvent, StoreError,
-};
 
-const APPEND: &str = "
-    WITH appended AS (
-        INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version,
-                            payload, metadata)
-        SELECT $1, e.stream_version, e.event_id, e.event_type, e.event_version, e.payload, $7
-          FROM unnest($2::int4[], $3::uuid[], $4::text[], $5::int2[], $6::jsonb[])
-               AS e (stream_version, event_id, event_type, event_version, payload)
-         ORDER BY e.stream_version
-        RETURNING stream_version, global_position
-    )
-    SELECT stream_version, global_position FROM appended ORDER BY stream_version";
+const LOCK_ALL: &str = "SELECT pg_advisory_xact_lock(key) FROM unnest($1::int8[]) AS t (key)";
+const LOAD_ALL: &str = concat!(
+    "SELECT ",
+    crate::rows::event_columns!(),
+    " FROM events WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version"
+);
+const APPEND_ALL: &str = "
+    INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version, payload, metadata)
+    SELECT stream_id, stream_version, event_id, event_type, event_version, payload, metadata
+      FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::text[], $5::int2[], $6::jsonb[], $7::jsonb[])
+           WITH ORDINALITY
+           AS e (stream_id, stream_version, event_id, event_type, event_version, payload, metadata, ordinal)
+     ORDER BY ordinal
+    RETURNING global_position";
 
+/// One event to append: its stream, version, the event and its metadata.
+pub struct StreamEvent<'a> {
+    pub stream_id: Uuid,
+    pub stream_version: u32,
+    pub event: &'a NewEvent,
+    pub metadata: &'a serde_json::Value,
+}
+
+/// A transaction holding the locks of a set of streams.
 pub struct UnitOfWork {
     transaction: OpenTransaction,
 }
 
 impl UnitOfWork {
-    /// Begins a transaction and takes the stream's lock before anything is written.
-    ///
-    /// The lock serves two purposes. Writers of one order take turns instead of losing
-    /// races and retrying (the unique constraint still guarantees correctness). And since
-    /// PostgreSQL assigns a transaction id at its first write, which here always comes
-    /// after the lock, successive writers of a stream get increasing transaction ids: the
-    /// gap-safe `(tx_id, position)` order of [`crate::position`] is then stream order.
-    pub(crate) async fn begin(pool: &Pool, stream_id: Uuid) -> Result<Self, StoreError> {
+    pub(crate) async fn begin(pool: &Pool, streams: &[Uuid]) -> Result<Self, StoreError> {
         let client = pool.get().await?;
-        let key = crate::store::stream_lock_key(stream_id);
-        let lock = client.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
-        let unit = Self { transaction: OpenTransaction::begin(client).await? };
-        unit.client()?.execute(&lock, &[&key]).await?;
+        let mut keys: Vec<i64> = streams.iter().map(|s| stream_lock_key(*s)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let lock = client.prepare_cached(LOCK_ALL).await?;
+        // These statements join arrays of keys to tables that grow from empty. A plan
+        // cached while a table was small (a sequential scan and a hash join) would stay in
+        // use as it grows to millions of rows, so they are planned for each unit of work.
+        let transaction = OpenTransaction::begin_with(
+            client,
+            "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan",
+        )
+        .await?;
+        let unit = Self { transaction };
+        unit.client()?.query(&lock, &[&keys]).await?;
         Ok(unit)
     }
 
@@ -49,142 +76,173 @@ impl UnitOfWork {
         self.transaction.client()
     }
 
-    /// Claims `key` for this request. `request` is what makes two uses of the key "the
-    /// same request" (method, path and body); only its SHA-256 is stored.
-    pub async fn claim_idempotency_key(
-        &mut self,
-        key: &str,
-        request: &[u8],
-        stream_id: Uuid,
-    ) -> Result<Claim, StoreError> {
+    /// Claims each key; the claims come back in the same order. Keys must be distinct
+    /// within one call.
+    pub async fn claim_keys(&mut self, keys: &[KeyClaim]) -> Result<Vec<Claim>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let client = self.client()?;
-        let claim = client.prepare_cached(CLAIM).await?;
-        if client.query_opt(&claim, &[&key, &request, &stream_id]).await?.is_some() {
-            return Ok(Claim::Claimed);
+        let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+        let requests: Vec<&[u8]> = keys.iter().map(|k| k.fingerprint.as_slice()).collect();
+        let streams: Vec<Uuid> = keys.iter().map(|k| k.stream_id).collect();
+        let claim = client.prepare_cached(CLAIM_ALL).await?;
+        let claimed: Vec<String> = client
+            .query(&claim, &[&names, &requests, &streams])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let taken: Vec<&KeyClaim> = keys.iter().filter(|k| !claimed.contains(&k.key)).collect();
+        let mut earlier: HashMap<String, Claim> = HashMap::new();
+        if !taken.is_empty() {
+            let names: Vec<&str> = taken.iter().map(|k| k.key.as_str()).collect();
+            let requests: Vec<&[u8]> = taken.iter().map(|k| k.fingerprint.as_slice()).collect();
+            let lookup = client.prepare_cached(LOOKUP_ALL).await?;
+            for row in client.query(&lookup, &[&names, &requests]).await? {
+                let key: String = row.try_get(0)?;
+                let same: bool = row.try_get(1)?;
+                let outcome: Option<Vec<u8>> = row.try_get(2)?;
+                let claim = match (same, outcome) {
+                    (false, _) => Claim::Mismatch,
+                    (true, Some(outcome)) => Claim::Replay(outcome),
+                    // Outcomes are recorded before the claiming transaction commits.
+                    (true, None) => {
+                        return Err(StoreError::Invariant(format!(
+                            "idempotency record {key} has no outcome"
+                        )))
+                    }
+                };
+                earlier.insert(key, claim);
+            }
         }
-        let lookup = client.prepare_cached(LOOKUP).await?;
-        let row = client.query_opt(&lookup, &[&key, &request]).await?.ok_or_else(|| {
-            StoreError::Unavailable("idempotency key vanished while being claimed".to_owned())
-        })?;
-        if !row.try_get::<_, bool>(0)? {
-            return Ok(Claim::Mismatch);
-        }
-        let status: Option<i16> = row.try_get(1)?;
-        let body: Option<Vec<u8>> = row.try_get(2)?;
-        match (status.and_then(|s| u16::try_from(s).ok()), body) {
-            (Some(status), Some(body)) => Ok(Claim::Replay { status, body }),
-            // Unreachable while responses are recorded before commit; refuse rather than
-            // run the command a second time.
-            _ => Err(StoreError::Unavailable("idempotency record has no response".to_owned())),
-        }
+        keys.iter()
+            .map(|k| {
+                if claimed.contains(&k.key) {
+                    Ok(Claim::Claimed)
+                } else {
+                    // Claimed by nobody, yet taken: only possible if it vanished meanwhile,
+                    // which the primary key's lock rules out.
+                    earlier.remove(&k.key).ok_or_else(|| {
+                        StoreError::Invariant(format!("idempotency key {} vanished", k.key))
+                    })
+                }
+            })
+            .collect()
     }
 
-    /// The stream as seen by this transaction.
-    pub async fn load(
+    /// Gives back keys claimed by commands that were refused: they wrote nothing.
+    pub async fn release_keys(&mut self, keys: &[&str]) -> Result<(), StoreError> {
+        if !keys.is_empty() {
+            let client = self.client()?;
+            let release = client.prepare_cached(RELEASE_ALL).await?;
+            client.execute(&release, &[&keys]).await?;
+        }
+        Ok(())
+    }
+
+    /// Every event of the given streams, by stream, in stream order.
+    pub async fn load_streams(
         &mut self,
-        stream_id: Uuid,
-        cut: Cut,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        load_stream(self.client()?, stream_id, cut).await
+        streams: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<RecordedEvent>>, StoreError> {
+        let client = self.client()?;
+        let load = client.prepare_cached(LOAD_ALL).await?;
+        let mut histories: HashMap<Uuid, Vec<RecordedEvent>> = HashMap::new();
+        for row in client.query(&load, &[&streams]).await? {
+            let event = recorded_event(&row)?;
+            histories.entry(event.stream_id).or_default().push(event);
+        }
+        Ok(histories)
     }
 
-    /// Appends `events` after `expected_version` (0 for a new stream). A concurrent append
-    /// to the same stream makes this fail with [`AppendError::Conflict`]; the transaction
-    /// is then unusable and must be dropped.
-    pub async fn append(
+    /// Appends the events in the given order and returns their global positions. A version
+    /// taken by a writer that did not hold the stream's lock fails the whole statement with
+    /// [`AppendError::Conflict`].
+    pub async fn append(&mut self, events: &[StreamEvent<'_>]) -> Result<Vec<i64>, AppendError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let streams: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();
+        let versions: Vec<i32> =
+            events.iter().map(|e| to_stored_version(e.stream_version)).collect::<Result<_, _>>()?;
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event.event_id).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.event.event_type).collect();
+        let event_versions: Vec<i16> = events.iter().map(|e| e.event.event_version).collect();
+        let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.event.payload).collect();
+        let metadata: Vec<&serde_json::Value> = events.iter().map(|e| e.metadata).collect();
+        let client = self.client()?;
+        let append = client.prepare_cached(APPEND_ALL).await.map_err(StoreError::from)?;
+        let rows = client
+            .query(
+                &append,
+                &[&streams, &versions, &ids, &types, &event_versions, &payloads, &metadata],
+            )
+            .await
+            .map_err(|error| {
+                if is_version_conflict(&error) {
+                    AppendError::Conflict
+                } else {
+                    AppendError::Store(error.into())
+                }
+            })?;
+        rows.iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|error| AppendError::Store(error.into()))
+    }
+
+    /// Appends `events` to one stream after `expected_version` (0 for a new stream), all
+    /// with `metadata`; returns their global positions.
+    pub async fn append_to_stream(
         &mut self,
         stream_id: Uuid,
         expected_version: u32,
         events: &[NewEvent],
         metadata: &Metadata,
-    ) -> Result<Vec<AppendedEvent>, AppendError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let versions = (1..=events.len())
-            .map(|offset| {
-                u32::try_from(offset)
-                    .ok()
-                    .and_then(|offset| expected_version.checked_add(offset))
-                    .and_then(|version| i32::try_from(version).ok())
-                    .ok_or_else(|| StoreError::Unavailable("stream version overflow".to_owned()))
-            })
-            .collect::<Result<Vec<i32>, StoreError>>()?;
-        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
-        let event_versions: Vec<i16> = events.iter().map(|e| e.event_version).collect();
-        let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+    ) -> Result<Vec<i64>, AppendError> {
         let metadata = serde_json::to_value(metadata)
-            .map_err(|error| StoreError::Unavailable(format!("metadata: {error}")))?;
-
-        let client = self.client()?;
-        let statement = client.prepare_cached(APPEND).await.map_err(StoreError::from)?;
-        let rows = client
-            .query(
-                &statement,
-                &[&stream_id, &versions, &ids, &types, &event_versions, &payloads, &metadata],
-            )
-            .await
-            .map_err(|error| {
-                if is_version_conflict(&error) {
-                    AppendError::Conflict { stream_id, expected_version }
-                } else {
-                    AppendError::Store(error.into())
-                }
-            })?;
-        events
-            .iter()
-            .zip(rows)
-            .map(|(event, row)| {
-                Ok(AppendedEvent {
-                    event_id: event.event_id,
-                    event_type: event.event_type,
-                    stream_version: u32::try_from(row.try_get::<_, i32>(0)?).unwrap_or_default(),
-                    global_position: row.try_get(1)?,
-                })
+            .map_err(|error| StoreError::Invariant(format!("metadata does not encode: {error}")))?;
+        let events: Vec<StreamEvent<'_>> = (1u32..)
+            .zip(events)
+            .map(|(offset, event)| StreamEvent {
+                stream_id,
+                stream_version: expected_version + offset,
+                event,
+                metadata: &metadata,
             })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(|error| AppendError::Store(error.into()))
+            .collect();
+        self.append(&events).await
     }
 
-    /// The stream's snapshot of `shape` (if any) and the events after it.
-    pub async fn load_from_snapshot(
+    /// Each stream's snapshot of `shape` (if any) and the events after it.
+    pub async fn load_from_snapshots(
         &mut self,
-        stream_id: Uuid,
+        streams: &[Uuid],
         shape: i32,
-    ) -> Result<crate::snapshot::Loaded, StoreError> {
-        let mut loaded =
-            crate::snapshot::load_from_snapshots(self.client()?, &[stream_id], shape).await?;
-        Ok(loaded.remove(&stream_id).unwrap_or_default())
+    ) -> Result<HashMap<Uuid, Loaded>, StoreError> {
+        snapshot::load_from_snapshots(self.client()?, streams, shape).await
     }
 
-    /// Stores a snapshot of the stream's state in this transaction.
-    pub async fn save_snapshot(
+    /// Stores snapshots of `shape` in this transaction.
+    pub async fn save_snapshots(
         &mut self,
-        stream_id: Uuid,
-        stream_version: u32,
         shape: i32,
-        state: serde_json::Value,
+        states: &[SnapshotState],
     ) -> Result<(), StoreError> {
-        crate::snapshot::save_snapshots(
-            self.client()?,
-            shape,
-            &[(stream_id, stream_version, state)],
-        )
-        .await
+        snapshot::save_snapshots(self.client()?, shape, states).await
     }
 
-    /// Stores the response to replay for the claimed key.
-    pub async fn record_response(
-        &mut self,
-        key: &str,
-        status: u16,
-        body: &[u8],
-    ) -> Result<(), StoreError> {
+    /// Stores the outcomes to replay for claimed keys: `(key, outcome)`.
+    pub async fn record_outcomes(&mut self, outcomes: &[(&str, &[u8])]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = outcomes.iter().map(|o| o.0).collect();
+        let bodies: Vec<&[u8]> = outcomes.iter().map(|o| o.1).collect();
         let client = self.client()?;
-        let statement = client.prepare_cached(RECORD_RESPONSE).await?;
-        let status = i16::try_from(status).unwrap_or(i16::MAX);
-        client.execute(&statement, &[&key, &status, &body]).await?;
+        let record = client.prepare_cached(RECORD_ALL).await?;
+        client.execute(&record, &[&keys, &bodies]).await?;
         Ok(())
     }
 

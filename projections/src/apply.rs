@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
-use eventstore::envelope::Envelope;
 use eventstore::Cut;
 use uuid::Uuid;
 
@@ -43,23 +42,6 @@ pub struct Outcome {
     /// Missing events read from the store and applied.
     pub healed: u64,
     pub last_position: Option<i64>,
-}
-
-/// Decodes a Kafka message value into a projected event (upcasting old versions).
-pub fn decode(payload: &[u8]) -> Result<ProjectedEvent, ApplyError> {
-    let envelope: Envelope<serde_json::Value> =
-        serde_json::from_slice(payload).map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-    let event =
-        eventstore::schema::decode(&envelope.event_type, envelope.event_version, &envelope.data)
-            .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-    Ok(ProjectedEvent {
-        event_id: envelope.event_id,
-        stream_id: envelope.stream_id,
-        stream_version: envelope.stream_version,
-        position: envelope.position,
-        recorded_at: envelope.recorded_at,
-        event,
-    })
 }
 
 /// Applies `events` (in arrival order) through `projection`, each exactly once.

@@ -1,15 +1,16 @@
-//! Dead letters: messages a projection could not apply after its retries, parked in the
-//! dead-letter topic (with error headers) and the `dead_letters` table, so the partition
-//! keeps moving and an operator can see, fix and re-drive them.
+//! Dead letters: messages a projection could not apply after its retries, parked on the
+//! bus's dead-letter channel (by the consumer loop) and recorded in the `dead_letters`
+//! table (here), so the partition keeps moving and an operator can see, fix and re-drive
+//! them.
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
-use std::time::Duration;
 
-/// A message that failed, as the worker saw it.
+use crate::kind::ProjectionKind;
+use crate::projection::ApplyError;
+
+/// A message that failed, as the consumer saw it.
 pub struct FailedMessage<'a> {
     pub projection: &'a str,
     pub topic: &'a str,
@@ -17,7 +18,7 @@ pub struct FailedMessage<'a> {
     pub offset: i64,
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
-    pub error: String,
+    pub error: &'a str,
     pub attempts: u32,
 }
 
@@ -25,32 +26,11 @@ const INSERT: &str = "
     INSERT INTO dead_letters (projection, topic, partition, \"offset\", key, payload, error, attempts)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// Publishes to the dead-letter topic, then records it in the table.
-pub async fn park(
+/// Records a message that was parked on the dead-letter channel.
+pub async fn record(
     client: &impl GenericClient,
-    producer: &FutureProducer,
-    dead_letter_topic: &str,
     message: &FailedMessage<'_>,
-) -> Result<(), String> {
-    let partition = message.partition.to_string();
-    let offset = message.offset.to_string();
-    let attempts = message.attempts.to_string();
-    let headers = OwnedHeaders::new_with_capacity(6)
-        .insert(Header { key: "error", value: Some(message.error.as_str()) })
-        .insert(Header { key: "projection", value: Some(message.projection) })
-        .insert(Header { key: "source-topic", value: Some(message.topic) })
-        .insert(Header { key: "source-partition", value: Some(partition.as_str()) })
-        .insert(Header { key: "source-offset", value: Some(offset.as_str()) })
-        .insert(Header { key: "attempts", value: Some(attempts.as_str()) });
-    let mut record: FutureRecord<'_, [u8], [u8]> =
-        FutureRecord::to(dead_letter_topic).headers(headers);
-    if let Some(key) = message.key {
-        record = record.key(key);
-    }
-    if let Some(payload) = message.payload {
-        record = record.payload(payload);
-    }
-    producer.send(record, Duration::from_secs(10)).await.map_err(|(error, _)| error.to_string())?;
+) -> Result<(), ApplyError> {
     let key = message.key.map(|k| String::from_utf8_lossy(k).into_owned());
     let attempts = i32::try_from(message.attempts).unwrap_or(i32::MAX);
     client
@@ -67,8 +47,7 @@ pub async fn park(
                 &attempts,
             ],
         )
-        .await
-        .map_err(|error| error.to_string())?;
+        .await?;
     Ok(())
 }
 
@@ -143,24 +122,19 @@ pub async fn redrive(pool: &deadpool_postgres::Pool, id: i64) -> Result<bool, Re
         .query_opt("SELECT projection, payload, redriven_at IS NOT NULL FROM dead_letters WHERE id = $1 FOR UPDATE", &[&id])
         .await?
         .ok_or(RedriveError::NotFound(id))?;
-    if row.get::<_, bool>(2) {
+    if row.try_get::<_, bool>(2)? {
         return Err(RedriveError::AlreadyRedriven(id));
     }
-    let projection: String = row.get(0);
-    let payload: Option<Vec<u8>> = row.get(1);
-    let event = crate::apply::decode(payload.as_deref().unwrap_or_default())
+    let projection: String = row.try_get(0)?;
+    let payload: Option<Vec<u8>> = row.try_get(1)?;
+    let kind = ProjectionKind::parse(&projection)
+        .ok_or_else(|| RedriveError::StillFailing(format!("unknown projection {projection}")))?;
+    let event = crate::handler::decode(payload.as_deref().unwrap_or_default())
         .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
-    let events = std::slice::from_ref(&event);
-    let outcome = match projection.as_str() {
-        crate::payments::NAME => {
-            crate::apply::apply(&transaction, &crate::payments::Payments, events).await
-        }
-        crate::notifications::NAME => {
-            crate::apply::apply(&transaction, &crate::notifications::Notifications, events).await
-        }
-        other => return Err(RedriveError::StillFailing(format!("unknown projection {other}"))),
-    }
-    .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
+    let outcome = kind
+        .apply(&transaction, std::slice::from_ref(&event))
+        .await
+        .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
     transaction
         .execute("UPDATE dead_letters SET redriven_at = now() WHERE id = $1", &[&id])
         .await?;

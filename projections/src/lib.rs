@@ -6,10 +6,8 @@
 //!   stream version is kept in the same transaction as the read-model write: a duplicate
 //!   changes nothing, and a version that skips ahead first pulls the missing events from
 //!   the event store, so a lost message heals instead of drifting.
-//! - [`Worker`]: consumes the orders topic in a consumer group per projection, applies
-//!   batches in one transaction, commits offsets only after the database commit, retries a
-//!   failing message with backoff and then parks it as a dead letter (topic and table) so
-//!   the partition keeps moving.
+//! - [`ProjectionHandler`]: a projection as a consumer of the orders channel (the bus's
+//!   consumer loop batches, retries and parks; this applies and records dead letters).
 //! - [`rebuild`]: a new generation replayed from the event store beside the live one, then
 //!   swapped in atomically; or built as of a past cut for investigation. [`replay`]: how
 //!   it folds history in memory and bulk-loads the rows.
@@ -18,6 +16,8 @@
 
 pub mod apply;
 pub mod dead_letter;
+pub mod handler;
+mod kind;
 pub mod notifications;
 pub mod payments;
 mod projection;
@@ -25,7 +25,7 @@ pub mod rebuild;
 pub mod replay;
 pub mod status;
 pub mod watermark;
-mod worker;
 
+pub use handler::{ProjectionHandler, ProjectionStats};
+pub use kind::ProjectionKind;
 pub use projection::{ApplyError, ProjectedEvent, Projection};
-pub use worker::{Worker, WorkerSettings, WorkerStatus, WorkerStatusHandle};

@@ -1,4 +1,4 @@
-//! The seam between the worker and a read model.
+//! The seam between the consumer of the orders channel and a read model.
 
 use std::future::Future;
 
@@ -34,12 +34,9 @@ impl ApplyError {
     /// exhausted) rather than of the message: worth waiting out, never a dead letter.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database(error) => eventstore::StoreError::is_transient(error),
-            Self::Store(eventstore::StoreError::Unavailable(_)) => true,
-            Self::Store(eventstore::StoreError::Database(error)) => {
-                eventstore::StoreError::is_transient(error)
-            }
-            _ => false,
+            Self::Database(error) => eventstore::StoreError::is_transient_database_error(error),
+            Self::Store(error) => error.is_transient(),
+            Self::Undecodable(_) | Self::Inconsistent(_) => false,
         }
     }
 }

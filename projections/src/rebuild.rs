@@ -38,6 +38,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::types::Type;
 
+use crate::kind::ProjectionKind;
 use crate::replay::{copy_in, ByOrder, Replay};
 use crate::{apply, watermark, ApplyError, ProjectedEvent, Projection};
 
@@ -840,34 +841,29 @@ pub struct RunningRebuild {
     pub task: tokio::task::JoinHandle<Result<RebuildStatus, RebuildError>>,
 }
 
-/// The projections by name, for callers that choose one at run time.
-pub const PROJECTIONS: &[&str] = &[crate::payments::NAME, crate::notifications::NAME];
-
-/// Starts rebuilding the projection called `name` in the background; `None` if there is
-/// no such projection.
-pub fn start(pool: &Pool, name: &str, target: Target) -> Option<RunningRebuild> {
-    start_with_batch(pool, name, target, BATCH)
+/// Starts rebuilding `kind` in the background.
+pub fn start(pool: &Pool, kind: ProjectionKind, target: Target) -> RunningRebuild {
+    start_with_batch(pool, kind, target, BATCH)
 }
 
 /// [`start`] with `batch` events per transaction.
 pub fn start_with_batch(
     pool: &Pool,
-    name: &str,
+    kind: ProjectionKind,
     target: Target,
     batch: i64,
-) -> Option<RunningRebuild> {
+) -> RunningRebuild {
     let progress = RebuildProgress::default();
     let (cancel, cancelled) = watch::channel(false);
     let (pool, report) = (pool.clone(), progress.clone());
-    let task = match name {
-        crate::payments::NAME => tokio::spawn(async move {
+    let task = match kind {
+        ProjectionKind::Payments => tokio::spawn(async move {
             rebuild(&pool, &crate::payments::Payments, target, batch, report, cancelled).await
         }),
-        crate::notifications::NAME => tokio::spawn(async move {
+        ProjectionKind::Notifications => tokio::spawn(async move {
             rebuild(&pool, &crate::notifications::Notifications, target, batch, report, cancelled)
                 .await
         }),
-        _ => return None,
     };
-    Some(RunningRebuild { progress, cancel, task })
+    RunningRebuild { progress, cancel, task }
 }

@@ -3,11 +3,14 @@
 //! recorded after it (lag), and dead letters waiting.
 
 use chrono::{DateTime, Utc};
+use eventstore::StoreError;
 use serde::Serialize;
+
+use crate::kind::ProjectionKind;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ProjectionReport {
-    pub projection: String,
+    pub projection: ProjectionKind,
     pub applied_events: i64,
     pub last_position: Option<i64>,
     pub last_applied_at: Option<DateTime<Utc>>,
@@ -17,29 +20,27 @@ pub struct ProjectionReport {
 }
 
 const REPORT: &str = "
-    SELECT p.projection, coalesce(s.applied_events, 0), s.last_position, s.last_applied_at,
+    SELECT coalesce(s.applied_events, 0), s.last_position, s.last_applied_at,
            (SELECT count(*) FROM events e WHERE e.global_position > coalesce(s.last_position, 0)),
-           (SELECT count(*) FROM dead_letters d WHERE d.projection = p.projection AND d.redriven_at IS NULL)
-      FROM (VALUES ('notifications'), ('payments')) AS p (projection)
-      LEFT JOIN projection_status s ON s.projection = p.projection
-     ORDER BY p.projection";
+           (SELECT count(*) FROM dead_letters d WHERE d.projection = $1 AND d.redriven_at IS NULL)
+      FROM (SELECT 1) AS one
+      LEFT JOIN projection_status s ON s.projection = $1";
 
-pub async fn report(
-    pool: &deadpool_postgres::Pool,
-) -> Result<Vec<ProjectionReport>, eventstore::StoreError> {
+/// Every projection's report, by name.
+pub async fn report(pool: &deadpool_postgres::Pool) -> Result<Vec<ProjectionReport>, StoreError> {
     let client = pool.get().await?;
-    let rows = client.query(REPORT, &[]).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ProjectionReport {
-                projection: row.try_get(0)?,
-                applied_events: row.try_get(1)?,
-                last_position: row.try_get(2)?,
-                last_applied_at: row.try_get(3)?,
-                lag_events: row.try_get(4)?,
-                dead_letters: row.try_get(5)?,
-            })
-        })
-        .collect::<Result<_, tokio_postgres::Error>>()
-        .map_err(eventstore::StoreError::from)
+    let statement = client.prepare_cached(REPORT).await?;
+    let mut reports = Vec::with_capacity(ProjectionKind::ALL.len());
+    for projection in ProjectionKind::ALL {
+        let row = client.query_one(&statement, &[&projection.name()]).await?;
+        reports.push(ProjectionReport {
+            projection,
+            applied_events: row.try_get(0)?,
+            last_position: row.try_get(1)?,
+            last_applied_at: row.try_get(2)?,
+            lag_events: row.try_get(3)?,
+            dead_letters: row.try_get(4)?,
+        });
+    }
+    Ok(reports)
 }

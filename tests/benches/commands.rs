@@ -78,8 +78,9 @@ async fn run(
         "write:bench-write-token",
     ];
     args.extend_from_slice(extra);
-    let settings = api::config::ServeArgs::try_parse_from(args)?;
-    let application = api::Application::build(&settings).await?;
+    // Parsed as `ledger serve` parses them: the tuning comes as flags.
+    let settings = ledger::config::ServeArgs::try_parse_from(args)?.settings()?;
+    let application = ledger::Application::build(settings).await?;
     let address = application.local_addr()?;
     let server = tokio::spawn(application.run(std::future::pending()));
 

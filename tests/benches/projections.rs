@@ -10,10 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eventstore::{KafkaSettings, Relay, RelaySettings};
-use ledger_tests::{kafka_brokers, poll_until, TestApp};
-use projections::{Worker, WorkerSettings};
-use tokio::sync::watch;
+use bus::relay::RelaySettings;
+use ledger_tests::{kafka_brokers, poll_until, test_kafka, TestApp, TestConsumer, TestRelay};
+use projections::ProjectionKind;
 use uuid::Uuid;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -70,14 +69,11 @@ async fn backlog() -> anyhow::Result<()> {
         started.elapsed()
     );
 
-    let kafka = KafkaSettings::new(kafka_brokers(), format!("bench-{}.", Uuid::new_v4().simple()));
-    let (_stop, stopping) = watch::channel(false);
-    let relay = Relay::new(&app.database.url, kafka.clone(), RelaySettings::default());
-    let relay_status = relay.status();
+    let kafka = test_kafka(&kafka_brokers());
     let started = Instant::now();
-    let _relay = relay.spawn(stopping.clone());
+    let relay = TestRelay::start(&app.database.url, &kafka, RelaySettings::default().batch_size)?;
     poll_until(Duration::from_secs(600), "the relay to publish the backlog", || {
-        let published = relay_status.snapshot().published_events;
+        let published = relay.status().published_events;
         async move { Ok((published >= events as u64).then_some(())) }
     })
     .await?;
@@ -86,26 +82,12 @@ async fn backlog() -> anyhow::Result<()> {
     let mut settings = eventstore::PoolSettings::new(app.database.url.clone());
     settings.max_size = 4;
     let pool = eventstore::connect(&settings)?;
-    let payments = Worker::new(
-        projections::payments::Payments,
-        pool.clone(),
-        kafka.clone(),
-        WorkerSettings::default(),
-    );
-    let notifications = Worker::new(
-        projections::notifications::Notifications,
-        pool,
-        kafka,
-        WorkerSettings::default(),
-    );
-    let (payments_status, notifications_status) = (payments.status(), notifications.status());
     let started = Instant::now();
-    let _payments = payments.spawn(stopping.clone());
-    let _notifications = notifications.spawn(stopping);
+    let consumers = ProjectionKind::ALL.map(|kind| TestConsumer::start(kind, pool.clone(), &kafka));
     let mut finished = [None, None];
     poll_until(Duration::from_secs(600), "both projections to apply the backlog", || {
-        for (slot, status) in finished.iter_mut().zip([&payments_status, &notifications_status]) {
-            if slot.is_none() && status.snapshot().applied_events >= events as u64 {
+        for (slot, consumer) in finished.iter_mut().zip(&consumers) {
+            if slot.is_none() && consumer.stats().applied_events >= events as u64 {
                 *slot = Some(started.elapsed());
             }
         }
@@ -113,9 +95,9 @@ async fn backlog() -> anyhow::Result<()> {
         async move { Ok(done.then_some(())) }
     })
     .await?;
-    for (name, took) in ["payments", "notifications"].iter().zip(finished.iter().flatten()) {
+    for (kind, took) in ProjectionKind::ALL.iter().zip(finished.iter().flatten()) {
         println!(
-            "{name} projection: applied {events} events in {took:.2?} = {:.0} events/s (both projections running at once)",
+            "{kind} projection: applied {events} events in {took:.2?} = {:.0} events/s (both projections running at once)",
             events as f64 / took.as_secs_f64()
         );
     }

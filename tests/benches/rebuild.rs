@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
-use clap::Parser;
 use eventstore::position::{replay_committed_after, CommitPosition, ReplayedEvent};
 use eventstore::Pool;
 use futures_util::StreamExt;
@@ -498,7 +497,7 @@ async fn check_read_models(
 async fn watermarks_cover(pool: &Pool, history: &History) -> anyhow::Result<Option<String>> {
     let client = pool.get().await?;
     let mut notes = Vec::new();
-    for name in projections::rebuild::PROJECTIONS {
+    for name in projections::ProjectionKind::ALL.map(projections::ProjectionKind::name) {
         let mut watermark = projections::watermark::read(&client, name).await?;
         let mut rounds = 0;
         while watermark.position < history.max_position
@@ -622,18 +621,10 @@ async fn as_of_latency(
     history: &History,
     requests: usize,
 ) -> anyhow::Result<BTreeMap<Kind, Latencies>> {
-    let settings = api::config::ServeArgs::try_parse_from([
-        "serve",
-        "--database-url",
-        url,
-        "--http-addr",
-        "127.0.0.1:0",
-        "--roles",
-        "api",
-        "--api-tokens",
-        "read:bench-read-token",
-    ])?;
-    let application = api::Application::build(&settings).await?;
+    let mut settings = ledger::Settings::new(url, Some("read:bench-read-token".parse()?));
+    settings.http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.roles = vec![ledger::Role::Api];
+    let application = ledger::Application::build(settings).await?;
     let address = application.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run(async {

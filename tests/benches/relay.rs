@@ -7,12 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use bus::relay::RelaySettings;
 use eventstore::position::{read_committed_after, CommitPosition};
-use eventstore::{KafkaSettings, Relay, RelaySettings};
-use ledger_tests::{kafka_brokers, poll_until, TestDatabase};
+use ledger_tests::{kafka_brokers, poll_until, test_kafka, TestDatabase, TestRelay};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use tokio::sync::watch;
-use uuid::Uuid;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,10 +39,8 @@ async fn main() -> anyhow::Result<()> {
     println!("backlog: {events} events written in {:.1?}", started.elapsed());
 
     let brokers = kafka_brokers();
-    let raw_settings =
-        KafkaSettings::new(&brokers, format!("bench-raw-{}.", Uuid::new_v4().simple()));
-    let relay_settings =
-        KafkaSettings::new(&brokers, format!("bench-relay-{}.", Uuid::new_v4().simple()));
+    let raw_settings = test_kafka(&brokers);
+    let relay_settings = test_kafka(&brokers);
     raw_settings.ensure_topics().await?;
     relay_settings.ensure_topics().await?;
 
@@ -62,16 +58,14 @@ async fn main() -> anyhow::Result<()> {
     // The relay's own producer settings and encoding, the envelopes built before the clock
     // starts.
     let producer: FutureProducer =
-        eventstore::producer_config(&raw_settings, Duration::from_secs(30)).create()?;
+        raw_settings.producer_config().set("message.timeout.ms", "30000").create()?;
     let topic = raw_settings.orders_topic();
-    let messages = rows
-        .iter()
-        .map(|row| Ok((row.stream_id.to_string(), eventstore::envelope::encode(row)?)))
-        .collect::<Result<Vec<_>, serde_json::Error>>()?;
+    let messages =
+        rows.iter().map(bus::envelope::encode).collect::<Result<Vec<_>, serde_json::Error>>()?;
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(messages.len());
-    for (key, value) in &messages {
-        let record = FutureRecord::to(&topic).key(key).payload(value);
+    for message in &messages {
+        let record = FutureRecord::to(&topic).key(&message.key).payload(&message.payload);
         deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
     }
     for delivery in deliveries {
@@ -80,18 +74,13 @@ async fn main() -> anyhow::Result<()> {
     let raw = started.elapsed();
     producer.flush(Duration::from_secs(10))?;
 
-    let (_stop, stopping) = watch::channel(false);
     let batch_size = std::env::var("BENCH_RELAY_BATCH").ok().and_then(|v| v.parse().ok());
-    let defaults = RelaySettings::default();
-    let relay_config =
-        RelaySettings { batch_size: batch_size.unwrap_or(defaults.batch_size), ..defaults };
-    println!("relay batch size: {}", relay_config.batch_size);
-    let relay = Relay::new(&database.url, relay_settings, relay_config);
-    let status = relay.status();
+    let batch_size = batch_size.unwrap_or(RelaySettings::default().batch_size);
+    println!("relay batch size: {batch_size}");
     let started = Instant::now();
-    let _running = relay.spawn(stopping);
+    let relay = TestRelay::start(&database.url, &relay_settings, batch_size)?;
     poll_until(Duration::from_secs(600), "the relay to drain the backlog", || {
-        let published = status.snapshot().published_events;
+        let published = relay.status().published_events;
         async move { Ok((published >= events as u64).then_some(())) }
     })
     .await?;

@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use api::aggregate;
+use commands::rehydrate;
 use domain::ORDER_SHAPE_VERSION;
-use eventstore::snapshot::{load_from_snapshots, save_snapshots, SNAPSHOT_EVERY};
+use eventstore::snapshot::{load_from_snapshots, save_snapshots, SnapshotState, SNAPSHOT_EVERY};
 use eventstore::{load_stream, Cut};
 use ledger_tests::TestDatabase;
 use uuid::Uuid;
@@ -72,9 +72,11 @@ async fn main() -> anyhow::Result<()> {
         let at = (events as u32 / SNAPSHOT_EVERY) * SNAPSHOT_EVERY;
         if at > 0 {
             let (state, _) =
-                aggregate::fold_all(&history[..at as usize]).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let snapshot = aggregate::snapshot_of(&state).map_err(|e| anyhow::anyhow!("{e}"))?;
-            save_snapshots(&client, ORDER_SHAPE_VERSION, &[(order_id, at, snapshot)]).await?;
+                rehydrate::fold_all(&history[..at as usize]).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let snapshot = rehydrate::snapshot_of(&state).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let snapshot =
+                SnapshotState { stream_id: order_id, stream_version: at, state: snapshot };
+            save_snapshots(&client, ORDER_SHAPE_VERSION, &[snapshot]).await?;
         }
 
         let mut whole = Vec::with_capacity(rounds);
@@ -83,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         for _ in 0..rounds {
             let started = Instant::now();
             let history = load_stream(&client, order_id, Cut::Latest).await?;
-            let (_, version) = aggregate::fold_all(&history).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (_, version) = rehydrate::fold_all(&history).map_err(|e| anyhow::anyhow!("{e}"))?;
             whole.push(started.elapsed());
             anyhow::ensure!(version == events as u32);
 
@@ -91,7 +93,7 @@ async fn main() -> anyhow::Result<()> {
             let mut loaded = load_from_snapshots(&client, &[order_id], ORDER_SHAPE_VERSION).await?;
             let loaded = loaded.remove(&order_id).unwrap_or_default();
             tail = loaded.events.len();
-            let (_, version) = aggregate::fold_loaded(loaded)
+            let (_, version) = rehydrate::fold_loaded(loaded)
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .ok_or_else(|| anyhow::anyhow!("the snapshot was not usable"))?;
             snapshotted.push(started.elapsed());

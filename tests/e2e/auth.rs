@@ -134,19 +134,20 @@ async fn the_ledger_refuses_to_start_without_tokens_unless_told_to_run_open() ->
     let args = |extra: &[&str]| {
         let mut args = vec!["serve", "--database-url", &database.url, "--http-addr", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        api::config::ServeArgs::try_parse_from(args)
+        ledger::config::ServeArgs::try_parse_from(args)
     };
 
-    let refused = api::Application::build(&args(&["--roles", "api"])?).await;
+    let refused = args(&["--roles", "api"])?.settings();
     let message = refused.err().map(|e| format!("{e:#}")).unwrap_or_default();
     assert!(message.contains("no API tokens configured"), "{message}");
 
-    let malformed = api::Application::build(&args(&["--api-tokens", "root:abcdefgh"])?).await;
+    let malformed = args(&["--api-tokens", "root:abcdefgh"])?.settings();
     let message = malformed.err().map(|e| format!("{e:#}")).unwrap_or_default();
     assert!(message.contains("unknown role `root`"), "{message}");
 
     // Explicitly open: anyone may do anything.
-    let open = api::Application::build(&args(&["--roles", "api", "--insecure-no-auth"])?).await?;
+    let settings = args(&["--roles", "api", "--insecure-no-auth"])?.settings()?;
+    let open = ledger::Application::build(settings).await?;
     let address = open.local_addr()?;
     let server = tokio::spawn(open.run(std::future::pending()));
     let response = reqwest::Client::new()

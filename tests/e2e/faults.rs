@@ -23,7 +23,6 @@ use serde_json::json;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-const LEDGER: &str = env!("CARGO_BIN_EXE_ledger-under-test");
 const DEADLINE: Duration = Duration::from_secs(30);
 /// Each generated order is placed, then this much of it is captured: a second event per
 /// order, and an amount that would visibly double if a capture were applied twice.
@@ -41,7 +40,7 @@ fn load_options(customer: &str, clients: usize) -> LoadOptions {
 async fn a_ledger_killed_with_sigkill_under_load_loses_nothing_and_projects_everything_once(
 ) -> anyhow::Result<()> {
     let database = TestDatabase::create().await?;
-    let config = LedgerConfig::new(LEDGER, &database.url).roles(ALL_ROLES);
+    let config = LedgerConfig::new(&database.url)?.roles(ALL_ROLES);
     let mut ledger = LedgerProcess::start(config).await?;
     let outcome = killed_under_load(&mut ledger, &database).await;
     ledger.explain(outcome)
@@ -115,7 +114,7 @@ async fn commands_are_accepted_while_the_broker_is_down_and_everything_is_projec
 ) -> anyhow::Result<()> {
     let mut broker = TestBroker::start().await?;
     let database = TestDatabase::create().await?;
-    let config = LedgerConfig::new(LEDGER, &database.url).roles(ALL_ROLES).kafka(&broker.address());
+    let config = LedgerConfig::new(&database.url)?.roles(ALL_ROLES).kafka(&broker.address());
     let mut ledger = LedgerProcess::start(config).await?;
     let outcome = broker_outage_under_load(&mut ledger, &mut broker, &database).await;
     ledger.explain(outcome)
@@ -220,7 +219,7 @@ async fn touch_every_order(ledger: &LedgerProcess, orders: &[Uuid]) -> anyhow::R
 async fn with_postgres_down_requests_fail_fast_and_the_same_process_recovers() -> anyhow::Result<()>
 {
     let mut cluster = PrivateCluster::start().await?;
-    let config = LedgerConfig::new(LEDGER, cluster.url("ledger"))
+    let config = LedgerConfig::new(cluster.url("ledger"))?
         .roles(ALL_ROLES)
         .arg("--db-wait-timeout-ms", "1000");
     let mut ledger = LedgerProcess::start(config).await?;

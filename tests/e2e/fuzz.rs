@@ -20,7 +20,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const LEDGER: &str = env!("CARGO_BIN_EXE_ledger-under-test");
 const DEFAULT_SEED: u64 = 0x5eed_1ed9_e2f0_22c3;
 const DEFAULT_CASES: usize = 400;
 /// The ledger's request body limit (256 KiB).
@@ -32,7 +31,7 @@ async fn malformed_requests_never_get_a_5xx_and_every_refusal_is_problem_json() 
     let seed = env_number("FUZZ_SEED").unwrap_or(DEFAULT_SEED);
     let count = env_number("FUZZ_CASES").map_or(DEFAULT_CASES, |n| n as usize);
     let database = TestDatabase::create().await?;
-    let mut ledger = LedgerProcess::start(LedgerConfig::new(LEDGER, &database.url)).await?;
+    let mut ledger = LedgerProcess::start(LedgerConfig::new(&database.url)?).await?;
     let outcome = sweep(&ledger, seed, count).await;
     ledger.explain(outcome)
 }

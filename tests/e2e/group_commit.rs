@@ -8,7 +8,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// Long enough that requests sent together land in one batch.
-const LINGER: &[&str] = &["--roles", "api", "--group-commit-linger-us", "50000"];
+/// Writers wait 50 ms for more commands, so concurrent ones surely share a batch.
+fn long_linger(settings: &mut ledger::Settings) {
+    if let Some(group) = &mut settings.group_commit {
+        group.linger = std::time::Duration::from_millis(50);
+    }
+}
 
 async fn transaction_of(app: &TestApp, order_id: Uuid, version: i32) -> anyhow::Result<i64> {
     let client = app.database.client().await?;
@@ -23,7 +28,7 @@ async fn transaction_of(app: &TestApp, order_id: Uuid, version: i32) -> anyhow::
 
 #[tokio::test]
 async fn concurrent_commands_for_different_orders_share_a_transaction() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with(LINGER).await?;
+    let app = TestApp::spawn_with(long_linger).await?;
     let ids: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
     let placed = join_all(
         ids.iter()
@@ -45,7 +50,7 @@ async fn concurrent_commands_for_different_orders_share_a_transaction() -> anyho
 
 #[tokio::test]
 async fn a_refused_command_in_a_batch_fails_alone() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with(LINGER).await?;
+    let app = TestApp::spawn_with(long_linger).await?;
     let (a, b, c) = (
         app.place_order("cus_a").await?,
         app.place_order("cus_b").await?,
@@ -78,7 +83,7 @@ async fn a_refused_command_in_a_batch_fails_alone() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn commands_on_one_order_in_one_batch_apply_in_turn() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with(LINGER).await?;
+    let app = TestApp::spawn_with(long_linger).await?;
     let order_id = app.place_order("cus_turns").await?;
     let payments: Vec<String> = (0..10).map(|n| format!("pay_{n}")).collect();
     let captures = join_all(payments.iter().map(|p| app.capture(order_id, p, 100))).await;
@@ -96,7 +101,7 @@ async fn commands_on_one_order_in_one_batch_apply_in_turn() -> anyhow::Result<()
 
 #[tokio::test]
 async fn nobody_is_answered_before_the_batch_is_written() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with(&["--roles", "api"]).await?;
+    let app = TestApp::spawn().await?;
     let mut blocker = app.database.client().await?;
     let lock = blocker.transaction().await?;
     lock.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE").await?;

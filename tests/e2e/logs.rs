@@ -17,7 +17,7 @@ const TOKEN: &str = "log-test-write-token";
 async fn json_logs_carry_the_correlation_id_on_every_line_of_a_request() -> anyhow::Result<()> {
     let database = TestDatabase::create().await?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ledger-under-test"))
+    let mut child = Command::new(ledger_tests::process::ledger_binary()?)
         .args(["serve", "--roles", "api", "--database-url", &database.url])
         .args(["--http-addr", &format!("127.0.0.1:{port}")])
         .env("LEDGER_API_TOKENS", format!("write:{TOKEN}"))

@@ -21,7 +21,7 @@ fn slow_query(wait_ms: u64) -> String {
 #[tokio::test]
 async fn a_token_over_its_in_flight_limit_gets_429_while_other_tokens_go_on() -> anyhow::Result<()>
 {
-    let app = TestApp::spawn_with(&["--roles", "api", "--max-in-flight-per-token", "1"]).await?;
+    let app = TestApp::spawn_with(|settings| settings.access.max_in_flight_per_token = 1).await?;
     let admin = client_with_token(Some(ADMIN_TOKEN))?;
     let holding = tokio::spawn(admin.get(app.url(&slow_query(3_000))).send());
 
@@ -47,7 +47,10 @@ async fn a_token_over_its_in_flight_limit_gets_429_while_other_tokens_go_on() ->
 
 #[tokio::test]
 async fn a_request_over_the_time_limit_is_answered_503_with_retry_after() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with(&["--roles", "api", "--request-timeout-ms", "300"]).await?;
+    let app = TestApp::spawn_with(|settings| {
+        settings.access.request_timeout = std::time::Duration::from_millis(300);
+    })
+    .await?;
     let started = Instant::now();
     let response = app.get(&slow_query(4_000)).send().await?;
     let took = started.elapsed();
@@ -59,14 +62,10 @@ async fn a_request_over_the_time_limit_is_answered_503_with_retry_after() -> any
 
 #[tokio::test]
 async fn an_exhausted_connection_pool_answers_503_instead_of_hanging() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with(&[
-        "--roles",
-        "api",
-        "--db-pool-size",
-        "1",
-        "--db-wait-timeout-ms",
-        "200",
-    ])
+    let app = TestApp::spawn_with(|settings| {
+        settings.database.max_size = 1;
+        settings.database.wait_timeout = std::time::Duration::from_millis(200);
+    })
     .await?;
     // The only connection gets stuck in a command whose insert waits on a table lock.
     let mut blocker = app.database.client().await?;

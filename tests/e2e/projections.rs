@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use eventstore::KafkaSettings;
+use bus_kafka::KafkaSettings;
+use ledger::Role;
 use ledger_tests::{
     expect_json, expect_status, kafka_brokers, pluck, poll_until, TestApp, TopicReader,
     ORDER_TOTAL_MINOR,
@@ -316,7 +317,7 @@ async fn the_same_events_delivered_twice_change_nothing() -> anyhow::Result<()> 
 /// out, as if it were lost.
 #[tokio::test]
 async fn a_lost_message_heals_from_the_event_store() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with_roles("api,projector", &kafka_brokers()).await?;
+    let app = TestApp::spawn_with_roles(&[Role::Api, Role::Projector], &kafka_brokers()).await?;
     let order_id = app.place_order("cus_lost").await?;
     expect_status(app.capture(order_id, "pay_1", 1000).await?, 201).await?;
     let version = TestApp::version_of(app.capture(order_id, "pay_2", 500).await?).await?;

@@ -14,6 +14,7 @@ use ledger_tests::{expect_json, expect_status, kafka_brokers, poll_until, TestAp
 use projections::notifications::Notifications;
 use projections::payments::Payments;
 use projections::rebuild::{self, RebuildProgress, Target};
+use projections::ProjectionKind;
 use serde_json::Value;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -360,8 +361,7 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
     let pool = app.database.pool()?;
 
     // Small batches, so there is a "midway"; the task is aborted like a killed process.
-    let running = rebuild::start_with_batch(&pool, "payments", Target::Live, 3)
-        .ok_or_else(|| anyhow::anyhow!("no payments projection"))?;
+    let running = rebuild::start_with_batch(&pool, ProjectionKind::Payments, Target::Live, 3);
     poll_until(Duration::from_secs(10), "the replay to be under way", || async {
         Ok((running.progress.snapshot().replayed >= 9).then_some(()))
     })
@@ -372,8 +372,7 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
     let during = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
     assert_eq!(during, live, "the live generation is untouched and serving");
 
-    let running = rebuild::start(&pool, "payments", Target::Live)
-        .ok_or_else(|| anyhow::anyhow!("no payments projection"))?;
+    let running = rebuild::start(&pool, ProjectionKind::Payments, Target::Live);
     let status = running.task.await??;
     assert_eq!(status.state, "done");
     let after = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
@@ -419,8 +418,9 @@ async fn a_rebuild_process_killed_midway_leaves_the_live_generation_and_a_rerun_
     let orders = history(&app, 24).await?;
     caught_up(&app, &orders).await?;
     let live = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+    let ledger = ledger_tests::process::ledger_binary()?;
     let rebuild_command = |batch: &str| {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ledger-under-test"));
+        let mut command = tokio::process::Command::new(&ledger);
         command
             .args(["projections", "rebuild", "payments", "--batch-size", batch])
             .args(["--database-url", &app.database.url])

@@ -5,12 +5,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use eventstore::{
-    schema, EventStore, KafkaSettings, Metadata, PoolSettings, Relay, RelayRole, RelaySettings,
-};
+use bus::relay::RelayRole;
+use eventstore::{schema, EventStore, Metadata, PoolSettings};
 use futures_util::future::join_all;
-use ledger_tests::{expect_status, kafka_brokers, poll_until, TestApp, TestBroker, TopicReader};
-use tokio::sync::watch;
+use ledger_tests::{
+    expect_status, kafka_brokers, poll_until, test_kafka, TestApp, TestBroker, TestRelay,
+    TopicReader,
+};
 use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -53,24 +54,6 @@ async fn place_orders(app: &TestApp, count: usize, customer: &str) -> anyhow::Re
         }
     }
     Ok(ids)
-}
-
-fn test_kafka(brokers: &str) -> KafkaSettings {
-    KafkaSettings::new(brokers, format!("test-{}.", Uuid::new_v4().simple()))
-}
-
-fn fast_relay(database_url: &str, kafka: &KafkaSettings, batch_size: i64) -> Relay {
-    Relay::new(
-        database_url,
-        kafka.clone(),
-        RelaySettings {
-            batch_size,
-            poll_interval: Duration::from_millis(50),
-            standby_retry: Duration::from_millis(200),
-            message_timeout: Duration::from_secs(3),
-            ..RelaySettings::default()
-        },
-    )
 }
 
 #[tokio::test]
@@ -140,19 +123,19 @@ async fn a_late_committing_transaction_is_never_skipped() -> anyhow::Result<()> 
     settings.max_size = 2;
     let store = EventStore::new(eventstore::connect(&settings)?);
     let held_stream = Uuid::now_v7();
-    let mut held = store.begin(held_stream).await?;
+    let mut held = store.begin(&[held_stream]).await?;
     let event = schema::encode(&domain::Event::OrderCancelled(domain::OrderCancelled {
         reason: domain::Reason::parse("held open")?,
     }))?;
-    let held_position =
-        held.append(held_stream, 0, std::slice::from_ref(&event), &Metadata::default()).await?[0]
-            .global_position;
+    let held_position = held
+        .append_to_stream(held_stream, 0, std::slice::from_ref(&event), &Metadata::default())
+        .await?[0];
 
     // A transaction that appends and rolls back leaves a hole in the positions.
     let rolled_back_stream = Uuid::now_v7();
-    let mut rolled_back = store.begin(rolled_back_stream).await?;
+    let mut rolled_back = store.begin(&[rolled_back_stream]).await?;
     rolled_back
-        .append(
+        .append_to_stream(
             rolled_back_stream,
             0,
             &[schema::encode(&domain::Event::OrderCancelled(domain::OrderCancelled {
@@ -214,22 +197,16 @@ async fn a_relay_killed_mid_batch_resumes_from_its_checkpoint() -> anyhow::Resul
     place_orders(&app, 600, "cus_kill").await?;
     let stored = stored_event_ids(&app).await?;
 
-    let (_stop, stopping) = watch::channel(false);
-    let first = fast_relay(&app.database.url, &kafka, 50);
-    let first_status = first.status();
-    let running = first.spawn(stopping.clone());
+    let first = TestRelay::start(&app.database.url, &kafka, 50)?;
     poll_until(DEADLINE, "the first relay to publish some batches", || async {
-        Ok((first_status.snapshot().published_events >= 150).then_some(()))
+        Ok((first.status().published_events >= 150).then_some(()))
     })
     .await?;
-    running.abort(); // mid-batch, no goodbye: like kill -9
-    let _ = running.await;
-    let published_before_kill = first_status.snapshot().published_events;
+    first.task.abort(); // mid-batch, no goodbye: like kill -9
+    let published_before_kill = first.status().published_events;
     assert!(published_before_kill < stored.len() as u64, "killed before the end");
 
-    let second = fast_relay(&app.database.url, &kafka, 50);
-    let second_status = second.status();
-    let _resumed = second.spawn(stopping);
+    let second = TestRelay::start(&app.database.url, &kafka, 50)?;
     let mut reader = TopicReader::new(&kafka).await?;
     reader
         .read_until(DEADLINE, "every event after the restart", |m| {
@@ -240,10 +217,7 @@ async fn a_relay_killed_mid_batch_resumes_from_its_checkpoint() -> anyhow::Resul
     let duplicates = reader.messages.len() - reader.event_ids().len();
     // At most the batch in flight when it died is published twice.
     assert!(duplicates <= 50, "{duplicates} duplicates");
-    assert!(
-        second_status.snapshot().published_events < stored.len() as u64,
-        "resumed, not restarted"
-    );
+    assert!(second.status().published_events < stored.len() as u64, "resumed, not restarted");
     println!("relay kill: {} events, {published_before_kill} published before the kill, {duplicates} duplicates", stored.len());
     Ok(())
 }
@@ -252,34 +226,28 @@ async fn a_relay_killed_mid_batch_resumes_from_its_checkpoint() -> anyhow::Resul
 async fn of_two_relays_one_publishes_and_the_other_takes_over() -> anyhow::Result<()> {
     let app = TestApp::spawn().await?;
     let kafka = test_kafka(&kafka_brokers());
-    let (stop_a, stopping_a) = watch::channel(false);
-    let (_stop_b, stopping_b) = watch::channel(false);
-    let relay_a = fast_relay(&app.database.url, &kafka, 100);
-    let status_a = relay_a.status();
-    let running_a = relay_a.spawn(stopping_a);
+    let relay_a = TestRelay::start(&app.database.url, &kafka, 100)?;
     poll_until(DEADLINE, "relay A to lead", || async {
-        Ok((status_a.snapshot().role == RelayRole::Active).then_some(()))
+        Ok((relay_a.status().role == RelayRole::Active).then_some(()))
     })
     .await?;
-    let relay_b = fast_relay(&app.database.url, &kafka, 100);
-    let status_b = relay_b.status();
-    let _running_b = relay_b.spawn(stopping_b);
+    let relay_b = TestRelay::start(&app.database.url, &kafka, 100)?;
     poll_until(DEADLINE, "relay B to stand by", || async {
-        Ok((status_b.snapshot().role == RelayRole::Standby).then_some(()))
+        Ok((relay_b.status().role == RelayRole::Standby).then_some(()))
     })
     .await?;
 
     place_orders(&app, 40, "cus_two_relays").await?;
     let mut reader = TopicReader::new(&kafka).await?;
     reader.read_until(DEADLINE, "the first 40 events", |m| m.len() >= 40).await?;
-    assert_eq!(status_b.snapshot().published_events, 0, "the standby publishes nothing");
-    assert_eq!(status_a.snapshot().published_events, 40);
+    assert_eq!(relay_b.status().published_events, 0, "the standby publishes nothing");
+    assert_eq!(relay_a.status().published_events, 40);
 
-    stop_a.send(true)?;
-    running_a.await?;
+    relay_a.stop.cancel();
+    relay_a.task.await?;
     let stopped_at = std::time::Instant::now();
     poll_until(DEADLINE, "relay B to take over", || async {
-        Ok((status_b.snapshot().role == RelayRole::Active).then_some(()))
+        Ok((relay_b.status().role == RelayRole::Active).then_some(()))
     })
     .await?;
     let takeover = stopped_at.elapsed();
@@ -293,7 +261,7 @@ async fn of_two_relays_one_publishes_and_the_other_takes_over() -> anyhow::Resul
             stored.is_subset(&seen)
         })
         .await?;
-    assert_eq!(status_b.snapshot().published_events, 40, "B resumed from A's checkpoint");
+    assert_eq!(relay_b.status().published_events, 40, "B resumed from A's checkpoint");
     assert_eq!(reader.messages.len(), 80, "no duplicates after a clean hand-over");
     Ok(())
 }

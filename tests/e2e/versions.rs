@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use ledger::Role;
 use ledger_tests::{expect_json, expect_status, kafka_brokers, pluck, TestApp, ORDER_TOTAL_MINOR};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
@@ -201,7 +202,7 @@ async fn v1_and_v2_orders_rebuild_decide_and_project_alike() -> anyhow::Result<(
 /// the v1 `OrderPlaced` from the event store before applying it.
 #[tokio::test]
 async fn a_v1_event_replayed_from_the_store_is_upcast() -> anyhow::Result<()> {
-    let app = TestApp::spawn_with_roles("api,projector", &kafka_brokers()).await?;
+    let app = TestApp::spawn_with_roles(&[Role::Api, Role::Projector], &kafka_brokers()).await?;
     let order_id = Uuid::now_v7();
     insert_v1(&app, order_id, 1, "OrderPlaced", &order_placed_v1(order_id, "cus_v1_heal")?).await?;
     let version = TestApp::version_of(app.capture(order_id, "pay_1", 1200).await?).await?;

@@ -2,16 +2,14 @@
 
 use std::net::SocketAddr;
 
-use clap::Parser;
+use bus::Channels;
+use bus_kafka::KafkaSettings;
+use ledger::{Application, Role, Settings};
 use reqwest::{RequestBuilder, Response};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-
-use api::config::ServeArgs;
-use api::Application;
-use eventstore::KafkaSettings;
 
 use crate::TestDatabase;
 
@@ -29,88 +27,83 @@ struct Running {
     server: JoinHandle<anyhow::Result<()>>,
 }
 
+/// Changes a test makes to the settings [`TestApp`] starts with.
+pub type Configure = Box<dyn Fn(&mut Settings) + Send + Sync>;
+
 pub struct TestApp {
     pub database: TestDatabase,
     pub http: reqwest::Client,
     /// The topics of this test (a unique prefix on the broker the app publishes to).
     pub kafka: KafkaSettings,
     running: Option<Running>,
-    extra_args: Vec<String>,
+    configure: Configure,
 }
 
 impl TestApp {
     /// The API alone, on a random port, against a fresh database (no broker needed).
     pub async fn spawn() -> anyhow::Result<Self> {
-        Self::spawn_with(&["--roles", "api"]).await
+        Self::spawn_with(|_| {}).await
     }
 
     /// The API and the relay, publishing to `brokers` under a topic prefix of its own.
     pub async fn spawn_with_relay(brokers: &str) -> anyhow::Result<Self> {
-        Self::spawn_with_roles("api,relay", brokers).await
+        Self::spawn_with_roles(&[Role::Api, Role::Relay], brokers).await
     }
 
-    /// Every role: API, relay and projection workers, on a topic prefix of its own.
+    /// Every role: API, relay and projection consumers, on a topic prefix of its own.
     pub async fn spawn_all(brokers: &str) -> anyhow::Result<Self> {
-        Self::spawn_with_roles("api,relay,projector", brokers).await
+        Self::spawn_with_roles(&Role::ALL, brokers).await
     }
 
     /// The given roles, on `brokers` under a topic prefix of its own.
-    pub async fn spawn_with_roles(roles: &str, brokers: &str) -> anyhow::Result<Self> {
-        let prefix = format!("test-{}.", Uuid::new_v4().simple());
-        Self::spawn_with(&[
-            "--roles",
-            roles,
-            "--kafka-brokers",
-            brokers,
-            "--topic-prefix",
-            &prefix,
-            "--relay-poll-ms",
-            "100",
-            "--relay-message-timeout-ms",
-            "3000",
-        ])
+    pub async fn spawn_with_roles(roles: &[Role], brokers: &str) -> anyhow::Result<Self> {
+        let (roles, brokers) = (roles.to_vec(), brokers.to_owned());
+        Self::spawn_with(move |settings| {
+            settings.roles.clone_from(&roles);
+            settings.kafka.brokers.clone_from(&brokers);
+        })
         .await
     }
 
-    /// Like [`spawn`](Self::spawn), with extra `ledger serve` flags.
-    pub async fn spawn_with(extra_args: &[&str]) -> anyhow::Result<Self> {
+    /// The API alone (unless `configure` says otherwise), with the settings `configure`
+    /// changes: the database, the address, the tokens and the topics are the harness's.
+    pub async fn spawn_with(
+        configure: impl Fn(&mut Settings) + Send + Sync + 'static,
+    ) -> anyhow::Result<Self> {
         let database = TestDatabase::create().await?;
-        let extra_args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
-        let settings = ServeArgs::try_parse_from(
-            ["serve"].into_iter().map(str::to_owned).chain(extra_args.iter().cloned()),
-        )?;
+        let mut kafka = KafkaSettings::new(
+            crate::kafka_brokers(),
+            Channels::new(format!("test-{}.", Uuid::new_v4().simple())),
+        );
+        kafka.message_timeout = std::time::Duration::from_secs(3);
         let mut app = Self {
             database,
             http: client_with_token(Some(ADMIN_TOKEN))?,
-            kafka: settings.kafka.settings(),
+            kafka,
             running: None,
-            extra_args,
+            configure: Box::new(configure),
         };
+        app.kafka = app.settings()?.kafka;
         app.start().await?;
         Ok(app)
     }
 
+    /// The settings the application starts with.
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let tokens =
+            format!("read:{READ_TOKEN},write:{WRITE_TOKEN},admin:{ADMIN_TOKEN}").parse()?;
+        let mut settings = Settings::new(self.database.url.clone(), Some(tokens));
+        settings.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings.database.max_size = 8;
+        settings.roles = vec![Role::Api];
+        settings.kafka = self.kafka.clone();
+        settings.relay.poll_interval = std::time::Duration::from_millis(100);
+        (self.configure)(&mut settings);
+        Ok(settings)
+    }
+
     async fn start(&mut self) -> anyhow::Result<()> {
-        let mut args = vec![
-            "serve".to_owned(),
-            "--database-url".to_owned(),
-            self.database.url.clone(),
-            "--http-addr".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ];
-        // Defaults a test may override (clap refuses a flag given twice).
-        let defaults = [
-            ("--db-pool-size", "8".to_owned()),
-            ("--api-tokens", format!("read:{READ_TOKEN},write:{WRITE_TOKEN},admin:{ADMIN_TOKEN}")),
-        ];
-        for (flag, value) in defaults {
-            if !self.extra_args.iter().any(|arg| arg == flag) {
-                args.extend([flag.to_owned(), value]);
-            }
-        }
-        args.extend(self.extra_args.iter().cloned());
-        let settings = ServeArgs::try_parse_from(args)?;
-        let application = Application::build(&settings).await?;
+        let application = Application::build(self.settings()?).await?;
         let address = application.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(application.run(async move {

@@ -106,7 +106,7 @@ async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
 }
 
 async fn ensure_template(client: &tokio_postgres::Client, admin: &str) -> anyhow::Result<String> {
-    let template = format!("ledger_tmpl_{}", eventstore::migrations_fingerprint());
+    let template = format!("ledger_tmpl_{}", migrations::fingerprint());
     let exists = |name: String| async move {
         anyhow::Ok(
             client
@@ -131,7 +131,7 @@ async fn ensure_template(client: &tokio_postgres::Client, admin: &str) -> anyhow
         let mut settings = eventstore::PoolSettings::new(url_with_database(admin, &building)?);
         settings.max_size = 1;
         let pool = eventstore::connect(&settings)?;
-        eventstore::migrate(&pool).await?;
+        migrations::migrate(&pool).await?;
         pool.close();
         drop(pool);
         // The pool's connections close asynchronously; renaming needs them gone.

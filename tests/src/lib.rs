@@ -9,6 +9,7 @@
 //! - [`TestBroker`]: a Tansu broker of the test's own, on a free port, that the test can
 //!   stop and start again (for broker outages); other tests share the one at
 //!   `KAFKA_BROKERS` with a unique topic prefix each.
+//! - [`TestRelay`], [`TestConsumer`]: roles of the test's own that it can stop or abort.
 //! - [`poll_until`]: waiting on a condition with a deadline, never a bare sleep.
 
 /// The allocator the `ledger` binary uses, so that benches measure what it runs.
@@ -21,6 +22,7 @@ mod database;
 mod poll;
 pub mod postgres;
 pub mod process;
+mod roles;
 mod topic;
 
 pub use app::{
@@ -32,6 +34,7 @@ pub use database::TestDatabase;
 pub use poll::poll_until;
 pub use postgres::{PrivateCluster, StopMode};
 pub use process::{LedgerConfig, LedgerProcess, Load, LoadOptions, LoadReport};
+pub use roles::{test_kafka, TestConsumer, TestRelay};
 pub use topic::{ReceivedMessage, TopicReader};
 
 /// The `field` of every item of the JSON list `json[list]`, as `T` (items without it, or

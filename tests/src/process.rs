@@ -3,10 +3,11 @@
 //! database that goes away under a running process. Also the load generator the fault
 //! tests share.
 //!
-//! The binary is the test package's `ledger-under-test` (exactly `ledger`'s command line);
-//! integration tests know its path as `env!("CARGO_BIN_EXE_ledger-under-test")`, which only
-//! they can see, so they pass it in. Its stderr (the logs) goes to a file that a failing
-//! test quotes ([`LedgerProcess::explain`]) and that is removed when the test passes.
+//! The binary is the real `ledger`, built by `cargo test` beside the test executables
+//! (the `ledger` package has integration tests of its own, so a workspace test run always
+//! builds it); `LEDGER_BIN` names another. Its stderr (the logs) goes to a file that a
+//! failing test quotes ([`LedgerProcess::explain`]) and that is removed when the test
+//! passes.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -45,18 +46,39 @@ pub struct LedgerConfig {
     pub extra_args: Vec<String>,
 }
 
+/// The `ledger` binary: `LEDGER_BIN`, or the one cargo built beside this test executable
+/// (`target/<profile>/ledger`, the parent of the `deps` folder the test runs from).
+pub fn ledger_binary() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("LEDGER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let test = std::env::current_exe().context("locating the test executable")?;
+    let profile = test
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("the test executable is not in a cargo target folder")?;
+    let binary = profile.join(format!("ledger{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        binary.exists(),
+        "{} does not exist: build it with `cargo build -p ledger` (a workspace `cargo test` \
+         does), or set LEDGER_BIN",
+        binary.display()
+    );
+    Ok(binary)
+}
+
 impl LedgerConfig {
     /// The API alone against `database_url`; see [`roles`](Self::roles) and
     /// [`kafka`](Self::kafka) for more.
-    pub fn new(binary: impl Into<PathBuf>, database_url: impl Into<String>) -> Self {
-        Self {
-            binary: binary.into(),
+    pub fn new(database_url: impl Into<String>) -> anyhow::Result<Self> {
+        Ok(Self {
+            binary: ledger_binary()?,
             database_url: database_url.into(),
             roles: "api".to_owned(),
             kafka_brokers: kafka_brokers(),
             topic_prefix: format!("fault-{}.", Uuid::new_v4().simple()),
             extra_args: Vec::new(),
-        }
+        })
     }
 
     pub fn roles(mut self, roles: &str) -> Self {

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use eventstore::envelope::Envelope;
-use eventstore::KafkaSettings;
+use bus::envelope::Envelope;
+use bus_kafka::KafkaSettings;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};

@@ -7,15 +7,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
-use eventstore::{relay_report, RelayReport, RelayStatus};
-
+use bus::relay::{relay_report, RelayReport, RelayStatus, RELAY_NAME};
+use bus::ConsumerStatus;
 use eventstore::Cut;
-use projections::rebuild::{RebuildStatus, Target, PROJECTIONS};
+use projections::rebuild::{RebuildStatus, Target};
+use projections::{ProjectionKind, ProjectionStats};
 
+use crate::context::ApiContext;
 use crate::error::{ApiError, Problem};
 use crate::extract::PathText;
 use crate::query::{AsOfParams, Params};
-use crate::routes::ApiContext;
 
 #[derive(Serialize)]
 pub struct RelayView {
@@ -34,14 +35,30 @@ pub struct RelayView {
     responses((status = 200, description = "Relay state", body = Object))
 )]
 pub async fn relay(State(context): State<ApiContext>) -> Result<Json<RelayView>, ApiError> {
-    let store = relay_report(context.store.pool(), "kafka").await?;
-    Ok(Json(RelayView { process: context.relay.as_ref().map(|relay| relay.snapshot()), store }))
+    let store = relay_report(context.store().pool(), RELAY_NAME).await?;
+    let process = context.roles.relay.as_ref().map(|relay| relay.borrow().clone());
+    Ok(Json(RelayView { process, store }))
+}
+
+/// A consumer running in this process: its loop and what its projection applied.
+#[derive(Serialize)]
+pub struct WorkerView {
+    #[serde(flatten)]
+    stats: ProjectionStats,
+    state: bus::ConsumerState,
+    last_error: Option<String>,
+}
+
+impl WorkerView {
+    fn new(status: &ConsumerStatus, stats: ProjectionStats) -> Self {
+        Self { stats, state: status.state, last_error: status.last_error.clone() }
+    }
 }
 
 #[derive(Serialize)]
 pub struct ProjectionsView {
-    /// The workers running in this process.
-    workers: Vec<projections::WorkerStatus>,
+    /// The consumers running in this process.
+    workers: Vec<WorkerView>,
     /// Durable progress of every projection.
     projections: Vec<projections::status::ProjectionReport>,
     /// Rebuilds started through this process, running or finished.
@@ -59,9 +76,16 @@ pub struct ProjectionsView {
 pub async fn projections(
     State(context): State<ApiContext>,
 ) -> Result<Json<ProjectionsView>, ApiError> {
-    let projections = projections::status::report(context.store.pool()).await?;
+    let projections = projections::status::report(context.store().pool()).await?;
     Ok(Json(ProjectionsView {
-        workers: context.projectors.iter().map(|worker| worker.snapshot()).collect(),
+        workers: context
+            .roles
+            .consumers
+            .iter()
+            .map(|consumer| {
+                WorkerView::new(&consumer.status.borrow(), consumer.stats.borrow().clone())
+            })
+            .collect(),
         projections,
         rebuilds: rebuild_statuses(&context),
     }))
@@ -74,12 +98,8 @@ fn rebuild_statuses(context: &ApiContext) -> Vec<RebuildStatus> {
     statuses
 }
 
-fn known_projection(name: &str) -> Result<&'static str, ApiError> {
-    PROJECTIONS
-        .iter()
-        .copied()
-        .find(|known| *known == name)
-        .ok_or_else(|| ApiError::NotFound(format!("projection {name}")))
+fn known_projection(name: &str) -> Result<ProjectionKind, ApiError> {
+    ProjectionKind::parse(name).ok_or_else(|| ApiError::NotFound(format!("projection {name}")))
 }
 
 /// `POST /v1/admin/projections/{name}/rebuild`: replay the event store into a new
@@ -103,19 +123,18 @@ pub async fn start_rebuild(
     PathText(name): PathText,
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<(StatusCode, Json<RebuildStatus>), ApiError> {
-    let name = known_projection(&name)?;
+    let kind = known_projection(&name)?;
     let mut params = Params::new(raw, &["as_of", "at_position"]);
     let cut = params.cut();
     params.finish()?;
     let target = if cut == Cut::Latest { Target::Live } else { Target::Cut(cut) };
     let mut rebuilds = context.rebuilds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if rebuilds.get(name).is_some_and(|running| !running.task.is_finished()) {
-        return Err(ApiError::RebuildRunning(name));
+    if rebuilds.get(&kind).is_some_and(|running| !running.task.is_finished()) {
+        return Err(ApiError::RebuildRunning(kind.name()));
     }
-    let running = projections::rebuild::start(context.store.pool(), name, target)
-        .ok_or_else(|| ApiError::NotFound(format!("projection {name}")))?;
+    let running = projections::rebuild::start(context.store().pool(), kind, target);
     let status = running.progress.snapshot();
-    rebuilds.insert(name.to_owned(), running);
+    rebuilds.insert(kind, running);
     Ok((StatusCode::ACCEPTED, Json(status)))
 }
 
@@ -136,14 +155,14 @@ pub async fn cancel_rebuild(
     State(context): State<ApiContext>,
     PathText(name): PathText,
 ) -> Result<(StatusCode, Json<RebuildStatus>), ApiError> {
-    let name = known_projection(&name)?;
+    let kind = known_projection(&name)?;
     let rebuilds = context.rebuilds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    match rebuilds.get(name) {
+    match rebuilds.get(&kind) {
         Some(running) if !running.task.is_finished() => {
             let _ = running.cancel.send(true);
             Ok((StatusCode::ACCEPTED, Json(running.progress.snapshot())))
         }
-        _ => Err(ApiError::NotFound(format!("running rebuild of {name}"))),
+        _ => Err(ApiError::NotFound(format!("running rebuild of {kind}"))),
     }
 }
 
@@ -158,7 +177,7 @@ pub async fn cancel_rebuild(
 pub async fn dead_letters(
     State(context): State<ApiContext>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let client = context.store.client().await?;
+    let client = context.store().client().await?;
     let items = projections::dead_letter::list(&client, 500).await?;
     Ok(Json(serde_json::json!({ "items": items })))
 }
@@ -186,7 +205,7 @@ pub async fn redrive(
     let id: i64 = id.parse().map_err(|_| {
         ApiError::validation(domain::ValidationError::new("id", "must be a dead letter id"))
     })?;
-    match projections::dead_letter::redrive(context.store.pool(), id).await {
+    match projections::dead_letter::redrive(context.store().pool(), id).await {
         Ok(applied) => {
             Ok(Json(serde_json::json!({ "id": id, "redriven": true, "applied": applied })))
         }

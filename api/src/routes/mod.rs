@@ -6,110 +6,24 @@ mod admin;
 mod health;
 mod notifications;
 mod orders;
-pub(crate) mod payments;
+mod payments;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use std::time::{Duration, Instant};
-
-use eventstore::{EventStore, RelayStatusHandle};
-use projections::rebuild::RunningRebuild;
-use projections::WorkerStatusHandle;
-use uuid::Uuid;
+use std::time::Duration;
 
 use crate::auth::{self, Access, Gate};
+use crate::context::ApiContext;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
 use crate::{limits, metrics, openapi};
-
-/// What handlers share.
-#[derive(Clone)]
-pub struct ApiContext {
-    pub store: EventStore,
-    /// The in-process relay, when this process runs one.
-    pub relay: Option<RelayStatusHandle>,
-    /// The in-process projection workers, when this process runs them.
-    pub projectors: Vec<WorkerStatusHandle>,
-    /// Renders `/metrics`; `None` if this process could not install the recorder.
-    pub metrics: Option<PrometheusHandle>,
-    /// Projection rebuilds started through this process's admin API, by projection.
-    pub rebuilds: Rebuilds,
-    /// The shared-transaction command writers; `None` runs each command on its own.
-    pub group_commit: Option<crate::group_commit::GroupCommit>,
-}
-
-pub type Rebuilds =
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, RunningRebuild>>>;
-
-/// How long a point-in-time query waits for its projection to have applied the whole cut.
-const AS_OF_WAIT: Duration = Duration::from_secs(2);
-
-/// Makes `cut` answerable from `projection`'s read model: settles it in the store (see
-/// `eventstore::settle`), then waits until the projection has applied every event inside
-/// it (`projections::watermark`), else 504 `projection_lagging`. Returns the settled cut.
-pub(crate) async fn settle_read_model(
-    context: &ApiContext,
-    projection: &'static str,
-    cut: eventstore::Cut,
-) -> Result<eventstore::Cut, ApiError> {
-    if cut == eventstore::Cut::Latest {
-        return Ok(cut);
-    }
-    let client = context.store.client().await?;
-    let cut = eventstore::settle(&client, cut).await?;
-    let mut watermark = projections::watermark::read(&client, projection).await?;
-    let deadline = Instant::now() + AS_OF_WAIT;
-    while !watermark.covers(cut) {
-        if Instant::now() >= deadline {
-            return Err(ApiError::CutNotApplied {
-                projection,
-                applied_through: watermark.position,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        watermark = projections::watermark::advance(&client, projection).await?;
-    }
-    Ok(cut)
-}
-
-/// Read-your-writes: waits until `projection` has applied `min_version` of the order, for
-/// at most `wait`, else answers 504 `projection_lagging`.
-pub(crate) async fn wait_until_applied(
-    context: &ApiContext,
-    projection: &'static str,
-    stream_id: Uuid,
-    min_version: u32,
-    wait: Duration,
-) -> Result<(), ApiError> {
-    let deadline = Instant::now() + wait;
-    loop {
-        let applied = {
-            let client = context.store.client().await?;
-            projections::apply::applied_version(&client, projection, stream_id)
-                .await
-                .map_err(ApiError::internal)?
-        };
-        if applied >= min_version {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(ApiError::ProjectionLagging {
-                projection,
-                applied_version: applied,
-                min_version,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
 
 /// How requests are admitted: the token gate and the time limit.
 #[derive(Clone)]

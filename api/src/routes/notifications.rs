@@ -7,13 +7,15 @@ use axum::Json;
 
 use domain::ValidationError;
 use projections::notifications::{self, Notification};
+use projections::ProjectionKind;
 #[allow(unused_imports)]
 use uuid::Uuid;
 
+use crate::context::ApiContext;
 use crate::error::{ApiError, Problem};
 use crate::query::{cursor_after, AsOfParams, Params};
-use crate::routes::payments::Page;
-use crate::routes::{settle_read_model, wait_until_applied, ApiContext};
+use crate::read_model::{settle_read_model, wait_until_applied};
+use crate::views::Page;
 
 #[utoipa::path(
     get,
@@ -67,10 +69,11 @@ pub async fn list_notifications(
         let order_id = order_id.ok_or_else(|| {
             ApiError::validation(ValidationError::new("order_id", "is required with min_version"))
         })?;
-        wait_until_applied(&context, notifications::NAME, order_id, version, wait).await?;
+        wait_until_applied(&context, ProjectionKind::Notifications, order_id, version, wait)
+            .await?;
     }
-    let cut = settle_read_model(&context, notifications::NAME, cut).await?;
-    let client = context.store.client().await?;
+    let cut = settle_read_model(&context, ProjectionKind::Notifications, cut).await?;
+    let client = context.store().client().await?;
     let items = notifications::list(
         &client,
         customer_id.as_deref(),

@@ -10,8 +10,10 @@ use uuid::Uuid;
 
 use domain::{evolve, Command, Order, OrderId};
 
+use commands::{CommandContext, CommandRequest, Idempotency, Outcome};
+
 use crate::auth::Principal;
-use crate::commands::{self, CommandRequest, CommandResponse};
+use crate::context::ApiContext;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandHeaders, JsonBody, OrderIdPath};
@@ -20,7 +22,6 @@ use crate::requests::{
     CancelOrderRequest, CapturePaymentRequest, IntoCommand, PlaceOrderRequest,
     RecordPaymentFailureRequest, RefundPaymentRequest, ShipOrderRequest,
 };
-use crate::routes::ApiContext;
 use crate::views::{CommandAccepted, EventView, HistoryView, OrderView};
 
 /// What every command handler has in hand once its body is parsed.
@@ -35,34 +36,38 @@ struct Submission {
 }
 
 async fn submit(context: &ApiContext, submission: Submission) -> Result<Response, ApiError> {
-    let mut fingerprint = format!("{} {}\n", Method::POST, submission.path).into_bytes();
-    fingerprint.extend_from_slice(&submission.raw_body);
-    let response = commands::execute(
-        &context.store,
-        context.group_commit.as_ref(),
-        CommandRequest {
+    // What makes a retry "the same request" for its key: method, path and body.
+    let idempotency = submission.headers.idempotency_key.map(|key| {
+        let mut fingerprint = format!("{} {}\n", Method::POST, submission.path).into_bytes();
+        fingerprint.extend_from_slice(&submission.raw_body);
+        Idempotency { key, fingerprint }
+    });
+    let outcome = context
+        .commands
+        .execute(CommandRequest {
             order_id: submission.order_id,
             command: submission.command,
-            idempotency_key: submission.headers.idempotency_key,
+            idempotency,
             expected_version: submission.headers.expected_version,
-            correlation_id: submission.correlation.0,
-            actor: submission.actor,
-            fingerprint,
-        },
-    )
-    .await?;
-    Ok(command_response(submission.order_id, response))
+            context: CommandContext {
+                correlation_id: submission.correlation.0,
+                causation_id: None,
+                actor: submission.actor,
+            },
+        })
+        .await?;
+    Ok(command_response(submission.order_id, outcome))
 }
 
-fn command_response(order_id: OrderId, response: CommandResponse) -> Response {
-    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::CREATED);
-    let mut http = (status, response.body).into_response();
+fn command_response(order_id: OrderId, outcome: Outcome) -> Response {
+    let replayed = outcome.replayed;
+    let mut http =
+        (StatusCode::CREATED, Json(CommandAccepted::from(outcome.accepted))).into_response();
     let headers = http.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/orders/{order_id}")) {
         headers.insert(header::LOCATION, location);
     }
-    if response.replayed {
+    if replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     http
@@ -316,7 +321,7 @@ async fn load_as_of(
     let mut params = Params::new(raw, &["as_of", "at_position"]);
     let cut = params.cut();
     params.finish()?;
-    let client = context.store.client().await?;
+    let client = context.store().client().await?;
     let cut = eventstore::settle(&client, cut).await?;
     Ok(eventstore::load_stream(&client, order_id.as_uuid(), cut).await?)
 }

@@ -10,11 +10,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use projections::payments::{self, Balance, OrderPayments, PaymentSummary};
+use projections::ProjectionKind;
 
+use crate::context::ApiContext;
 use crate::error::{ApiError, Problem};
 use crate::extract::{OrderIdPath, PathText};
 use crate::query::{cursor_after, AsOfParams, Params};
-use crate::routes::{settle_read_model, wait_until_applied, ApiContext};
+use crate::read_model::{settle_read_model, wait_until_applied};
+use crate::views::Page;
 
 const STATUSES: &[&str] =
     &["awaiting_payment", "partially_paid", "paid", "partially_refunded", "refunded", "cancelled"];
@@ -48,21 +51,15 @@ pub async fn get_payments(
     let cut = params.cut();
     params.finish()?;
     if let Some((version, wait)) = wait {
-        wait_until_applied(&context, payments::NAME, order_id.as_uuid(), version, wait).await?;
+        wait_until_applied(&context, ProjectionKind::Payments, order_id.as_uuid(), version, wait)
+            .await?;
     }
-    let cut = settle_read_model(&context, payments::NAME, cut).await?;
-    let client = context.store.client().await?;
+    let cut = settle_read_model(&context, ProjectionKind::Payments, cut).await?;
+    let client = context.store().client().await?;
     payments::get(&client, order_id.as_uuid(), cut)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("payments of this order".to_owned()))
-}
-
-/// A page of a list; pass `next_cursor` as `cursor` for the next one (absent on the last).
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -95,8 +92,8 @@ pub async fn list_payments(
     let limit = params.limit();
     let cut = params.cut();
     params.finish()?;
-    let cut = settle_read_model(&context, payments::NAME, cut).await?;
-    let client = context.store.client().await?;
+    let cut = settle_read_model(&context, ProjectionKind::Payments, cut).await?;
+    let client = context.store().client().await?;
     let items =
         payments::list(&client, customer_id.as_deref(), status.as_deref(), cursor, limit, cut)
             .await?;
@@ -126,8 +123,8 @@ pub async fn customer_balance(
     let mut params = Params::new(raw, &["as_of", "at_position"]);
     let cut = params.cut();
     params.finish()?;
-    let cut = settle_read_model(&context, payments::NAME, cut).await?;
-    let client = context.store.client().await?;
+    let cut = settle_read_model(&context, ProjectionKind::Payments, cut).await?;
+    let client = context.store().client().await?;
     let balances = payments::customer_balance(&client, customer.as_str(), cut).await?;
     Ok(Json(CustomerBalance { customer_id: customer.as_str().to_owned(), balances }))
 }

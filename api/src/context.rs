@@ -1,0 +1,75 @@
+//! What the handlers share: the command service, the store, the metrics recorder, the
+//! rebuilds started here, and a view of the other roles this process runs, as their loops
+//! report them (each a `watch` the loop alone writes).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bus::relay::RelayStatus;
+use bus::ConsumerStatus;
+use commands::CommandService;
+use eventstore::EventStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use projections::rebuild::RunningRebuild;
+use projections::{ProjectionKind, ProjectionStats};
+use serde::Serialize;
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct ApiContext {
+    pub commands: CommandService,
+    pub roles: Roles,
+    /// Renders `/metrics`; `None` if this process could not install the recorder.
+    pub metrics: Option<PrometheusHandle>,
+    /// Projection rebuilds started through this process's admin API.
+    pub(crate) rebuilds: Rebuilds,
+}
+
+impl ApiContext {
+    pub fn new(commands: CommandService, roles: Roles, metrics: Option<PrometheusHandle>) -> Self {
+        Self { commands, roles, metrics, rebuilds: Rebuilds::default() }
+    }
+
+    pub(crate) fn store(&self) -> &EventStore {
+        self.commands.store()
+    }
+}
+
+pub(crate) type Rebuilds = Arc<Mutex<HashMap<ProjectionKind, RunningRebuild>>>;
+
+/// The roles this process runs besides the API.
+#[derive(Clone, Default)]
+pub struct Roles {
+    /// The relay, when this process runs one.
+    pub relay: Option<watch::Receiver<RelayStatus>>,
+    /// The consumers of the orders channel (the projections).
+    pub consumers: Vec<ConsumerView>,
+    /// The supervised background tasks, as the supervisor sees them.
+    pub tasks: Option<watch::Receiver<Vec<TaskHealth>>>,
+}
+
+/// One consumer: its loop's status, and what its projection applied.
+#[derive(Clone)]
+pub struct ConsumerView {
+    pub status: watch::Receiver<ConsumerStatus>,
+    pub stats: watch::Receiver<ProjectionStats>,
+}
+
+/// A supervised background task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TaskHealth {
+    pub task: String,
+    pub state: TaskState,
+    /// How often it ended unexpectedly and was started again.
+    pub restarts: u32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Running,
+    /// It ended unexpectedly; it is started again after a backoff.
+    Restarting,
+    Stopped,
+}

@@ -1,0 +1,118 @@
+//! Kafka client settings shared by the publisher and the subscribers, and topic creation
+//! (a broker may not auto-create topics; Tansu does not).
+
+use std::time::Duration;
+
+use bus::{BusError, Channels};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+pub const DEFAULT_PARTITIONS: i32 = 8;
+pub const DEFAULT_REPLICATION: i32 = 1;
+pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 15_000;
+
+#[derive(Clone, Debug)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub channels: Channels,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// librdkafka `message.timeout.ms`: how long a message may wait for the broker before
+    /// its batch is declared failed and retried from the relay's checkpoint.
+    pub message_timeout: Duration,
+    /// `security.protocol`, `sasl.*` and `ssl.ca.location` for secured clusters; passed
+    /// through to librdkafka unchanged when set.
+    pub security_protocol: Option<String>,
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
+    pub ssl_ca_location: Option<String>,
+}
+
+impl KafkaSettings {
+    pub fn new(brokers: impl Into<String>, channels: Channels) -> Self {
+        Self {
+            brokers: brokers.into(),
+            channels,
+            partitions: DEFAULT_PARTITIONS,
+            replication_factor: DEFAULT_REPLICATION,
+            message_timeout: Duration::from_millis(DEFAULT_MESSAGE_TIMEOUT_MS),
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+        }
+    }
+
+    pub fn orders_topic(&self) -> String {
+        self.channels.orders()
+    }
+
+    pub fn dead_letter_topic(&self) -> String {
+        self.channels.dead_letters()
+    }
+
+    /// The common client configuration: brokers and security.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        let optional = [
+            ("security.protocol", &self.security_protocol),
+            ("sasl.mechanism", &self.sasl_mechanism),
+            ("sasl.username", &self.sasl_username),
+            ("sasl.password", &self.sasl_password),
+            ("ssl.ca.location", &self.ssl_ca_location),
+        ];
+        for (key, value) in optional {
+            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                config.set(key, value);
+            }
+        }
+        config
+    }
+
+    /// The relay's producer settings (idempotent, every replica acknowledges, lz4, a
+    /// millisecond of linger), also for baselines that compare with it.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "1")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("message.timeout.ms", self.message_timeout.as_millis().to_string());
+        config
+    }
+
+    /// Creates the orders and dead-letter topics if missing. Existing topics are left as
+    /// they are (partition counts are never changed behind an operator's back).
+    pub async fn ensure_topics(&self) -> Result<(), BusError> {
+        let failed = |error| BusError::new("creating the topics", error);
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().map_err(failed)?;
+        let orders = self.orders_topic();
+        let dead_letters = self.dead_letter_topic();
+        let replication = || TopicReplication::Fixed(self.replication_factor);
+        let topics = [
+            NewTopic::new(&orders, self.partitions, replication()),
+            NewTopic::new(&dead_letters, self.partitions, replication()),
+        ];
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&topics, &options).await.map_err(failed)? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    tracing::warn!(%topic, ?code, "could not create topic");
+                    return Err(failed(rdkafka::error::KafkaError::AdminOp(code)));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! A member of a consumer group on the orders topic: offsets are committed only when the
+//! consumer loop says its batch is done; dead letters go to the `….dlq` topic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{BusError, Delivery, Failure, Subscriber};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::KafkaSettings;
+
+pub struct KafkaSubscriber {
+    consumer: Arc<StreamConsumer>,
+    producer: FutureProducer,
+    topic: String,
+    dead_letter_topic: String,
+}
+
+impl KafkaSubscriber {
+    /// Creates the topics if missing and joins `group` on the orders topic.
+    pub async fn join(settings: &KafkaSettings, group: &str) -> Result<Self, BusError> {
+        settings.ensure_topics().await?;
+        let failed = |error| BusError::new("joining the consumer group", error);
+        let consumer: StreamConsumer = settings
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            // A fetch returns as soon as there is data, or after this: it bounds how long
+            // a quiet partition delays a new event (librdkafka's default is 500 ms).
+            .set("fetch.wait.max.ms", "5")
+            // A member that dies without leaving (kill -9, a lost host) keeps its
+            // partitions until the coordinator stops hearing from it, and the group's
+            // rebalance waits that long: with librdkafka's default of 45 s, a worker
+            // restarted after a crash applied nothing for 45 s. Heartbeats come from
+            // librdkafka's own thread, so a long batch does not risk a false expiry.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000")
+            .create()
+            .map_err(failed)?;
+        let topic = settings.orders_topic();
+        consumer.subscribe(&[&topic]).map_err(failed)?;
+        let producer: FutureProducer = settings.client_config().create().map_err(failed)?;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            producer,
+            topic,
+            dead_letter_topic: settings.dead_letter_topic(),
+        })
+    }
+}
+
+impl Subscriber for KafkaSubscriber {
+    async fn recv(&mut self) -> Result<Delivery, BusError> {
+        let message =
+            self.consumer.recv().await.map_err(|error| BusError::new("receiving", error))?;
+        Ok(Delivery {
+            channel: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+        })
+    }
+
+    /// Commits, per partition, the offset after the batch's last message.
+    ///
+    /// A synchronous commit blocks its thread until the broker answers, which while the
+    /// broker is down takes as long as librdkafka's request timeout. On a runtime worker
+    /// thread that froze every task queued behind it, HTTP connections included, for
+    /// seconds; so the commit waits on the blocking pool instead.
+    async fn commit(&mut self, batch: &[Delivery]) -> Result<(), BusError> {
+        let failed = |error| BusError::new("committing offsets", error);
+        let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+        for delivery in batch {
+            let entry = next.entry((delivery.channel.as_str(), delivery.partition)).or_insert(0);
+            *entry = (*entry).max(delivery.offset + 1);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            offsets
+                .add_partition_offset(topic, partition, Offset::Offset(offset))
+                .map_err(failed)?;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+            .await
+            .map_err(|error| BusError::new("committing offsets", error))?
+            .map_err(failed)
+    }
+
+    async fn park(&mut self, delivery: &Delivery, failure: &Failure) -> Result<(), BusError> {
+        let partition = delivery.partition.to_string();
+        let offset = delivery.offset.to_string();
+        let attempts = failure.attempts.to_string();
+        let headers = OwnedHeaders::new_with_capacity(6)
+            .insert(Header { key: "error", value: Some(failure.error.as_str()) })
+            .insert(Header { key: "projection", value: Some(failure.consumer) })
+            .insert(Header { key: "source-topic", value: Some(delivery.channel.as_str()) })
+            .insert(Header { key: "source-partition", value: Some(partition.as_str()) })
+            .insert(Header { key: "source-offset", value: Some(offset.as_str()) })
+            .insert(Header { key: "attempts", value: Some(attempts.as_str()) });
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.dead_letter_topic).headers(headers);
+        if let Some(key) = &delivery.key {
+            record = record.key(key);
+        }
+        if let Some(payload) = &delivery.payload {
+            record = record.payload(payload);
+        }
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(error, _)| BusError::new("publishing a dead letter", error))
+    }
+
+    fn holds_partitions(&self) -> Option<bool> {
+        Some(self.consumer.assignment().map_or(true, |partitions| partitions.count() > 0))
+    }
+
+    fn rejoin(&mut self) -> Result<(), BusError> {
+        self.consumer.unsubscribe();
+        self.consumer
+            .subscribe(&[&self.topic])
+            .map_err(|error| BusError::new("rejoining the consumer group", error))
+    }
+}

@@ -1,0 +1,25 @@
+//! What travels on the message bus, and the two loops that move it.
+//!
+//! - [`envelope`]: the message published for each event (key, JSON envelope, headers):
+//!   the contract outside consumers read. [`Channels`]: the channel names.
+//! - [`Publisher`] and [`Subscriber`]: the two traits a broker adapter implements
+//!   (`bus-kafka`); everything else here is the same whatever the broker.
+//! - [`relay`]: publishes every committed event from the store (the outbox) in the
+//!   gap-safe order, one active relay at a time.
+//! - [`Consumer`]: the loop every subscriber runs: batches to a [`Handler`], acknowledged
+//!   after the handler's work is durable; retries, dead letters.
+
+mod channel;
+mod consume;
+pub mod envelope;
+mod error;
+mod publish;
+pub mod relay;
+
+pub use channel::{Channels, DEAD_LETTER_SUFFIX, ORDERS};
+pub use consume::{
+    Consumer, ConsumerSettings, ConsumerState, ConsumerStatus, Delivery, Failure, Handler,
+    HandlerError, Subscriber,
+};
+pub use error::BusError;
+pub use publish::Publisher;

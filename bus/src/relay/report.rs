@@ -1,0 +1,48 @@
+//! The relay's durable state, read from the database by any process: its checkpoint, the
+//! backlog behind it, and the age of the oldest open transaction (which holds the
+//! gap-safe horizon back), for `/v1/admin/relay`, `ledger relay status` and metrics.
+
+use chrono::{DateTime, Utc};
+use eventstore::position::CommitPosition;
+use eventstore::StoreError;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RelayReport {
+    pub name: String,
+    pub checkpoint: Option<CommitPosition>,
+    pub published_events: i64,
+    pub last_published_at: Option<DateTime<Utc>>,
+    /// Events committed (or in flight) after the checkpoint: not yet published.
+    pub backlog: i64,
+    /// Age of the oldest transaction that has written something; while it runs, nothing
+    /// committed after it can be published (the gap-safe horizon).
+    pub oldest_open_transaction_seconds: Option<f64>,
+}
+
+const REPORT: &str = "
+    SELECT c.tx_id::text::bigint, c.global_position, c.published_events, c.last_published_at,
+           (SELECT count(*) FROM events e
+             WHERE c.tx_id IS NULL
+                OR (e.tx_id, e.global_position) > (c.tx_id, c.global_position)),
+           (SELECT extract(epoch FROM now() - min(xact_start))::float8
+              FROM pg_stat_activity WHERE backend_xid IS NOT NULL)
+      FROM (SELECT 1) AS one
+      LEFT JOIN relay_checkpoints c ON c.name = $1";
+
+pub async fn relay_report(pool: &eventstore::Pool, name: &str) -> Result<RelayReport, StoreError> {
+    let client = pool.get().await?;
+    let row = client.query_one(REPORT, &[&name]).await?;
+    let tx_id: Option<i64> = row.try_get(0)?;
+    let global_position: Option<i64> = row.try_get(1)?;
+    Ok(RelayReport {
+        name: name.to_owned(),
+        checkpoint: tx_id
+            .zip(global_position)
+            .map(|(tx_id, global_position)| CommitPosition { tx_id, global_position }),
+        published_events: row.try_get::<_, Option<i64>>(2)?.unwrap_or(0),
+        last_published_at: row.try_get(3)?,
+        backlog: row.try_get(4)?,
+        oldest_open_transaction_seconds: row.try_get(5)?,
+    })
+}

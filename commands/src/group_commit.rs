@@ -1,0 +1,124 @@
+//! Group commit: commands from concurrent callers share one transaction.
+//!
+//! A few writer tasks take commands off one queue: each gathers what arrives within a few
+//! hundred microseconds (or up to a maximum) and writes it through the one write path
+//! ([`crate::write`]), one transaction and one commit for the whole batch. Each caller is
+//! answered only after that commit. If the batch as a whole cannot be written because a
+//! writer without the lock took a version, each of its commands is run again on its own.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventstore::EventStore;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::accepted::Outcome;
+use crate::error::CommandError;
+use crate::request::CommandRequest;
+use crate::service::execute_alone;
+use crate::write::{write, WriteFailed};
+
+#[derive(Clone, Copy, Debug)]
+pub struct GroupCommitSettings {
+    /// Most commands in one transaction.
+    pub max_batch: usize,
+    /// How long a writer waits for more commands once it has one.
+    pub linger: Duration,
+    /// Writer tasks (each with its own connection while writing).
+    pub writers: usize,
+}
+
+type Reply = oneshot::Sender<Result<Outcome, CommandError>>;
+
+struct Pending {
+    request: CommandRequest,
+    reply: Reply,
+}
+
+/// The queue in front of the writers.
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl GroupCommit {
+    pub(crate) fn start(store: EventStore, settings: GroupCommitSettings) -> Self {
+        let (queue, receiver) = mpsc::channel(settings.max_batch.max(1) * 64);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..settings.writers.max(1) {
+            tokio::spawn(writer(store.clone(), receiver.clone(), settings));
+        }
+        Self { queue }
+    }
+
+    /// Runs `request` in the next batch; answers once that batch has committed.
+    pub(crate) async fn submit(&self, request: CommandRequest) -> Result<Outcome, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Pending { request, reply }).await.map_err(|_| CommandError::Stopped)?;
+        answer.await.map_err(|_| CommandError::Stopped)?
+    }
+}
+
+async fn writer(
+    store: EventStore,
+    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    settings: GroupCommitSettings,
+) {
+    loop {
+        let mut batch = {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else { return };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + settings.linger;
+            while batch.len() < settings.max_batch {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Some(pending)) => batch.push(pending),
+                    _ => break,
+                }
+            }
+            batch
+        };
+        // A key used twice in one batch: the later use must see the earlier one's outcome,
+        // as it would have waited for it on its own; it goes into the next round.
+        while !batch.is_empty() {
+            let mut keys = HashSet::new();
+            let (now, later): (Vec<_>, Vec<_>) = batch.into_iter().partition(|pending| {
+                pending.request.idempotency.as_ref().is_none_or(|i| keys.insert(i.key.clone()))
+            });
+            metrics::histogram!("ledger_group_commit_batch_size").record(now.len() as f64);
+            write_batch(&store, now).await;
+            batch = later;
+        }
+    }
+}
+
+async fn write_batch(store: &EventStore, batch: Vec<Pending>) {
+    let (requests, replies): (Vec<CommandRequest>, Vec<Reply>) =
+        batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+    match write(store, &requests).await {
+        Ok(results) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(WriteFailed::Conflict) => {
+            // Someone wrote without the lock: decide each command on its own again.
+            for (reply, request) in replies.into_iter().zip(requests) {
+                let _ = reply.send(execute_alone(store, request).await);
+            }
+        }
+        Err(WriteFailed::Failed(error)) => {
+            // The cause is logged once, here; each caller learns whether to retry.
+            let transient = error.is_transient();
+            if transient {
+                tracing::warn!(error = ?error, "a command batch could not be written");
+            } else {
+                tracing::error!(error = ?error, "a command batch failed");
+            }
+            for reply in replies {
+                let _ = reply.send(Err(CommandError::BatchFailed { transient }));
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The `ledger` command line: what the binary runs.
+
+use anyhow::Context;
+use bus::relay::{relay_report, RELAY_NAME};
+use clap::{Parser, Subcommand};
+
+use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
+use crate::rebuild_cli::RebuildArgs;
+use crate::{shutdown, telemetry, Application};
+
+#[derive(Parser)]
+#[command(name = "ledger", version, about = "Event-sourced order ledger")]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+// Parsed once at start-up: the size difference between subcommands does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum Commands {
+    /// Serve the HTTP API (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// The relay that publishes events to Kafka.
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    },
+    /// Print the OpenAPI 3.1 document of the HTTP API and exit.
+    Openapi,
+    /// The read models.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Load a running ledger through its HTTP API and report throughput, latency and
+    /// rates next to PostgreSQL baselines (see docs/performance.md).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Print each projection's progress, lag and dead letters.
+    Status(DatabaseArgs),
+    /// Replay the event store into a new generation of a projection and swap it in (or,
+    /// with --to-position / --as-of, build it as of that point into `rebuild_<name>`).
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Subcommand)]
+enum RelayCommand {
+    /// Print the relay's checkpoint, backlog and the age of the oldest open transaction.
+    Status(DatabaseArgs),
+}
+
+/// Parses the process arguments and runs the chosen command to completion.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Commands::Serve(args) => {
+            let application = Application::build(args.settings()?).await?;
+            let address = application.local_addr()?;
+            tracing::info!(%address, "ledger listening on http://{address}");
+            application.run(shutdown::signal()).await
+        }
+        Commands::Migrate(database) => {
+            migrations::migrate(&database.pool()?).await.context("applying migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Commands::Openapi => print_out(&api::openapi_spec().to_pretty_json()?),
+        Commands::Projections { command: ProjectionsCommand::Rebuild(args) } => {
+            crate::rebuild_cli::run(args).await
+        }
+        Commands::Projections { command: ProjectionsCommand::Status(database) } => {
+            let report = projections::status::report(&database.pool()?).await?;
+            print_out(&serde_json::to_string_pretty(&report)?)
+        }
+        Commands::Bench(args) => bench::run(args).await,
+        Commands::Relay { command: RelayCommand::Status(database) } => {
+            let report = relay_report(&database.pool()?, RELAY_NAME).await?;
+            print_out(&serde_json::to_string_pretty(&report)?)
+        }
+    }
+}
+
+/// Writes a report to stdout; a closed pipe (`ledger openapi | head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}") {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

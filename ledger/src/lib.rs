@@ -1,0 +1,22 @@
+//! The composition root: it builds the `ledger` binary from the other crates.
+//!
+//! - [`Settings`] (typed) and [`config`] (flags and environment variables into settings).
+//! - [`Application`]: connect, migrate, start the roles this process runs, serve HTTP,
+//!   shut down gracefully. `main` and the tests build it the same way.
+//! - [`roles`]: the relay and the projection consumers, run under a [`supervisor`] that
+//!   restarts a task that ends unexpectedly and tells `/readyz`.
+//! - [`cli`]: the subcommands (`serve`, `migrate`, `relay status`, `projections …`,
+//!   `openapi`, `bench`); [`telemetry`] and [`shutdown`]: logs and signals.
+
+mod application;
+pub mod cli;
+pub mod config;
+mod rebuild_cli;
+mod roles;
+mod settings;
+mod shutdown;
+mod supervisor;
+mod telemetry;
+
+pub use application::Application;
+pub use settings::*;

@@ -1,0 +1,98 @@
+//! `ledger projections rebuild`: the rebuild with a progress bar (rate and ETA) on the
+//! terminal; Ctrl-C cancels it, leaving the live generation as it was.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use eventstore::Cut;
+use projections::rebuild::{self, Target};
+use projections::ProjectionKind;
+
+use crate::config::DatabaseArgs;
+
+/// A projection's name, or `all`.
+fn projection_or_all() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        ProjectionKind::ALL.iter().map(|kind| kind.name()).chain([ALL]),
+    )
+}
+
+const ALL: &str = "all";
+
+#[derive(clap::Args)]
+pub struct RebuildArgs {
+    /// Which projection to rebuild, or `all`.
+    #[arg(value_parser = projection_or_all())]
+    projection: String,
+    /// Build as of this global position (kept in `rebuild_<name>`, not swapped in).
+    #[arg(long, conflicts_with = "as_of")]
+    to_position: Option<i64>,
+    /// Build as of this time, RFC 3339 (kept in `rebuild_<name>`, not swapped in).
+    #[arg(long)]
+    as_of: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Events read and applied per transaction.
+    #[arg(long, default_value_t = projections::rebuild::BATCH,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    batch_size: i64,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
+    let target = match (args.to_position, args.as_of) {
+        (Some(position), _) => Target::Cut(Cut::Position(position)),
+        (None, Some(time)) => Target::Cut(Cut::Time(time.with_timezone(&chrono::Utc))),
+        (None, None) => Target::Live,
+    };
+    let pool = args.database.pool()?;
+    migrations::migrate(&pool).await.context("applying migrations")?;
+    let kinds: Vec<ProjectionKind> = match ProjectionKind::parse(&args.projection) {
+        Some(kind) => vec![kind],
+        None => ProjectionKind::ALL.to_vec(),
+    };
+    for kind in kinds {
+        let name = kind.name();
+        let running = rebuild::start_with_batch(&pool, kind, target, args.batch_size);
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{prefix:>13} [{bar:40}] {pos}/{len} events  {msg}")?
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_owned());
+        let mut task = running.task;
+        let outcome = loop {
+            tokio::select! {
+                finished = &mut task => break finished?,
+                _ = tokio::signal::ctrl_c() => {
+                    bar.set_message("cancelling…");
+                    let _ = running.cancel.send(true);
+                }
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            let status = running.progress.snapshot();
+            bar.set_length(status.total);
+            bar.set_position(status.replayed);
+            let eta = status.eta_seconds.map_or_else(String::new, |s| format!("ETA {s:.0} s"));
+            bar.set_message(format!("{:.0}/s  {eta}  {}", status.events_per_second, status.state));
+        };
+        match outcome {
+            Ok(status) => {
+                bar.set_position(status.replayed);
+                bar.finish_with_message(format!(
+                    "{:.0}/s  {}",
+                    status.events_per_second,
+                    match target {
+                        Target::Live => "swapped in as the live generation".to_owned(),
+                        Target::Cut(_) => format!("kept in schema {}", status.schema),
+                    }
+                ));
+            }
+            Err(error) => {
+                bar.abandon_with_message(error.to_string());
+                anyhow::bail!("rebuilding {name}: {error}");
+            }
+        }
+    }
+    Ok(())
+}

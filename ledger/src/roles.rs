@@ -1,0 +1,66 @@
+//! The background roles of a process: the relay and the projection consumers, each
+//! supervised, each reporting through a `watch` the API reads.
+
+use bus::relay::{Relay, RelayStatus};
+use bus::{Consumer, ConsumerStatus};
+use bus_kafka::{KafkaPublisher, KafkaSubscriber};
+use projections::{ProjectionHandler, ProjectionKind, ProjectionStats};
+use tokio::sync::watch;
+
+use crate::settings::Settings;
+use crate::supervisor::Supervisor;
+
+/// Starts the relay; returns its status.
+pub fn start_relay(
+    settings: &Settings,
+    supervisor: &mut Supervisor,
+) -> watch::Receiver<RelayStatus> {
+    let status = watch::Sender::new(RelayStatus::default());
+    let view = status.subscribe();
+    let (database_url, kafka, relay) =
+        (settings.database.database_url.clone(), settings.kafka.clone(), settings.relay.clone());
+    supervisor.supervise("relay", move |shutdown| {
+        let (database_url, kafka, relay, status) =
+            (database_url.clone(), kafka.clone(), relay.clone(), status.clone());
+        async move {
+            match KafkaPublisher::new(kafka, &relay.name) {
+                Ok(publisher) => {
+                    Relay::new(database_url, publisher, relay, status).run(shutdown).await
+                }
+                Err(error) => tracing::error!(error = %error.chain(), "the relay cannot start"),
+            }
+        }
+    });
+    view
+}
+
+/// Starts one consumer per projection; returns their status and statistics.
+pub fn start_projectors(
+    settings: &Settings,
+    pool: &eventstore::Pool,
+    supervisor: &mut Supervisor,
+) -> Vec<api::ConsumerView> {
+    ProjectionKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let status = watch::Sender::new(ConsumerStatus {
+                name: kind.name().to_owned(),
+                ..ConsumerStatus::default()
+            });
+            let stats = watch::Sender::new(ProjectionStats::new(kind));
+            let view = api::ConsumerView { status: status.subscribe(), stats: stats.subscribe() };
+            let (pool, kafka, consumer) =
+                (pool.clone(), settings.kafka.clone(), settings.consumer.clone());
+            supervisor.supervise(&format!("projector:{kind}"), move |shutdown| {
+                let handler = ProjectionHandler::new(kind, pool.clone(), stats.clone());
+                let consumer = Consumer::new(handler, consumer.clone(), status.clone());
+                let kafka = kafka.clone();
+                async move {
+                    let group = kafka.channels.group(kind.name());
+                    consumer.run(|| KafkaSubscriber::join(&kafka, &group), shutdown).await;
+                }
+            });
+            view
+        })
+        .collect()
+}

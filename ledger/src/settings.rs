@@ -1,0 +1,110 @@
+//! Typed settings: what [`crate::Application::build`] takes. The command line
+//! ([`crate::config`]) parses flags and environment variables into them; the tests build
+//! them directly. Every default is a constant here, used by both.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use api::Tokens;
+use bus::relay::RelaySettings;
+use bus::{Channels, ConsumerSettings};
+use bus_kafka::KafkaSettings;
+use commands::GroupCommitSettings;
+use eventstore::PoolSettings;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ledger";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_POOL_SIZE: usize = 16;
+pub const DEFAULT_DB_WAIT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_DB_STATEMENT_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_MAX_IN_FLIGHT_PER_TOKEN: usize = 64;
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 15_000;
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+pub const DEFAULT_GROUP_COMMIT_MAX_BATCH: usize = 64;
+pub const DEFAULT_GROUP_COMMIT_LINGER_US: u64 = 200;
+pub const DEFAULT_GROUP_COMMIT_WRITERS: usize = 4;
+pub const DEFAULT_RELAY_BATCH_SIZE: i64 = 20_000;
+pub const DEFAULT_RELAY_POLL_MS: u64 = 500;
+
+/// The parts of the ledger one process can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The HTTP command and query API.
+    Api,
+    /// Publishes committed events to the bus (one active relay at a time across processes).
+    Relay,
+    /// Consumes the events into the payments and notifications read models.
+    Projector,
+}
+
+impl Role {
+    pub const ALL: [Self; 3] = [Self::Api, Self::Relay, Self::Projector];
+}
+
+/// Who may call the API, and how much.
+#[derive(Clone, Debug)]
+pub struct Access {
+    /// `None` serves without authentication (every caller is an admin): local use only.
+    pub tokens: Option<Tokens>,
+    pub max_in_flight_per_token: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database: PoolSettings,
+    pub http_addr: SocketAddr,
+    pub roles: Vec<Role>,
+    pub kafka: KafkaSettings,
+    pub relay: RelaySettings,
+    pub consumer: ConsumerSettings,
+    /// Do not migrate at start-up (`ledger migrate` runs as a separate step).
+    pub skip_migrations: bool,
+    pub access: Access,
+    /// `None` runs every command in a transaction of its own.
+    pub group_commit: Option<GroupCommitSettings>,
+    /// How long in-flight requests and background batches may take after a shutdown
+    /// signal.
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    /// Every default, serving the API with `tokens`.
+    pub fn new(database_url: impl Into<String>, tokens: Option<Tokens>) -> Self {
+        let database = PoolSettings {
+            database_url: database_url.into(),
+            max_size: DEFAULT_POOL_SIZE,
+            wait_timeout: Duration::from_millis(DEFAULT_DB_WAIT_TIMEOUT_MS),
+            statement_timeout: Duration::from_millis(DEFAULT_DB_STATEMENT_TIMEOUT_MS),
+        };
+        let kafka = KafkaSettings::new(bus_kafka::DEFAULT_BROKERS, Channels::default());
+        Self {
+            database,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            roles: Role::ALL.to_vec(),
+            kafka,
+            relay: RelaySettings {
+                batch_size: DEFAULT_RELAY_BATCH_SIZE,
+                poll_interval: Duration::from_millis(DEFAULT_RELAY_POLL_MS),
+                ..RelaySettings::default()
+            },
+            consumer: ConsumerSettings::default(),
+            skip_migrations: false,
+            access: Access {
+                tokens,
+                max_in_flight_per_token: DEFAULT_MAX_IN_FLIGHT_PER_TOKEN,
+                request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            },
+            group_commit: Some(GroupCommitSettings {
+                max_batch: DEFAULT_GROUP_COMMIT_MAX_BATCH,
+                linger: Duration::from_micros(DEFAULT_GROUP_COMMIT_LINGER_US),
+                writers: DEFAULT_GROUP_COMMIT_WRITERS,
+            }),
+            shutdown_grace: Duration::from_millis(DEFAULT_SHUTDOWN_GRACE_MS),
+        }
+    }
+
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}

@@ -1,0 +1,163 @@
+//! A projection as a consumer of the orders channel: each batch of messages is decoded and
+//! applied in one transaction ([`crate::apply`]); parked messages are recorded in
+//! `dead_letters`; after each batch the watermark moves on.
+
+use bus::envelope::Envelope;
+use bus::{Delivery, Failure, Handler, HandlerError};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::dead_letter::{self, FailedMessage};
+use crate::kind::ProjectionKind;
+use crate::projection::{ApplyError, ProjectedEvent};
+
+/// What this process applied for one projection, for the admin endpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProjectionStats {
+    pub projection: ProjectionKind,
+    pub applied_events: u64,
+    pub duplicates: u64,
+    pub healed_events: u64,
+    pub dead_letters: u64,
+    pub last_position: Option<i64>,
+    pub last_applied_at: Option<DateTime<Utc>>,
+}
+
+pub struct ProjectionHandler {
+    kind: ProjectionKind,
+    pool: Pool,
+    stats: watch::Sender<ProjectionStats>,
+}
+
+impl ProjectionStats {
+    pub fn new(projection: ProjectionKind) -> Self {
+        Self {
+            projection,
+            applied_events: 0,
+            duplicates: 0,
+            healed_events: 0,
+            dead_letters: 0,
+            last_position: None,
+            last_applied_at: None,
+        }
+    }
+}
+
+impl ProjectionHandler {
+    /// A handler reporting to `stats`.
+    pub fn new(kind: ProjectionKind, pool: Pool, stats: watch::Sender<ProjectionStats>) -> Self {
+        Self { kind, pool, stats }
+    }
+
+    pub fn stats(&self) -> watch::Receiver<ProjectionStats> {
+        self.stats.subscribe()
+    }
+
+    async fn apply_all(&self, batch: &[Delivery]) -> Result<(), ApplyError> {
+        let events = batch
+            .iter()
+            .map(|delivery| decode(delivery.payload.as_deref().unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut client = self.pool.get().await.map_err(eventstore::StoreError::from)?;
+        let transaction = client.transaction().await?;
+        let outcome = self.kind.apply(&transaction, &events).await?;
+        transaction.commit().await?;
+        let name = self.kind.name();
+        metrics::counter!("ledger_projection_events_applied_total", "projection" => name)
+            .increment(outcome.applied);
+        metrics::counter!("ledger_projection_duplicates_total", "projection" => name)
+            .increment(outcome.duplicates);
+        metrics::counter!("ledger_projection_events_healed_total", "projection" => name)
+            .increment(outcome.healed);
+        self.stats.send_modify(|stats| {
+            stats.applied_events += outcome.applied;
+            stats.duplicates += outcome.duplicates;
+            stats.healed_events += outcome.healed;
+            stats.last_position = stats.last_position.max(outcome.last_position);
+            stats.last_applied_at = Some(Utc::now());
+        });
+        Ok(())
+    }
+}
+
+/// Decodes a message's value into a projected event (upcasting old versions).
+pub fn decode(payload: &[u8]) -> Result<ProjectedEvent, ApplyError> {
+    let envelope: Envelope<serde_json::Value> =
+        serde_json::from_slice(payload).map_err(|e| ApplyError::Undecodable(e.to_string()))?;
+    let event =
+        eventstore::schema::decode(&envelope.event_type, envelope.event_version, &envelope.data)
+            .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
+    Ok(ProjectedEvent {
+        event_id: envelope.event_id,
+        stream_id: envelope.stream_id,
+        stream_version: envelope.stream_version,
+        position: envelope.position,
+        recorded_at: envelope.recorded_at,
+        event,
+    })
+}
+
+fn handler_error(error: ApplyError) -> HandlerError {
+    if error.is_transient() {
+        HandlerError::Transient(Box::new(error))
+    } else {
+        HandlerError::Permanent(Box::new(error))
+    }
+}
+
+impl Handler for ProjectionHandler {
+    fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    async fn handle(&self, batch: &[Delivery]) -> Result<(), HandlerError> {
+        self.apply_all(batch).await.map_err(handler_error)
+    }
+
+    async fn parked(&self, delivery: &Delivery, failure: &Failure) -> Result<(), HandlerError> {
+        let failed = FailedMessage {
+            projection: self.kind.name(),
+            topic: &delivery.channel,
+            partition: delivery.partition,
+            offset: delivery.offset,
+            key: delivery.key.as_deref(),
+            payload: delivery.payload.as_deref(),
+            error: &failure.error,
+            attempts: failure.attempts,
+        };
+        let client =
+            self.pool.get().await.map_err(|e| handler_error(ApplyError::Store(e.into())))?;
+        dead_letter::record(&client, &failed).await.map_err(handler_error)?;
+        metrics::counter!("ledger_projection_dead_lettered_total", "projection" => self.kind.name())
+            .increment(1);
+        self.stats.send_modify(|stats| stats.dead_letters += 1);
+        Ok(())
+    }
+
+    /// Best effort: a query that needs the watermark further advances it itself.
+    async fn after_batch(&self) {
+        let name = self.kind.name();
+        let advanced = match self.pool.get().await {
+            Ok(client) => crate::watermark::advance(&client, name).await,
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = advanced {
+            tracing::debug!(projection = name, %error, "watermark not advanced");
+        }
+    }
+
+    /// Whether the store holds events past the furthest position this projection applied.
+    async fn lags(&self) -> bool {
+        const LAGS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE global_position >
+            coalesce((SELECT last_position FROM projection_status WHERE projection = $1), 0))";
+        let Ok(client) = self.pool.get().await else {
+            return false;
+        };
+        client
+            .query_one(LAGS, &[&self.kind.name()])
+            .await
+            .is_ok_and(|row| row.try_get::<_, bool>(0).unwrap_or(false))
+    }
+}

@@ -96,7 +96,7 @@ fn without_position(message: &str) -> String {
 
 /// The path serde reports for a missing or unknown field is its parent; the field itself
 /// is in the message between backticks.
-fn field_of(path: &str, message: &str) -> String {
+pub(crate) fn field_of(path: &str, message: &str) -> String {
     let named = ["missing field `", "unknown field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))

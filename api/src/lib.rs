@@ -21,6 +21,7 @@ mod extract;
 mod limits;
 pub mod metrics;
 mod openapi;
+mod params;
 mod query;
 mod read_model;
 mod requests;

@@ -8,10 +8,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use domain::{
-    positive_amount, CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail,
-    CustomerId, LineItem, OrderId, PaymentId, PaymentMethod, PlaceOrder, Reason,
-    RecordPaymentFailure, RefundId, RefundPayment, SalesChannel, ShipOrder, TrackingNumber,
-    ValidationError,
+    CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail, CustomerId, LineItem,
+    OrderId, PaymentId, PaymentMethod, PlaceOrder, PositiveAmount, Reason, RecordPaymentFailure,
+    RefundId, RefundPayment, SalesChannel, ShipOrder, TrackingNumber, ValidationError,
 };
 
 use crate::error::ApiError;
@@ -137,15 +136,11 @@ impl CapturePaymentRequest {
     pub fn parse(self) -> Result<Command, ApiError> {
         let mut errors = Errors::default();
         let payment_id = errors.check(PaymentId::parse(&self.payment_id));
-        let amount_minor = errors.check(positive_amount("amount_minor", self.amount_minor));
+        let amount = errors.check(PositiveAmount::parse("amount_minor", self.amount_minor));
         let method = errors.check(PaymentMethod::parse(&self.method));
-        let capture = match (payment_id, amount_minor, method) {
-            (Some(payment_id), Some(amount_minor), Some(method)) => {
-                errors.check(CapturePayment::new(payment_id, amount_minor, method))
-            }
-            _ => None,
-        };
-        errors.finish(|| capture.map(Command::CapturePayment))
+        errors.finish(|| {
+            Some(Command::CapturePayment(CapturePayment::new(payment_id?, amount?, method?)))
+        })
     }
 }
 
@@ -161,15 +156,15 @@ impl RecordPaymentFailureRequest {
     pub fn parse(self) -> Result<Command, ApiError> {
         let mut errors = Errors::default();
         let payment_id = errors.check(PaymentId::parse(&self.payment_id));
-        let amount_minor = errors.check(positive_amount("amount_minor", self.amount_minor));
+        let amount = errors.check(PositiveAmount::parse("amount_minor", self.amount_minor));
         let reason = errors.check(Reason::parse(&self.reason));
-        let failure = match (payment_id, amount_minor, reason) {
-            (Some(payment_id), Some(amount_minor), Some(reason)) => {
-                errors.check(RecordPaymentFailure::new(payment_id, amount_minor, reason))
-            }
-            _ => None,
-        };
-        errors.finish(|| failure.map(Command::RecordPaymentFailure))
+        errors.finish(|| {
+            Some(Command::RecordPaymentFailure(RecordPaymentFailure::new(
+                payment_id?,
+                amount?,
+                reason?,
+            )))
+        })
     }
 }
 
@@ -187,15 +182,16 @@ impl RefundPaymentRequest {
         let mut errors = Errors::default();
         let refund_id = errors.check(RefundId::parse(&self.refund_id));
         let payment_id = errors.check(PaymentId::parse(&self.payment_id));
-        let amount_minor = errors.check(positive_amount("amount_minor", self.amount_minor));
+        let amount = errors.check(PositiveAmount::parse("amount_minor", self.amount_minor));
         let reason = errors.check(Reason::parse(&self.reason));
-        let refund = match (refund_id, payment_id, amount_minor, reason) {
-            (Some(refund_id), Some(payment_id), Some(amount_minor), Some(reason)) => {
-                errors.check(RefundPayment::new(refund_id, payment_id, amount_minor, reason))
-            }
-            _ => None,
-        };
-        errors.finish(|| refund.map(Command::RefundPayment))
+        errors.finish(|| {
+            Some(Command::RefundPayment(RefundPayment::new(
+                refund_id?,
+                payment_id?,
+                amount?,
+                reason?,
+            )))
+        })
     }
 }
 
@@ -208,7 +204,7 @@ pub struct CancelOrderRequest {
 impl CancelOrderRequest {
     pub fn parse(self) -> Result<Command, ApiError> {
         let reason = Reason::parse(&self.reason)?;
-        Ok(Command::CancelOrder(CancelOrder { reason }))
+        Ok(Command::CancelOrder(CancelOrder::new(reason)))
     }
 }
 
@@ -224,11 +220,6 @@ impl ShipOrderRequest {
         let mut errors = Errors::default();
         let carrier = errors.check(Carrier::parse(&self.carrier));
         let tracking_number = errors.check(TrackingNumber::parse(&self.tracking_number));
-        errors.finish(|| {
-            Some(Command::ShipOrder(ShipOrder {
-                carrier: carrier?,
-                tracking_number: tracking_number?,
-            }))
-        })
+        errors.finish(|| Some(Command::ShipOrder(ShipOrder::new(carrier?, tracking_number?))))
     }
 }

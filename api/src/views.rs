@@ -120,15 +120,15 @@ impl OrderView {
                 .map(|line| LineView {
                     sku: line.sku.to_string(),
                     quantity: line.quantity,
-                    unit_price_minor: line.unit_price.amount_minor,
+                    unit_price_minor: line.unit_price.amount_minor(),
                     // Checked when the order was placed; cannot overflow here.
                     subtotal_minor: line
                         .unit_price
-                        .amount_minor
+                        .amount_minor()
                         .saturating_mul(i64::from(line.quantity)),
                 })
                 .collect(),
-            total_minor: order.total.amount_minor,
+            total_minor: order.total.amount_minor(),
             captured_minor: order.captured_minor,
             refunded_minor: order.refunded_minor,
             outstanding_minor: order.outstanding_minor(),

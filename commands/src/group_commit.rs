@@ -16,8 +16,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::accepted::Outcome;
 use crate::error::CommandError;
 use crate::request::CommandRequest;
-use crate::service::execute_alone;
-use crate::write::{write, WriteFailed};
+use crate::write::{write, write_alone, WriteFailed};
 
 #[derive(Clone, Copy, Debug)]
 pub struct GroupCommitSettings {
@@ -105,7 +104,7 @@ async fn write_batch(store: &EventStore, batch: Vec<Pending>) {
         Err(WriteFailed::Conflict) => {
             // Someone wrote without the lock: decide each command on its own again.
             for (reply, request) in replies.into_iter().zip(requests) {
-                let _ = reply.send(execute_alone(store, request).await);
+                let _ = reply.send(write_alone(store, request).await);
             }
         }
         Err(WriteFailed::Failed(error)) => {

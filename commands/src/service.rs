@@ -18,10 +18,7 @@ use crate::accepted::Outcome;
 use crate::error::CommandError;
 use crate::group_commit::{GroupCommit, GroupCommitSettings};
 use crate::request::CommandRequest;
-use crate::write::{write, WriteFailed};
-
-/// How often a command without `If-Match` is decided again after losing a race.
-const MAX_ATTEMPTS: u32 = 8;
+use crate::write::write_alone;
 
 #[derive(Clone)]
 pub struct CommandService {
@@ -53,7 +50,7 @@ impl CommandService {
         let command = request.command.name();
         let result = match &self.group_commit {
             Some(group) => group.submit(request).await,
-            None => execute_alone(&self.store, request).await,
+            None => write_alone(&self.store, request).await,
         };
         let outcome = match &result {
             Ok(outcome) if outcome.replayed => "replayed",
@@ -70,29 +67,4 @@ impl CommandService {
         }
         result
     }
-}
-
-/// One command in a transaction of its own: a batch of one.
-pub(crate) async fn execute_alone(
-    store: &EventStore,
-    request: CommandRequest,
-) -> Result<Outcome, CommandError> {
-    let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
-    for attempt in 1..=attempts {
-        match write(store, std::slice::from_ref(&request)).await {
-            Ok(mut results) => {
-                return results.pop().unwrap_or(Err(CommandError::Store(
-                    eventstore::StoreError::Invariant("a write answered no command".into()),
-                )))
-            }
-            Err(WriteFailed::Conflict) => {
-                if let Some(expected) = request.expected_version {
-                    return Err(CommandError::VersionConflict { expected, actual: None });
-                }
-                tracing::debug!(attempt, "lost a race for the order; deciding again");
-            }
-            Err(WriteFailed::Failed(error)) => return Err(error),
-        }
-    }
-    Err(CommandError::Contention)
 }

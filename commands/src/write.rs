@@ -21,6 +21,9 @@ use crate::error::CommandError;
 use crate::rehydrate::{fold_all, fold_loaded, snapshot_of};
 use crate::request::CommandRequest;
 
+/// How often a command without `If-Match` is decided again after losing a race.
+const MAX_ATTEMPTS: u32 = 8;
+
 /// Why a unit of work as a whole was not written.
 pub(crate) enum WriteFailed {
     /// A version was taken by a writer that did not hold the order's lock: decide again.
@@ -239,4 +242,29 @@ fn replay(stored: &[u8]) -> Result<Outcome, CommandError> {
             StoreError::Invariant(format!("a stored command outcome does not read: {error}")).into()
         },
     )
+}
+
+/// One command in a transaction of its own: a batch of one.
+pub(crate) async fn write_alone(
+    store: &EventStore,
+    request: CommandRequest,
+) -> Result<Outcome, CommandError> {
+    let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
+    for attempt in 1..=attempts {
+        match write(store, std::slice::from_ref(&request)).await {
+            Ok(mut results) => {
+                return results.pop().unwrap_or(Err(CommandError::Store(
+                    eventstore::StoreError::Invariant("a write answered no command".into()),
+                )))
+            }
+            Err(WriteFailed::Conflict) => {
+                if let Some(expected) = request.expected_version {
+                    return Err(CommandError::VersionConflict { expected, actual: None });
+                }
+                tracing::debug!(attempt, "lost a race for the order; deciding again");
+            }
+            Err(WriteFailed::Failed(error)) => return Err(error),
+        }
+    }
+    Err(CommandError::Contention)
 }

@@ -1,28 +1,15 @@
 //! Commands: what a client asks the ledger to do, imperative, already parsed.
 //!
-//! A command can only be constructed from valid values, so [`crate::decide`] checks business
-//! rules only. The limits below are part of the public contract (the API documents them).
+//! Every field is private to this crate and every constructor takes values that can only be valid
+//! (`PositiveAmount`, `Quantity`, `Sku`, …) or checks what they cannot express alone (an
+//! order's items against its currency and each other), so a command that exists is well
+//! formed and [`crate::decide`] checks business rules only. The limits are part of the
+//! public contract (the API documents them).
 
+use crate::amount::{PositiveAmount, Quantity, UnitPrice, LIMITS};
 use crate::{
     Carrier, Currency, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason,
     RefundId, SalesChannel, Sku, TrackingNumber, ValidationError,
-};
-
-/// Input limits, in one place so the API and its docs quote the same numbers.
-pub struct Limits {
-    pub max_items: usize,
-    pub max_quantity: u32,
-    pub max_unit_price_minor: i64,
-    /// Above any real order, far below `i64::MAX`: a typo of ten zeros is refused rather
-    /// than recorded.
-    pub max_amount_minor: i64,
-}
-
-pub const LIMITS: Limits = Limits {
-    max_items: 100,
-    max_quantity: 10_000,
-    max_unit_price_minor: 1_000_000_000,
-    max_amount_minor: 1_000_000_000_000_000,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,56 +36,62 @@ impl Command {
     }
 }
 
+/// One line of an order: so many of an item at a unit price in the order's currency.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineItem {
-    pub sku: Sku,
-    pub quantity: u32,
-    pub unit_price: Money,
+    pub(crate) sku: Sku,
+    pub(crate) quantity: Quantity,
+    pub(crate) unit_price: Money,
 }
 
 impl LineItem {
+    pub fn new(sku: Sku, quantity: Quantity, unit_price: UnitPrice, currency: Currency) -> Self {
+        Self { sku, quantity, unit_price: Money::new(unit_price.minor_units(), currency) }
+    }
+
+    /// Parses raw input, naming the field that is out of range.
     pub fn parse(
         sku: &str,
         quantity: i64,
         unit_price_minor: i64,
         currency: Currency,
     ) -> Result<Self, ValidationError> {
-        let sku = Sku::parse(sku)?;
-        let quantity = u32::try_from(quantity)
-            .ok()
-            .filter(|q| (1..=LIMITS.max_quantity).contains(q))
-            .ok_or_else(|| {
-                ValidationError::new(
-                    "quantity",
-                    format!("must be between 1 and {}", LIMITS.max_quantity),
-                )
-            })?;
-        if !(0..=LIMITS.max_unit_price_minor).contains(&unit_price_minor) {
-            return Err(ValidationError::new(
-                "unit_price_minor",
-                format!("must be between 0 and {} minor units", LIMITS.max_unit_price_minor),
-            ));
-        }
-        Ok(Self { sku, quantity, unit_price: Money::new(unit_price_minor, currency) })
+        Ok(Self::new(
+            Sku::parse(sku)?,
+            Quantity::parse(quantity)?,
+            UnitPrice::parse(unit_price_minor)?,
+            currency,
+        ))
+    }
+
+    pub fn sku(&self) -> &Sku {
+        &self.sku
+    }
+
+    pub fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+
+    pub fn unit_price(&self) -> Money {
+        self.unit_price
     }
 
     /// `quantity × unit price`, `None` on overflow.
     pub fn subtotal_minor(&self) -> Option<i64> {
-        self.unit_price.amount_minor.checked_mul(i64::from(self.quantity))
+        self.unit_price.amount_minor().checked_mul(i64::from(self.quantity.get()))
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlaceOrder {
-    pub order_id: OrderId,
-    pub customer_id: CustomerId,
-    pub customer_email: CustomerEmail,
-    pub currency: Currency,
-    pub items: Vec<LineItem>,
+    pub(crate) order_id: OrderId,
+    pub(crate) customer_id: CustomerId,
+    pub(crate) customer_email: CustomerEmail,
+    pub(crate) items: Vec<LineItem>,
     /// The order total, computed once with checked arithmetic when the command is built.
-    pub total: Money,
+    pub(crate) total: Money,
     /// Where the order came from; recorded, not used by any rule.
-    pub sales_channel: SalesChannel,
+    pub(crate) sales_channel: SalesChannel,
 }
 
 impl PlaceOrder {
@@ -119,7 +112,7 @@ impl PlaceOrder {
         for (index, item) in items.iter().enumerate() {
             // The total adds minor units: an item in another currency would be counted as
             // if it were in the order's.
-            if item.unit_price.currency != currency {
+            if item.unit_price.currency() != currency {
                 return Err(ValidationError::new(
                     format!("items[{index}].unit_price"),
                     format!("must be in the order's currency {currency}"),
@@ -140,92 +133,160 @@ impl PlaceOrder {
             order_id,
             customer_id,
             customer_email,
-            currency,
             items,
             total: Money::new(total_minor, currency),
             sales_channel,
         })
     }
-}
 
-/// Parses a strictly positive amount within [`LIMITS`].
-pub fn positive_amount(field: &str, amount_minor: i64) -> Result<i64, ValidationError> {
-    if (1..=LIMITS.max_amount_minor).contains(&amount_minor) {
-        Ok(amount_minor)
-    } else {
-        Err(ValidationError::new(
-            field,
-            format!("must be between 1 and {} minor units", LIMITS.max_amount_minor),
-        ))
+    pub fn order_id(&self) -> OrderId {
+        self.order_id
+    }
+
+    pub fn customer_id(&self) -> &CustomerId {
+        &self.customer_id
+    }
+
+    pub fn customer_email(&self) -> &CustomerEmail {
+        &self.customer_email
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.total.currency()
+    }
+
+    pub fn items(&self) -> &[LineItem] {
+        &self.items
+    }
+
+    pub fn total(&self) -> Money {
+        self.total
+    }
+
+    pub fn sales_channel(&self) -> &SalesChannel {
+        &self.sales_channel
     }
 }
 
 /// Money received. The amount is in the order's currency.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapturePayment {
-    pub payment_id: PaymentId,
-    pub amount_minor: i64,
-    pub method: PaymentMethod,
+    pub(crate) payment_id: PaymentId,
+    pub(crate) amount: PositiveAmount,
+    pub(crate) method: PaymentMethod,
 }
 
 impl CapturePayment {
-    pub fn new(
-        payment_id: PaymentId,
-        amount_minor: i64,
-        method: PaymentMethod,
-    ) -> Result<Self, ValidationError> {
-        let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self { payment_id, amount_minor, method })
+    pub fn new(payment_id: PaymentId, amount: PositiveAmount, method: PaymentMethod) -> Self {
+        Self { payment_id, amount, method }
+    }
+
+    pub fn payment_id(&self) -> &PaymentId {
+        &self.payment_id
+    }
+
+    pub fn amount(&self) -> PositiveAmount {
+        self.amount
+    }
+
+    pub fn method(&self) -> &PaymentMethod {
+        &self.method
     }
 }
 
 /// A declined payment attempt, recorded so support and the customer can see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordPaymentFailure {
-    pub payment_id: PaymentId,
-    pub amount_minor: i64,
-    pub reason: Reason,
+    pub(crate) payment_id: PaymentId,
+    pub(crate) amount: PositiveAmount,
+    pub(crate) reason: Reason,
 }
 
 impl RecordPaymentFailure {
-    pub fn new(
-        payment_id: PaymentId,
-        amount_minor: i64,
-        reason: Reason,
-    ) -> Result<Self, ValidationError> {
-        let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self { payment_id, amount_minor, reason })
+    pub fn new(payment_id: PaymentId, amount: PositiveAmount, reason: Reason) -> Self {
+        Self { payment_id, amount, reason }
+    }
+
+    pub fn payment_id(&self) -> &PaymentId {
+        &self.payment_id
+    }
+
+    pub fn amount(&self) -> PositiveAmount {
+        self.amount
+    }
+
+    pub fn reason(&self) -> &Reason {
+        &self.reason
     }
 }
 
 /// Money returned against one captured payment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefundPayment {
-    pub refund_id: RefundId,
-    pub payment_id: PaymentId,
-    pub amount_minor: i64,
-    pub reason: Reason,
+    pub(crate) refund_id: RefundId,
+    pub(crate) payment_id: PaymentId,
+    pub(crate) amount: PositiveAmount,
+    pub(crate) reason: Reason,
 }
 
 impl RefundPayment {
     pub fn new(
         refund_id: RefundId,
         payment_id: PaymentId,
-        amount_minor: i64,
+        amount: PositiveAmount,
         reason: Reason,
-    ) -> Result<Self, ValidationError> {
-        let amount_minor = positive_amount("amount_minor", amount_minor)?;
-        Ok(Self { refund_id, payment_id, amount_minor, reason })
+    ) -> Self {
+        Self { refund_id, payment_id, amount, reason }
+    }
+
+    pub fn refund_id(&self) -> &RefundId {
+        &self.refund_id
+    }
+
+    pub fn payment_id(&self) -> &PaymentId {
+        &self.payment_id
+    }
+
+    pub fn amount(&self) -> PositiveAmount {
+        self.amount
+    }
+
+    pub fn reason(&self) -> &Reason {
+        &self.reason
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CancelOrder {
-    pub reason: Reason,
+    pub(crate) reason: Reason,
+}
+
+impl CancelOrder {
+    pub fn new(reason: Reason) -> Self {
+        Self { reason }
+    }
+
+    pub fn reason(&self) -> &Reason {
+        &self.reason
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShipOrder {
-    pub carrier: Carrier,
-    pub tracking_number: TrackingNumber,
+    pub(crate) carrier: Carrier,
+    pub(crate) tracking_number: TrackingNumber,
+}
+
+impl ShipOrder {
+    pub fn new(carrier: Carrier, tracking_number: TrackingNumber) -> Self {
+        Self { carrier, tracking_number }
+    }
+
+    pub fn carrier(&self) -> &Carrier {
+        &self.carrier
+    }
+
+    pub fn tracking_number(&self) -> &TrackingNumber {
+        &self.tracking_number
+    }
 }

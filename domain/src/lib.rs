@@ -11,9 +11,12 @@
 //! Nothing here does I/O, reads a clock or generates ids: the edges supply those, so the
 //! same history always yields the same state and the rules can be tested exhaustively.
 //!
-//! Values are parsed once at the edge into types that can only hold valid data (`Money`,
-//! `Sku`, `CustomerEmail`, …): past that point the code handles valid data only.
+//! Values are parsed once at the edge into types that can only hold valid data
+//! (`PositiveAmount`, `Quantity`, `Sku`, `CustomerEmail`, …), and commands are built from
+//! them through constructors only (their fields are private): past that point the code
+//! handles valid data only, and a command of −500 cannot be written down.
 
+mod amount;
 mod command;
 mod error;
 mod event;
@@ -22,9 +25,10 @@ mod money;
 mod order;
 mod text;
 
+pub use amount::{Limits, PositiveAmount, Quantity, UnitPrice, LIMITS};
 pub use command::{
-    positive_amount, CancelOrder, CapturePayment, Command, LineItem, PlaceOrder,
-    RecordPaymentFailure, RefundPayment, ShipOrder, LIMITS,
+    CancelOrder, CapturePayment, Command, LineItem, PlaceOrder, RecordPaymentFailure,
+    RefundPayment, ShipOrder,
 };
 pub use error::{DomainError, Rule, ValidationError};
 pub use event::{

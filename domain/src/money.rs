@@ -57,13 +57,21 @@ impl<'de> Deserialize<'de> for Currency {
 /// An amount in minor units of a currency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
-    pub amount_minor: i64,
-    pub currency: Currency,
+    amount_minor: i64,
+    currency: Currency,
 }
 
 impl Money {
     pub fn new(amount_minor: i64, currency: Currency) -> Self {
         Self { amount_minor, currency }
+    }
+
+    pub fn amount_minor(&self) -> i64 {
+        self.amount_minor
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
     }
 
     pub fn zero(currency: Currency) -> Self {

@@ -72,7 +72,7 @@ pub enum Fulfilment {
 
 impl PlacedOrder {
     pub fn currency(&self) -> Currency {
-        self.total.currency
+        self.total.currency()
     }
 
     /// Money kept: captures less refunds.
@@ -83,7 +83,7 @@ impl PlacedOrder {
     /// What the customer still owes. Refunds do not add to it: a refund is money given
     /// back (a return, a goodwill gesture), not a debt the customer must pay again.
     pub fn outstanding_minor(&self) -> i64 {
-        self.total.amount_minor - self.captured_minor
+        self.total.amount_minor() - self.captured_minor
     }
 
     /// The whole total was captured at some point (refunds since then do not undo it).
@@ -117,7 +117,7 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
                     .into_iter()
                     .map(|item| OrderLine {
                         sku: item.sku,
-                        quantity: item.quantity,
+                        quantity: item.quantity.get(),
                         unit_price: item.unit_price,
                     })
                     .collect(),
@@ -128,7 +128,7 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
             let mut events = vec![Event::OrderPlaced(placed)];
             // Nothing to pay (all items free): the balance is settled on placement, so the
             // order can ship without a capture.
-            if total.amount_minor == 0 {
+            if total.amount_minor() == 0 {
                 events.push(Event::OrderFullyPaid(OrderFullyPaid { total }));
             }
             return Ok(events);
@@ -146,19 +146,18 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
                 return Err(Rule::PaymentAlreadyCaptured.into());
             }
             let outstanding = order.outstanding_minor();
-            if capture.amount_minor > outstanding {
-                return Err(Rule::CaptureExceedsOutstanding {
-                    outstanding,
-                    requested: capture.amount_minor,
-                }
-                .into());
+            let amount = capture.amount.minor_units();
+            if amount > outstanding {
+                return Err(
+                    Rule::CaptureExceedsOutstanding { outstanding, requested: amount }.into()
+                );
             }
             let mut events = vec![Event::PaymentCaptured(PaymentCaptured {
                 payment_id: capture.payment_id,
-                amount: order.money(capture.amount_minor),
+                amount: order.money(amount),
                 method: capture.method,
             })];
-            if capture.amount_minor == outstanding {
+            if amount == outstanding {
                 events.push(Event::OrderFullyPaid(OrderFullyPaid { total: order.total }));
             }
             Ok(events)
@@ -172,7 +171,7 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
             }
             Ok(vec![Event::PaymentFailed(PaymentFailed {
                 payment_id: failure.payment_id,
-                amount: order.money(failure.amount_minor),
+                amount: order.money(failure.amount.minor_units()),
                 reason: failure.reason,
             })])
         }
@@ -183,17 +182,14 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
             }
             let payment = order.payments.get(&refund.payment_id).ok_or(Rule::UnknownPayment)?;
             let refundable = payment.refundable_minor();
-            if refund.amount_minor > refundable {
-                return Err(Rule::RefundExceedsRefundable {
-                    refundable,
-                    requested: refund.amount_minor,
-                }
-                .into());
+            let amount = refund.amount.minor_units();
+            if amount > refundable {
+                return Err(Rule::RefundExceedsRefundable { refundable, requested: amount }.into());
             }
             Ok(vec![Event::PaymentRefunded(PaymentRefunded {
                 refund_id: refund.refund_id,
                 payment_id: refund.payment_id,
-                amount: order.money(refund.amount_minor),
+                amount: order.money(amount),
                 reason: refund.reason,
             })])
         }
@@ -248,11 +244,11 @@ fn apply(order: &mut PlacedOrder, event: &Event) {
     match event {
         Event::OrderPlaced(_) | Event::OrderFullyPaid(_) => {}
         Event::PaymentCaptured(captured) => {
-            order.captured_minor += captured.amount.amount_minor;
+            order.captured_minor += captured.amount.amount_minor();
             order.payments.insert(
                 captured.payment_id.clone(),
                 CapturedPayment {
-                    captured_minor: captured.amount.amount_minor,
+                    captured_minor: captured.amount.amount_minor(),
                     refunded_minor: 0,
                     method: captured.method.clone(),
                 },
@@ -260,10 +256,10 @@ fn apply(order: &mut PlacedOrder, event: &Event) {
         }
         Event::PaymentFailed(_) => order.failed_attempts += 1,
         Event::PaymentRefunded(refunded) => {
-            order.refunded_minor += refunded.amount.amount_minor;
+            order.refunded_minor += refunded.amount.amount_minor();
             order.refund_ids.insert(refunded.refund_id.clone());
             if let Some(payment) = order.payments.get_mut(&refunded.payment_id) {
-                payment.refunded_minor += refunded.amount.amount_minor;
+                payment.refunded_minor += refunded.amount.amount_minor();
             }
         }
         Event::OrderCancelled(cancelled) => {

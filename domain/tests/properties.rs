@@ -188,7 +188,7 @@ fn check_invariants(order: &Order) -> Result<(), TestCaseError> {
     let Order::Placed(order) = order else {
         return Err(TestCaseError::fail("a command was accepted but the order is unplaced"));
     };
-    let total = order.total.amount_minor;
+    let total = order.total.amount_minor();
     prop_assert!(order.captured_minor >= 0, "captured {}", order.captured_minor);
     prop_assert!(order.refunded_minor >= 0, "refunded {}", order.refunded_minor);
     prop_assert!(order.refunded_minor <= order.captured_minor, "refunded more than captured");

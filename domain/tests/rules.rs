@@ -326,8 +326,7 @@ fn refusals_quote_the_amounts_to_the_client() {
 
 mod validation {
     use domain::{
-        positive_amount, CapturePayment, Currency, LineItem, RecordPaymentFailure, RefundPayment,
-        ValidationError, LIMITS,
+        Currency, LineItem, PositiveAmount, Quantity, UnitPrice, ValidationError, LIMITS,
     };
 
     use crate::support::*;
@@ -405,10 +404,10 @@ mod validation {
     fn an_order_total_is_the_sum_of_quantity_times_unit_price() {
         let order = try_place_order(line_items(&[("A", 3, 1_999), ("B", 7, 1), ("C", 10, 0)]))
             .expect("a valid order");
-        assert_eq!(order.total, euros(3 * 1_999 + 7));
+        assert_eq!(order.total(), euros(3 * 1_999 + 7));
         assert_eq!(place_order_of(4), {
             let order = try_place_order(numbered_items(4, 1, 100)).expect("a valid order");
-            assert_eq!(order.total, euros(400));
+            assert_eq!(order.total(), euros(400));
             domain::Command::PlaceOrder(order)
         });
     }
@@ -421,7 +420,7 @@ mod validation {
             LIMITS.max_unit_price_minor,
         ))
         .expect("the largest order within the limits is valid");
-        let total = biggest.total.amount_minor;
+        let total = biggest.total().amount_minor();
         assert_eq!(total, 100 * 10_000 * 1_000_000_000);
         assert!(total <= LIMITS.max_amount_minor, "a capture of the whole total is allowed");
         given_no_history().when(domain::Command::PlaceOrder(biggest)).then_state(|order| {
@@ -442,28 +441,26 @@ mod validation {
     fn amounts_must_be_positive_and_within_the_limit() {
         let max = LIMITS.max_amount_minor;
         for amount in [1, 2, max] {
-            assert_eq!(positive_amount("amount_minor", amount), Ok(amount));
-            assert!(CapturePayment::new(payment_id("p"), amount, method()).is_ok());
-            assert!(RecordPaymentFailure::new(payment_id("p"), amount, reason("x")).is_ok());
-            assert!(
-                RefundPayment::new(refund_id("r"), payment_id("p"), amount, reason("x")).is_ok()
-            );
+            let parsed = PositiveAmount::parse("amount_minor", amount).map(|a| a.minor_units());
+            assert_eq!(parsed, Ok(amount));
         }
         for amount in [0, -1, i64::MIN, max + 1, i64::MAX] {
-            assert_eq!(
-                field(CapturePayment::new(payment_id("p"), amount, method())),
-                "amount_minor"
-            );
-            assert_eq!(
-                field(RecordPaymentFailure::new(payment_id("p"), amount, reason("x"))),
-                "amount_minor"
-            );
-            assert_eq!(
-                field(RefundPayment::new(refund_id("r"), payment_id("p"), amount, reason("x"))),
-                "amount_minor"
-            );
+            assert_eq!(field(PositiveAmount::parse("amount_minor", amount)), "amount_minor");
         }
-        assert_eq!(field(positive_amount("refund.amount_minor", 0)), "refund.amount_minor");
+        assert_eq!(field(PositiveAmount::parse("refund.amount_minor", 0)), "refund.amount_minor");
+    }
+
+    #[test]
+    fn quantities_and_unit_prices_have_their_own_bounds() {
+        assert_eq!(Quantity::parse(1).map(Quantity::get), Ok(1));
+        assert_eq!(Quantity::parse(10_000).map(Quantity::get), Ok(10_000));
+        for quantity in [0, -1, 10_001, i64::MAX] {
+            assert_eq!(field(Quantity::parse(quantity)), "quantity");
+        }
+        assert_eq!(UnitPrice::parse(0).map(UnitPrice::minor_units), Ok(0));
+        for price in [-1, LIMITS.max_unit_price_minor + 1] {
+            assert_eq!(field(UnitPrice::parse(price)), "unit_price_minor");
+        }
     }
 
     #[test]

@@ -60,3 +60,14 @@ pub enum Cut {
     /// Events recorded at or before this time.
     Time(DateTime<Utc>),
 }
+
+impl Cut {
+    /// The cut as (position, time) bounds; the one that does not apply is wide open.
+    pub fn bounds(self) -> (i64, DateTime<Utc>) {
+        match self {
+            Self::Latest | Self::Version(_) => (i64::MAX, DateTime::<Utc>::MAX_UTC),
+            Self::Position(position) => (position, DateTime::<Utc>::MAX_UTC),
+            Self::Time(time) => (i64::MAX, time),
+        }
+    }
+}

@@ -1,8 +1,6 @@
 //! `ledger projections rebuild`: the rebuild with a progress bar (rate and ETA) on the
 //! terminal; Ctrl-C cancels it, leaving the live generation as it was.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -61,16 +59,22 @@ pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
         );
         bar.set_prefix(name.to_owned());
         let mut task = running.task;
+        let mut changes = running.progress.subscribe();
         let outcome = loop {
             tokio::select! {
                 finished = &mut task => break finished?,
                 _ = tokio::signal::ctrl_c() => {
                     bar.set_message("cancelling…");
-                    let _ = running.cancel.send(true);
+                    running.cancel.cancel();
                 }
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        // The rebuild dropped its progress: it is ending; wait for it.
+                        break (&mut task).await?;
+                    }
+                }
             }
-            let status = running.progress.snapshot();
+            let status = changes.borrow_and_update().clone();
             bar.set_length(status.total);
             bar.set_position(status.replayed);
             let eta = status.eta_seconds.map_or_else(String::new, |s| format!("ETA {s:.0} s"));

@@ -9,21 +9,27 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
-use eventstore::Cut;
+use eventstore::{stream_version, Cut};
 use uuid::Uuid;
 
+use crate::error::ApplyError;
+use crate::event::ProjectedEvent;
 use crate::projection::execute;
-use crate::{ApplyError, ProjectedEvent, Projection};
+use crate::projection::Projection;
+use crate::table::{insert, table};
+
+/// Every apply takes this lock shared; a rebuild's swap takes it exclusively, so it waits
+/// for running batches and holds new ones back.
+pub(crate) const APPLY_LOCK: &str =
+    "SELECT pg_advisory_xact_lock_shared(hashtext('ledger-projection:' || $1))";
+pub(crate) const SWAP_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('ledger-projection:' || $1))";
 
 const LAST_VERSIONS: &str = "
     SELECT stream_id, stream_version FROM projection_streams
      WHERE projection = $1 AND stream_id = ANY($2)
      ORDER BY stream_id
        FOR UPDATE";
-const RECORD_VERSIONS: &str = "
-    INSERT INTO projection_streams (projection, stream_id, stream_version)
-    SELECT $1, s.stream_id, s.stream_version FROM unnest($2::uuid[], $3::int4[]) AS s (stream_id, stream_version)
-    ON CONFLICT (projection, stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version";
 const RECORD_PROGRESS: &str = "
     INSERT INTO projection_status (projection, applied_events, last_position, last_applied_at, updated_at)
     VALUES ($1, $2, $3, now(), now())
@@ -31,6 +37,18 @@ const RECORD_PROGRESS: &str = "
        SET applied_events = projection_status.applied_events + EXCLUDED.applied_events,
            last_position = GREATEST(projection_status.last_position, EXCLUDED.last_position),
            last_applied_at = now(), updated_at = now()";
+const APPLIED_VERSION: &str =
+    "SELECT stream_version FROM projection_streams WHERE projection = $1 AND stream_id = $2";
+
+table! {
+    /// The last version of a stream a projection applied (`projection_streams`).
+    AppliedRow in "projection_streams"
+    on_conflict "ON CONFLICT (projection, stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version" {
+        projection: &'static str => TEXT,
+        stream_id: Uuid => UUID,
+        stream_version: i32 => INT4,
+    }
+}
 
 /// What a batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,8 +73,7 @@ pub async fn apply<P: Projection>(
     // cached while they were small (nested loops over the arrays, sequential scans) would
     // stay in use as they grow to millions of rows, so each batch is planned afresh.
     transaction.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan").await?;
-    // A rebuild's swap waits for running batches and holds new ones back.
-    execute(transaction, crate::rebuild::APPLY_LOCK, &[&name]).await?;
+    execute(transaction, APPLY_LOCK, &[&name]).await?;
     let mut streams: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();
     streams.sort_unstable();
     streams.dedup();
@@ -65,8 +82,8 @@ pub async fn apply<P: Projection>(
         .query(&statement, &[&name, &streams])
         .await?
         .iter()
-        .map(|row| (row.get(0), u32::try_from(row.get::<_, i32>(1)).unwrap_or_default()))
-        .collect();
+        .map(|row| Ok((row.try_get(0)?, stream_version(row, 1)?)))
+        .collect::<Result<_, ApplyError>>()?;
 
     let mut outcome = Outcome::default();
     let mut to_apply: Vec<ProjectedEvent> = Vec::with_capacity(events.len());
@@ -84,14 +101,7 @@ pub async fn apply<P: Projection>(
             )
             .await?;
             for recorded in missing.into_iter().filter(|e| e.stream_version > applied) {
-                to_apply.push(ProjectedEvent {
-                    event_id: recorded.event_id,
-                    stream_id: recorded.stream_id,
-                    stream_version: recorded.stream_version,
-                    position: recorded.global_position,
-                    recorded_at: recorded.recorded_at,
-                    event: recorded.decode()?,
-                });
+                to_apply.push(ProjectedEvent::from_recorded(&recorded)?);
                 outcome.healed += 1;
             }
             tracing::info!(projection = name, stream_id = %event.stream_id, from = applied + 1, to = event.stream_version - 1, "applying missing events from the store");
@@ -109,15 +119,21 @@ pub async fn apply<P: Projection>(
     for event in &to_apply {
         versions.insert(event.stream_id, event.stream_version);
     }
-    let (ids, numbers): (Vec<Uuid>, Vec<i32>) = versions
+    let applied = versions
         .into_iter()
-        .map(|(id, version)| (id, i32::try_from(version).unwrap_or(i32::MAX)))
-        .unzip();
-    execute(transaction, RECORD_VERSIONS, &[&name, &ids, &numbers]).await?;
+        .map(|(stream_id, version)| {
+            Ok(AppliedRow {
+                projection: name,
+                stream_id,
+                stream_version: eventstore::to_stored_version(version)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApplyError>>()?;
+    insert(transaction, &applied).await?;
     outcome.applied = to_apply.len() as u64;
     outcome.last_position = to_apply.iter().map(|e| e.position).max();
-    let applied = i64::try_from(outcome.applied).unwrap_or(i64::MAX);
-    execute(transaction, RECORD_PROGRESS, &[&name, &applied, &outcome.last_position]).await?;
+    let count = i64::try_from(outcome.applied).unwrap_or(i64::MAX);
+    execute(transaction, RECORD_PROGRESS, &[&name, &count, &outcome.last_position]).await?;
     Ok(outcome)
 }
 
@@ -127,11 +143,7 @@ pub async fn applied_version(
     projection: &str,
     stream_id: Uuid,
 ) -> Result<u32, ApplyError> {
-    let statement = client
-        .prepare_cached(
-            "SELECT stream_version FROM projection_streams WHERE projection = $1 AND stream_id = $2",
-        )
-        .await?;
+    let statement = client.prepare_cached(APPLIED_VERSION).await?;
     let row = client.query_opt(&statement, &[&projection, &stream_id]).await?;
-    Ok(row.map_or(0, |row| u32::try_from(row.get::<_, i32>(0)).unwrap_or_default()))
+    Ok(row.map(|row| stream_version(&row, 0)).transpose()?.unwrap_or(0))
 }

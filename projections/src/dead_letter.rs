@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
+use crate::error::ApplyError;
+use crate::event::ProjectedEvent;
 use crate::kind::ProjectionKind;
-use crate::projection::ApplyError;
 
 /// A message that failed, as the consumer saw it.
 pub struct FailedMessage<'a> {
@@ -129,7 +130,7 @@ pub async fn redrive(pool: &deadpool_postgres::Pool, id: i64) -> Result<bool, Re
     let payload: Option<Vec<u8>> = row.try_get(1)?;
     let kind = ProjectionKind::parse(&projection)
         .ok_or_else(|| RedriveError::StillFailing(format!("unknown projection {projection}")))?;
-    let event = crate::handler::decode(payload.as_deref().unwrap_or_default())
+    let event = ProjectedEvent::from_message(payload.as_deref().unwrap_or_default())
         .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
     let outcome = kind
         .apply(&transaction, std::slice::from_ref(&event))

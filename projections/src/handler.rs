@@ -2,7 +2,6 @@
 //! applied in one transaction ([`crate::apply`]); parked messages are recorded in
 //! `dead_letters`; after each batch the watermark moves on.
 
-use bus::envelope::Envelope;
 use bus::{Delivery, Failure, Handler, HandlerError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
@@ -10,8 +9,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::dead_letter::{self, FailedMessage};
+use crate::error::ApplyError;
+use crate::event::ProjectedEvent;
 use crate::kind::ProjectionKind;
-use crate::projection::{ApplyError, ProjectedEvent};
 
 /// What this process applied for one projection, for the admin endpoint.
 #[derive(Clone, Debug, Serialize)]
@@ -58,7 +58,9 @@ impl ProjectionHandler {
     async fn apply_all(&self, batch: &[Delivery]) -> Result<(), ApplyError> {
         let events = batch
             .iter()
-            .map(|delivery| decode(delivery.payload.as_deref().unwrap_or_default()))
+            .map(|delivery| {
+                ProjectedEvent::from_message(delivery.payload.as_deref().unwrap_or_default())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut client = self.pool.get().await.map_err(eventstore::StoreError::from)?;
         let transaction = client.transaction().await?;
@@ -80,23 +82,6 @@ impl ProjectionHandler {
         });
         Ok(())
     }
-}
-
-/// Decodes a message's value into a projected event (upcasting old versions).
-pub fn decode(payload: &[u8]) -> Result<ProjectedEvent, ApplyError> {
-    let envelope: Envelope<serde_json::Value> =
-        serde_json::from_slice(payload).map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-    let event =
-        eventstore::schema::decode(&envelope.event_type, envelope.event_version, &envelope.data)
-            .map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-    Ok(ProjectedEvent {
-        event_id: envelope.event_id,
-        stream_id: envelope.stream_id,
-        stream_version: envelope.stream_version,
-        position: envelope.position,
-        recorded_at: envelope.recorded_at,
-        event,
-    })
 }
 
 fn handler_error(error: ApplyError) -> HandlerError {

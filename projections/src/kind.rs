@@ -6,9 +6,11 @@ use deadpool_postgres::Transaction;
 use serde::{Deserialize, Serialize};
 
 use crate::apply::{apply, Outcome};
+use crate::error::ApplyError;
+use crate::event::ProjectedEvent;
 use crate::notifications::Notifications;
 use crate::payments::Payments;
-use crate::projection::{ApplyError, ProjectedEvent, Projection};
+use crate::projection::Projection;
 
 #[derive(
     Clone,

@@ -1,45 +1,12 @@
-//! The seam between the consumer of the orders channel and a read model.
+//! The seam between the things that feed a read model (the consumer of the orders
+//! channel, the self-healing reader, a rebuild's replay) and the read model itself.
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use uuid::Uuid;
 
-/// One event as a projection sees it: decoded to the current domain shape.
-#[derive(Clone, Debug)]
-pub struct ProjectedEvent {
-    pub event_id: Uuid,
-    pub stream_id: Uuid,
-    pub stream_version: u32,
-    pub position: i64,
-    pub recorded_at: DateTime<Utc>,
-    pub event: domain::Event,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error("database: {0}")]
-    Database(#[from] tokio_postgres::Error),
-    #[error("store: {0}")]
-    Store(#[from] eventstore::StoreError),
-    #[error("undecodable message: {0}")]
-    Undecodable(String),
-    #[error("{0}")]
-    Inconsistent(String),
-}
-
-impl ApplyError {
-    /// A failure of the infrastructure (connection lost, database restarting, pool
-    /// exhausted) rather than of the message: worth waiting out, never a dead letter.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Database(error) => eventstore::StoreError::is_transient_database_error(error),
-            Self::Store(error) => error.is_transient(),
-            Self::Undecodable(_) | Self::Inconsistent(_) => false,
-        }
-    }
-}
+use crate::error::ApplyError;
+use crate::event::ProjectedEvent;
 
 /// A read model. `apply` runs inside the transaction that also records the events as
 /// applied, so their effect happens exactly once. It receives new events only (no
@@ -68,7 +35,7 @@ pub trait Projection: Send + Sync + 'static {
 }
 
 /// Executes `sql` through the connection's statement cache: one round trip instead of two
-/// (prepare, then execute) for statements run once per event.
+/// (prepare, then execute) for statements run once per batch.
 pub async fn execute(
     transaction: &Transaction<'_>,
     sql: &str,

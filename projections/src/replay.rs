@@ -13,13 +13,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
-use crate::{ApplyError, ProjectedEvent};
+use crate::error::ApplyError;
+use crate::event::ProjectedEvent;
 
 /// A projection's in-memory fold of history, written out by `COPY`. Taking rows out and
 /// writing them are separate so that the rebuild writes one batch while it folds the next.
@@ -46,20 +44,3 @@ pub trait Replay: Send + 'static {
 /// entries per million events. Keys are order ids from the store, so a fast hasher is
 /// safe here (the standard one is built to resist chosen keys, at twice the cost).
 pub(crate) type ByOrder<V> = HashMap<uuid::Uuid, V, foldhash::fast::RandomState>;
-
-/// A binary `COPY` into `schema.table (columns)`, one `write` per row, then `finish`.
-pub(crate) async fn copy_in(
-    client: &Client,
-    schema: &str,
-    table: &str,
-    columns: &[&str],
-    types: &[Type],
-) -> Result<Pin<Box<BinaryCopyInWriter>>, tokio_postgres::Error> {
-    let sink = client
-        .copy_in(&format!(
-            "COPY {schema}.{table} ({}) FROM STDIN (FORMAT binary)",
-            columns.join(", ")
-        ))
-        .await?;
-    Ok(Box::pin(BinaryCopyInWriter::new(sink, types)))
-}

@@ -129,7 +129,7 @@ pub async fn advance(
 ) -> Result<Watermark, StoreError> {
     let start = read(client, projection).await?;
     let candidates = client.prepare_cached(CANDIDATES).await?;
-    let now: DateTime<Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
+    let now: DateTime<Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.try_get(0)?;
     let mut walk = Walk::new(start.position, eventstore::oldest_running_writer(client).await?);
     'rounds: for _ in 0..MAX_ROUNDS {
         let rows = client.query(&candidates, &[&projection, &walk.position, &ROUND]).await?;
@@ -163,7 +163,7 @@ pub async fn advance_over(
     read_through: CommitPosition,
 ) -> Result<Watermark, StoreError> {
     let start = read(client, projection).await?;
-    let now: DateTime<Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.get(0);
+    let now: DateTime<Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.try_get(0)?;
     let mut walk = Walk::new(start.position, eventstore::oldest_running_writer(client).await?);
     // Everything visible after `read_through` in the gap-safe order was not read.
     let first_not_applied: Option<(i64, DateTime<Utc>)> = client

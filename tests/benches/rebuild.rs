@@ -32,7 +32,6 @@ use futures_util::StreamExt;
 use ledger_tests::TestDatabase;
 use projections::rebuild::{RebuildProgress, Target, BATCH, READ_CHUNK};
 use projections::Projection;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 /// Orders between two successive commands of one order, on average.
@@ -437,7 +436,7 @@ async fn rebuild<P: Projection>(
     // Whatever the steps before left dirty (the generated history, the previous rebuild) is
     // written out now, so that this rebuild's checkpoints are only its own.
     pool.get().await?.batch_execute("CHECKPOINT").await?;
-    let (_cancel, cancelled) = watch::channel(false);
+    let cancelled = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
     let status = projections::rebuild::rebuild(
         pool,
@@ -865,7 +864,7 @@ fn print_run(run: &Run) {
         let phases: Vec<String> = rebuilt
             .phases
             .iter()
-            .map(|p| format!("{} {:.2}s", p.phase.replace('_', " "), p.seconds))
+            .map(|p| format!("{} {:.2}s", p.phase.to_string().replace('_', " "), p.seconds))
             .collect();
         println!(
             "  {name} phases: {}; then, not counted, the vacuum autovacuum would do: {:.2?}",

@@ -2,6 +2,7 @@
 //! Each test starts the real application on a random port with its own database.
 
 mod append_only;
+mod architecture;
 mod as_of;
 mod as_of_read_models;
 mod auth;

@@ -13,10 +13,9 @@ use eventstore::Cut;
 use ledger_tests::{expect_json, expect_status, kafka_brokers, poll_until, TestApp};
 use projections::notifications::Notifications;
 use projections::payments::Payments;
-use projections::rebuild::{self, RebuildProgress, Target};
+use projections::rebuild::{self, RebuildPhase, RebuildProgress, Target};
 use projections::ProjectionKind;
 use serde_json::Value;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 /// A few lifecycles: placed, partly and fully paid, refunded, failed, cancelled, shipped.
@@ -87,7 +86,7 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
 
     // Built as of "everything" and kept beside the live tables: identical to them.
     let everything = Target::Cut(Cut::Position(i64::MAX));
-    let (_cancel, cancelled) = watch::channel(false);
+    let cancelled = tokio_util::sync::CancellationToken::new();
     let status = rebuild::rebuild(
         &pool,
         &Payments,
@@ -97,7 +96,7 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
         cancelled.clone(),
     )
     .await?;
-    assert_eq!(status.state, "done");
+    assert_eq!(status.state, RebuildPhase::Done);
     assert!(status.replayed >= 12 * 2, "replayed {status:?}");
     assert!(rebuild::generation_equals_live(&client, &Payments).await?, "payments differ");
     rebuild::rebuild(&pool, &Notifications, everything, 7, RebuildProgress::default(), cancelled)
@@ -116,7 +115,7 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
         )
         .await?
         .get(0);
-    let (_cancel, cancelled) = watch::channel(false);
+    let cancelled = tokio_util::sync::CancellationToken::new();
     rebuild::rebuild(
         &pool,
         &Payments,
@@ -178,7 +177,7 @@ async fn upgrading_past_v012_leaves_payments_as_a_replay_writes_them() -> anyhow
 
     let after: i64 = client.query_one(count, &[]).await?.get(0);
     assert_eq!(after, current);
-    let (_cancel, cancelled) = watch::channel(false);
+    let cancelled = tokio_util::sync::CancellationToken::new();
     let everything = Target::Cut(Cut::Position(i64::MAX));
     rebuild::rebuild(&pool, &Payments, everything, 5, RebuildProgress::default(), cancelled)
         .await?;
@@ -314,13 +313,13 @@ async fn a_swap_leaves_every_notification_with_the_delivery_status_it_had() -> a
     let sent = client
         .execute(
             "INSERT INTO notification_deliveries (id, status)
-             SELECT id, 'sent' FROM notifications WHERE order_id = $1",
+             SELECT id, 'delivered' FROM notifications WHERE order_id = $1",
             &[&delivered],
         )
         .await?;
     assert!(sent >= 3, "placed, captured, refunded, shipped: {sent}");
 
-    let (_cancel, cancelled) = watch::channel(false);
+    let cancelled = tokio_util::sync::CancellationToken::new();
     let pool = app.database.pool()?;
     let status = rebuild::rebuild(
         &pool,
@@ -331,7 +330,7 @@ async fn a_swap_leaves_every_notification_with_the_delivery_status_it_had() -> a
         cancelled,
     )
     .await?;
-    assert_eq!(status.state, "done");
+    assert_eq!(status.state, RebuildPhase::Done);
 
     let statuses = |page: &Value| -> Vec<String> {
         page["items"]
@@ -342,7 +341,7 @@ async fn a_swap_leaves_every_notification_with_the_delivery_status_it_had() -> a
             .collect()
     };
     let page = app.notifications(&format!("order_id={delivered}")).await?;
-    assert_eq!(statuses(&page), vec!["sent"; usize::try_from(sent)?], "{page}");
+    assert_eq!(statuses(&page), vec!["delivered"; usize::try_from(sent)?], "{page}");
     let page = app.notifications(&format!("order_id={pending}")).await?;
     assert_eq!(statuses(&page), ["pending", "pending"], "{page}");
     // Filtering by status reads the deliveries too.
@@ -374,7 +373,7 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
 
     let running = rebuild::start(&pool, ProjectionKind::Payments, Target::Live);
     let status = running.task.await??;
-    assert_eq!(status.state, "done");
+    assert_eq!(status.state, RebuildPhase::Done);
     let after = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
     assert_eq!(after, live, "the rebuilt generation answers the same");
     let client = pool.get().await?;
@@ -382,10 +381,11 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
         client.query_one("SELECT max(global_position) FROM events", &[]).await?.get(0);
     let watermark = projections::watermark::read(&client, "payments").await?;
     assert_eq!(watermark.position, newest, "the swapped-in watermark covers the whole store");
-    let phases: Vec<&str> = status.phases.iter().map(|p| p.phase.as_str()).collect();
+    let phases: Vec<RebuildPhase> = status.phases.iter().map(|p| p.phase).collect();
+    use RebuildPhase::{CatchingUp, Indexing, Replaying, Swapping, Watermark};
     assert_eq!(
         phases,
-        ["replaying", "indexing", "watermark", "catching_up", "swapping"],
+        [Replaying, Indexing, Watermark, CatchingUp, Swapping],
         "every phase is timed, in order"
     );
     // Analysed before the swap, and the table with the covering index vacuumed: its pages

@@ -1,8 +1,6 @@
 //! Operations: what the background workers are doing.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
@@ -16,7 +14,7 @@ use projections::{ProjectionKind, ProjectionStats};
 use crate::context::ApiContext;
 use crate::error::{ApiError, Problem};
 use crate::extract::PathText;
-use crate::query::{AsOfParams, Params};
+use crate::query::{CutQuery, QueryParams};
 
 #[derive(Serialize)]
 pub struct RelayView {
@@ -111,7 +109,7 @@ fn known_projection(name: &str) -> Result<ProjectionKind, ApiError> {
     tag = "operations",
     summary = "Rebuild a projection by replaying the event store",
     description = "Runs in the background; progress is in `GET /v1/admin/projections` (`rebuilds`). Queries keep being served from the live generation until the atomic swap. With `as_of` or `at_position` the projection is built as of that cut into the schema `rebuild_<name>` for investigation, and nothing is swapped.",
-    params(("name" = String, Path, description = "payments or notifications"), AsOfParams),
+    params(("name" = String, Path, description = "payments or notifications"), CutQuery),
     responses(
         (status = 202, description = "Started", body = Object),
         (status = 404, description = "`not_found`: no such projection", body = Problem, content_type = "application/problem+json"),
@@ -121,12 +119,10 @@ fn known_projection(name: &str) -> Result<ProjectionKind, ApiError> {
 pub async fn start_rebuild(
     State(context): State<ApiContext>,
     PathText(name): PathText,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(query): QueryParams<CutQuery>,
 ) -> Result<(StatusCode, Json<RebuildStatus>), ApiError> {
     let kind = known_projection(&name)?;
-    let mut params = Params::new(raw, &["as_of", "at_position"]);
-    let cut = params.cut();
-    params.finish()?;
+    let cut = query.cut()?;
     let target = if cut == Cut::Latest { Target::Live } else { Target::Cut(cut) };
     let mut rebuilds = context.rebuilds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if rebuilds.get(&kind).is_some_and(|running| !running.task.is_finished()) {
@@ -159,7 +155,7 @@ pub async fn cancel_rebuild(
     let rebuilds = context.rebuilds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match rebuilds.get(&kind) {
         Some(running) if !running.task.is_finished() => {
-            let _ = running.cancel.send(true);
+            running.cancel.cancel();
             Ok((StatusCode::ACCEPTED, Json(running.progress.snapshot())))
         }
         _ => Err(ApiError::NotFound(format!("running rebuild of {kind}"))),

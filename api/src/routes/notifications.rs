@@ -1,19 +1,16 @@
 //! `/v1/notifications`: the notifications read model.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 
 use domain::ValidationError;
-use projections::notifications::{self, Notification};
+use projections::notifications::queries::{self, Notification};
 use projections::ProjectionKind;
-#[allow(unused_imports)]
-use uuid::Uuid;
 
 use crate::context::ApiContext;
 use crate::error::{ApiError, Problem};
-use crate::query::{cursor_after, AsOfParams, Params};
+use crate::params::{wait_for, Cursor, Limit};
+use crate::query::{cut, NotificationListQuery, QueryParams};
 use crate::read_model::{settle_read_model, wait_until_applied};
 use crate::views::Page;
 
@@ -22,17 +19,8 @@ use crate::views::Page;
     path = "/v1/notifications",
     tag = "queries",
     summary = "List notifications",
-    description = "Notifications the ledger would send (order placed, payment captured/failed/refunded, cancelled, shipped) in event order. Replays never create a second one: each id derives from its event.",
-    params(
-        ("customer_id" = Option<String>, Query, description = "Only this customer's"),
-        ("order_id" = Option<Uuid>, Query, description = "Only this order's"),
-        ("status" = Option<String>, Query, description = "pending"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)", minimum = 1, maximum = 500),
-        ("min_version" = Option<u32>, Query, description = "Read-your-writes (needs `order_id`)"),
-        ("wait_ms" = Option<u32>, Query, description = "How long to wait for `min_version` (0 to 5000)", maximum = 5000),
-        AsOfParams,
-    ),
+    description = "Notifications the ledger sends (order placed, payment captured/failed/refunded, cancelled, shipped) in event order. Replays never create a second one: each id derives from its event.",
+    params(NotificationListQuery),
     responses(
         (status = 200, description = "A page of notifications", body = Page<Notification>),
         (status = 422, description = "`validation_failed`: an unknown or bad query parameter", body = Problem, content_type = "application/problem+json"),
@@ -41,31 +29,12 @@ use crate::views::Page;
 )]
 pub async fn list_notifications(
     State(context): State<ApiContext>,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(query): QueryParams<NotificationListQuery>,
 ) -> Result<Json<Page<Notification>>, ApiError> {
-    let mut params = Params::new(
-        raw,
-        &[
-            "customer_id",
-            "order_id",
-            "status",
-            "cursor",
-            "limit",
-            "min_version",
-            "wait_ms",
-            "as_of",
-            "at_position",
-        ],
-    );
-    let customer_id = params.text("customer_id", 64);
-    let order_id = params.uuid("order_id");
-    let status = params.one_of("status", &["pending"]);
-    let cursor = params.cursor();
-    let limit = params.limit();
-    let wait = params.wait_for();
-    let cut = params.cut();
-    params.finish()?;
-    if let Some((version, wait)) = wait {
+    let cut = cut(query.as_of, query.at_position)?;
+    let limit = Limit::or_default(query.limit);
+    let order_id = query.order_id.map(|id| id.as_uuid());
+    if let Some((version, wait)) = wait_for(query.min_version, query.wait_ms) {
         let order_id = order_id.ok_or_else(|| {
             ApiError::validation(ValidationError::new("order_id", "is required with min_version"))
         })?;
@@ -74,16 +43,9 @@ pub async fn list_notifications(
     }
     let cut = settle_read_model(&context, ProjectionKind::Notifications, cut).await?;
     let client = context.store().client().await?;
-    let items = notifications::list(
-        &client,
-        customer_id.as_deref(),
-        order_id,
-        status.as_deref(),
-        cursor,
-        limit,
-        cut,
-    )
-    .await?;
-    let next = (items.len() as i64 == limit).then(|| items.last().map(|n| n.position)).flatten();
-    Ok(Json(Page { items, next_cursor: cursor_after(next) }))
+    let customer = query.customer_id.as_ref().map(|id| id.as_str());
+    let after = query.cursor.map(|c| c.0);
+    let items = queries::list(&client, customer, order_id, query.status, after, limit, cut).await?;
+    let next = (items.len() as i64 == limit).then(|| items.last().map(|n| n.position));
+    Ok(Json(Page { items, next_cursor: next.flatten().map(Cursor::after) }))
 }

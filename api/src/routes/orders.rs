@@ -1,8 +1,6 @@
 //! `/v1/orders`: the six commands, the aggregate's state and its history.
 
-use std::collections::HashMap;
-
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,7 +15,7 @@ use crate::context::ApiContext;
 use crate::correlation::CorrelationId;
 use crate::error::{ApiError, Problem};
 use crate::extract::{CommandHeaders, JsonBody, OrderIdPath};
-use crate::query::{AsOfParams, Params};
+use crate::query::{CutQuery, QueryParams};
 use crate::requests::{
     CancelOrderRequest, CapturePaymentRequest, IntoCommand, PlaceOrderRequest,
     RecordPaymentFailureRequest, RefundPaymentRequest, ShipOrderRequest,
@@ -98,7 +96,7 @@ pub async fn place_order(
     let Command::PlaceOrder(place) = &command else {
         return Err(ApiError::internal(anyhow::anyhow!("placing parsed into another command")));
     };
-    let order_id = place.order_id;
+    let order_id = place.order_id();
     let submission = Submission {
         order_id,
         command,
@@ -203,7 +201,7 @@ order_command_handler!(
         responses(
             (status = 201, description = "Refunded", body = CommandAccepted),
             (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "`rule_violated` (e.g. `refund_exceeds_captured`) or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` (e.g. `refund_exceeds_refundable`) or `version_conflict`", body = Problem, content_type = "application/problem+json"),
         )
     )]
     refund_payment,
@@ -254,7 +252,7 @@ order_command_handler!(
     tag = "queries",
     summary = "An order's state",
     description = "The aggregate rebuilt from its events in the event store.",
-    params(("id" = Uuid, Path, description = "The order"), AsOfParams),
+    params(("id" = Uuid, Path, description = "The order"), CutQuery),
     responses(
         (status = 200, description = "The order", body = OrderView),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
@@ -264,9 +262,9 @@ order_command_handler!(
 pub async fn get_order(
     State(context): State<ApiContext>,
     OrderIdPath(order_id): OrderIdPath,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(query): QueryParams<CutQuery>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let history = load_as_of(&context, order_id, raw).await?;
+    let history = load_as_of(&context, order_id, query).await?;
     let Some(last) = history.last() else {
         return Err(ApiError::NotFound("order".to_owned()));
     };
@@ -288,7 +286,7 @@ pub async fn get_order(
     tag = "queries",
     summary = "An order's history",
     description = "Every event of the order in stream order, with its metadata.",
-    params(("id" = Uuid, Path, description = "The order"), AsOfParams),
+    params(("id" = Uuid, Path, description = "The order"), CutQuery),
     responses(
         (status = 200, description = "The history", body = HistoryView),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
@@ -298,9 +296,9 @@ pub async fn get_order(
 pub async fn get_order_events(
     State(context): State<ApiContext>,
     OrderIdPath(order_id): OrderIdPath,
-    Query(raw): Query<HashMap<String, String>>,
+    QueryParams(query): QueryParams<CutQuery>,
 ) -> Result<Json<HistoryView>, ApiError> {
-    let history = load_as_of(&context, order_id, raw).await?;
+    let history = load_as_of(&context, order_id, query).await?;
     if history.is_empty() {
         return Err(ApiError::NotFound("order".to_owned()));
     }
@@ -316,11 +314,9 @@ pub async fn get_order_events(
 async fn load_as_of(
     context: &ApiContext,
     order_id: OrderId,
-    raw: HashMap<String, String>,
+    query: CutQuery,
 ) -> Result<Vec<eventstore::RecordedEvent>, ApiError> {
-    let mut params = Params::new(raw, &["as_of", "at_position"]);
-    let cut = params.cut();
-    params.finish()?;
+    let cut = query.cut()?;
     let client = context.store().client().await?;
     let cut = eventstore::settle(&client, cut).await?;
     Ok(eventstore::load_stream(&client, order_id.as_uuid(), cut).await?)

@@ -6,8 +6,8 @@
 
 use domain::{
     CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail, CustomerId, LineItem,
-    OrderId, PaymentId, PaymentMethod, PlaceOrder, Reason, RecordPaymentFailure, RefundId,
-    RefundPayment, SalesChannel, ShipOrder, TrackingNumber, ValidationError,
+    OrderId, PaymentId, PaymentMethod, PlaceOrder, PositiveAmount, Reason, RecordPaymentFailure,
+    RefundId, RefundPayment, SalesChannel, ShipOrder, TrackingNumber, ValidationError,
 };
 
 /// The standard order's total, in EUR cents.
@@ -110,36 +110,40 @@ pub fn place_order_of(count: usize) -> Command {
     Command::PlaceOrder(try_place_order(numbered_items(count, 1, 100)).expect("a valid order"))
 }
 
+pub fn amount(amount_minor: i64) -> PositiveAmount {
+    PositiveAmount::parse("amount_minor", amount_minor)
+        .unwrap_or_else(|error| panic!("{amount_minor} is not a positive amount: {error}"))
+}
+
 pub fn capture(payment: &str, amount_minor: i64) -> Command {
-    Command::CapturePayment(
-        CapturePayment::new(payment_id(payment), amount_minor, method())
-            .expect("a positive capture amount"),
-    )
+    Command::CapturePayment(CapturePayment::new(
+        payment_id(payment),
+        amount(amount_minor),
+        method(),
+    ))
 }
 
 pub fn fail(payment: &str, amount_minor: i64) -> Command {
-    Command::RecordPaymentFailure(
-        RecordPaymentFailure::new(payment_id(payment), amount_minor, reason(FAILURE_REASON))
-            .expect("a positive amount for the failed attempt"),
-    )
+    Command::RecordPaymentFailure(RecordPaymentFailure::new(
+        payment_id(payment),
+        amount(amount_minor),
+        reason(FAILURE_REASON),
+    ))
 }
 
 pub fn refund(refund: &str, payment: &str, amount_minor: i64) -> Command {
-    Command::RefundPayment(
-        RefundPayment::new(
-            refund_id(refund),
-            payment_id(payment),
-            amount_minor,
-            reason(REFUND_REASON),
-        )
-        .expect("a positive refund amount"),
-    )
+    Command::RefundPayment(RefundPayment::new(
+        refund_id(refund),
+        payment_id(payment),
+        amount(amount_minor),
+        reason(REFUND_REASON),
+    ))
 }
 
 pub fn cancel() -> Command {
-    Command::CancelOrder(CancelOrder { reason: reason(CANCEL_REASON) })
+    Command::CancelOrder(CancelOrder::new(reason(CANCEL_REASON)))
 }
 
 pub fn ship() -> Command {
-    Command::ShipOrder(ShipOrder { carrier: carrier(), tracking_number: tracking_number() })
+    Command::ShipOrder(ShipOrder::new(carrier(), tracking_number()))
 }

@@ -1,0 +1,3 @@
+fn main() {
+    let _ = domain::PositiveAmount(-500);
+}

@@ -1,0 +1,102 @@
+//! The notifications read model: one message per event worth telling the customer, with
+//! its subject and body rendered ([`render`]). Its delivery status is not in the events
+//! and lives beside the read model, in `notification_deliveries` (none: `pending`), which
+//! a rebuild leaves alone.
+
+pub mod queries;
+mod render;
+mod replay;
+mod tables;
+
+use std::collections::HashMap;
+
+use deadpool_postgres::Transaction;
+use domain::Event;
+use uuid::Uuid;
+
+use crate::error::ApplyError;
+use crate::event::ProjectedEvent;
+use crate::projection::Projection;
+use crate::table::insert;
+use render::{id_of, no_recipient, render};
+use tables::{AddresseeRow, NotificationRow};
+
+pub use queries::NotificationStatus;
+pub use replay::NotificationsReplay;
+
+const RECIPIENTS: &str =
+    "SELECT order_id, customer_id, recipient FROM notification_orders WHERE order_id = ANY($1)";
+
+pub struct Notifications;
+
+impl Projection for Notifications {
+    type Replay = NotificationsReplay;
+
+    fn name(&self) -> &'static str {
+        "notifications"
+    }
+
+    fn replay(&self) -> NotificationsReplay {
+        NotificationsReplay::default()
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["notification_orders", "notifications"]
+    }
+
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[ProjectedEvent],
+    ) -> Result<(), ApplyError> {
+        let addressees: Vec<AddresseeRow> = events
+            .iter()
+            .filter_map(|event| match &event.event {
+                Event::OrderPlaced(placed) => Some(AddresseeRow {
+                    order_id: event.stream_id,
+                    customer_id: placed.customer_id.as_str().to_owned(),
+                    recipient: placed.customer_email.as_str().to_owned(),
+                }),
+                _ => None,
+            })
+            .collect();
+        insert(tx, &addressees).await?;
+
+        let rendered: Vec<_> =
+            events.iter().filter_map(|e| render(&e.event, e.stream_id).map(|r| (e, r))).collect();
+        if rendered.is_empty() {
+            return Ok(());
+        }
+        let mut orders: Vec<Uuid> = rendered.iter().map(|(e, _)| e.stream_id).collect();
+        orders.sort_unstable();
+        orders.dedup();
+        let statement = tx.prepare_cached(RECIPIENTS).await?;
+        let recipients: HashMap<Uuid, (String, String)> = tx
+            .query(&statement, &[&orders])
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?))))
+            .collect::<Result<_, tokio_postgres::Error>>()?;
+
+        let rows = rendered
+            .into_iter()
+            .map(|(event, message)| {
+                let (customer_id, recipient) =
+                    recipients.get(&event.stream_id).ok_or_else(|| no_recipient(event))?;
+                Ok(NotificationRow {
+                    id: id_of(event),
+                    order_id: event.stream_id,
+                    customer_id: customer_id.clone(),
+                    template: message.template.to_owned(),
+                    recipient: recipient.clone(),
+                    subject: message.subject,
+                    body: message.body,
+                    position: event.position,
+                    created_at: event.recorded_at,
+                })
+            })
+            .collect::<Result<Vec<_>, ApplyError>>()?;
+        insert(tx, &rows).await?;
+        Ok(())
+    }
+}

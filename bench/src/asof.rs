@@ -69,7 +69,7 @@ pub async fn run(
                 let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(worker));
                 loop {
                     let query = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if query >= queries || super::interrupted() {
+                    if query >= queries || crate::interrupt::interrupted() {
                         return;
                     }
                     let by_position = query % 2 == 0 || placed.is_empty();

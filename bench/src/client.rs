@@ -12,7 +12,7 @@ use super::scrape::Scrape;
 
 /// A request that takes longer is counted as a transport failure (the ledger's own limit,
 /// `LEDGER_REQUEST_TIMEOUT_MS`, is 15 s by default).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An answer, timed from sending the request to having read the whole body.
 #[derive(Debug)]
@@ -23,6 +23,7 @@ pub struct Answer {
     /// `idempotent-replayed: true`: the ledger replayed a stored answer.
     pub replayed: bool,
     pub retry_after: Option<Duration>,
+    pub content_type: Option<String>,
     pub body: Value,
     pub latency: Duration,
     pub received: Instant,
@@ -60,11 +61,12 @@ impl Api {
         token: Option<String>,
         admin_token: Option<String>,
         connections: usize,
+        timeout: Duration,
     ) -> anyhow::Result<Api> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(connections)
             .tcp_nodelay(true)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .build()
             .context("building the HTTP client")?;
         Ok(Api { http, base: base.trim_end_matches('/').to_owned(), token, admin_token })
@@ -96,11 +98,19 @@ impl Api {
         })
     }
 
-    /// A command: `POST path` with `body`, an `Idempotency-Key` and a correlation id.
-    pub async fn command(&self, path: &str, body: &Value, key: &str) -> anyhow::Result<Answer> {
+    /// A command: `POST path` with `body`, and an `Idempotency-Key` (also the correlation
+    /// id) when given.
+    pub async fn command(
+        &self,
+        path: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> anyhow::Result<Answer> {
         let mut headers = HeaderMap::new();
-        headers.insert("idempotency-key", HeaderValue::from_str(key)?);
-        headers.insert("x-correlation-id", HeaderValue::from_str(&format!("bench-{key}"))?);
+        if let Some(key) = key {
+            headers.insert("idempotency-key", HeaderValue::from_str(key)?);
+            headers.insert("x-correlation-id", HeaderValue::from_str(&format!("bench-{key}"))?);
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let request = self.http.post(self.url(path)).headers(headers).body(body.to_string());
         send(Self::with_token(request, self.token.as_ref())?).await
@@ -143,6 +153,11 @@ async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
         .get(RETRY_AFTER)
         .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let bytes = response.bytes().await?;
     let received = Instant::now();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -156,6 +171,7 @@ async fn send(request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
         code,
         replayed,
         retry_after,
+        content_type,
         body,
         latency: received.duration_since(sent),
         received,

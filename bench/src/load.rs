@@ -1,11 +1,8 @@
-//! The load phase: N clients, each running order lifecycles as fast as the ledger answers
-//! (a closed loop: a client sends its next command when the previous one is answered),
-//! until the duration is over or the command count is reached, or Ctrl-C (the commands
-//! in flight finish; a second Ctrl-C exits at once).
-//!
-//! Every command carries a fresh `Idempotency-Key`. A throttled (429), unavailable or
-//! timed-out (503) command, or one lost in transit, is retried up to three times with the
-//! *same* key, so a retry can never apply a command twice; every attempt is counted.
+//! The load phase of `ledger bench`: the load generator ([`crate::engine`]) with N clients,
+//! each running order lifecycles ([`Lifecycles`], over a [`Book`] of its own orders) as
+//! fast as the ledger answers, until the duration is over or the command count is reached,
+//! or Ctrl-C (the commands in flight finish; a second Ctrl-C exits at once). Every command
+//! carries an `Idempotency-Key` and is retried with it; every attempt is counted.
 //!
 //! End-to-end latency: about one accepted command in `--e2e-sample` starts a probe that
 //! asks the payments read model for that order at the command's stream version
@@ -16,7 +13,7 @@
 //! so many of them would slow down what they measure. A sample drawn while all are busy
 //! is skipped and counted; many skips mean slow periods are under-sampled.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,25 +24,20 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::client::{Answer, Api};
+use super::engine::{self, Command, Load, LoadOptions, Observer, Workload};
 use super::mix::{Kind, Mix};
 use super::orders::{Book, Planned};
+use super::outcome::{Answered, Outcome};
 use super::process::{self, Memory};
 use super::scrape::Scrape;
 use super::stats::{Latencies, Recorder, Summary};
 
 /// End-to-end probes running at once, at most, unless told otherwise.
 pub const DEFAULT_PROBES: usize = 4;
-/// Attempts per command (the first and two retries with the same key).
-const ATTEMPTS: u32 = 3;
 /// Placed orders remembered for the as-of queries.
 const PLACED_SAMPLES: usize = 5_000;
 
-/// When the load stops.
-#[derive(Clone, Copy, Debug)]
-pub enum Stop {
-    After(Duration),
-    Count(u64),
-}
+pub use engine::Stop;
 
 #[derive(Clone, Debug)]
 pub struct LoadSettings {
@@ -136,22 +128,20 @@ pub struct LoadOutcome {
     pub first_transport_error: Option<String>,
 }
 
+/// What the clients share besides the load generator's own counters.
 struct Shared {
     api: Api,
     settings: LoadSettings,
     started: Instant,
-    deadline: Option<Instant>,
-    tickets: AtomicU64,
     recorder: Mutex<Recorder>,
     end_to_end: Mutex<EndToEnd>,
     probes: Arc<Semaphore>,
     placed: Mutex<(u64, Vec<Placed>)>,
     lowest_position: AtomicI64,
     highest_position: AtomicI64,
-    accepted: AtomicU64,
-    refused: AtomicU64,
-    errors: AtomicU64,
     first_transport_error: Mutex<Option<String>>,
+    /// The recorder's first error (a latency it could not hold), reported at the end.
+    recording_error: Mutex<Option<String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,23 +149,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Whether a client may send another command.
-    fn next_ticket(&self) -> bool {
-        if super::interrupted() {
-            return false;
-        }
-        match self.settings.stop {
-            Stop::After(_) => self.deadline.is_none_or(|deadline| Instant::now() < deadline),
-            Stop::Count(count) => self.tickets.fetch_add(1, Ordering::Relaxed) < count,
-        }
-    }
-
-    fn answered(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-            + self.refused.load(Ordering::Relaxed)
-            + self.errors.load(Ordering::Relaxed)
-    }
-
     fn remember_placed(&self, rng: &mut fastrand::Rng, order_id: Uuid) {
         let placed = Placed { order_id, at: Utc::now() };
         let mut guard = lock(&self.placed);
@@ -191,6 +164,107 @@ impl Shared {
             }
         }
     }
+
+    fn record(&self, result: anyhow::Result<()>) {
+        if let Err(error) = result {
+            lock(&self.recording_error).get_or_insert_with(|| format!("{error:#}"));
+        }
+    }
+}
+
+/// Every attempt's outcome and latency, by command and second.
+struct Recording(Arc<Shared>);
+
+impl Observer for Recording {
+    fn attempt(
+        &self,
+        command: &Command,
+        answer: Result<&Answer, &anyhow::Error>,
+        since_start: Duration,
+    ) {
+        let second = since_start.as_secs() as usize;
+        let shared = &self.0;
+        match answer {
+            Ok(answer) => shared.record(lock(&shared.recorder).record(
+                command.kind,
+                &answer.outcome(),
+                Some(answer.latency),
+                second,
+            )),
+            Err(error) => {
+                shared.record(lock(&shared.recorder).record(
+                    command.kind,
+                    "transport",
+                    None,
+                    second,
+                ));
+                lock(&shared.first_transport_error).get_or_insert_with(|| format!("{error:#}"));
+            }
+        }
+    }
+}
+
+/// One client's order lifecycles, planned against the book of its own orders.
+struct Lifecycles {
+    shared: Arc<Shared>,
+    book: Book,
+    /// The command in flight, as planned (with what it will do to the book).
+    planned: Option<Planned>,
+}
+
+impl Workload for Lifecycles {
+    fn next(&mut self, rng: &mut fastrand::Rng) -> Option<Command> {
+        let settings = &self.shared.settings;
+        let planned = self.book.plan(rng, &settings.mix, settings.invalid_percent);
+        {
+            let mut recorder = lock(&self.shared.recorder);
+            match recorder.stats(planned.kind) {
+                Ok(stats) => {
+                    stats.deliberately_invalid += u64::from(planned.deliberately_invalid);
+                    stats.fallbacks += u64::from(planned.fallback);
+                }
+                Err(error) => self.shared.record(Err(error)),
+            }
+        }
+        let command = Command {
+            kind: planned.kind,
+            order_id: planned.order_id,
+            path: planned.path.clone(),
+            body: planned.body.clone(),
+        };
+        self.planned = Some(planned);
+        Some(command)
+    }
+
+    fn answered(&mut self, _: &Command, outcome: &Outcome, rng: &mut fastrand::Rng) {
+        let Some(planned) = self.planned.take() else { return };
+        match &outcome.answer {
+            Answered::Acknowledged { stream_version, position, .. } => {
+                self.book.accepted(&planned);
+                self.shared.lowest_position.fetch_min(*position, Ordering::Relaxed);
+                self.shared.highest_position.fetch_max(*position, Ordering::Relaxed);
+                if planned.kind == Kind::Place {
+                    self.shared.remember_placed(rng, planned.order_id);
+                }
+                let sample = self.shared.settings.e2e_sample;
+                if sample > 0 && rng.u32(0..sample) == 0 {
+                    start_probe(
+                        &self.shared,
+                        planned.order_id,
+                        *stream_version,
+                        outcome.answered_at,
+                    );
+                }
+            }
+            // A refusal the client did not expect means its view of the order is off.
+            Answered::Refused { .. } if !outcome.answer.is_failure() => {
+                if !planned.deliberately_invalid {
+                    self.book.forget(planned.order_id);
+                }
+            }
+            _ => self.book.forget(planned.order_id),
+        }
+    }
 }
 
 /// Runs the load and returns what it measured.
@@ -200,17 +274,10 @@ pub async fn run(
     ledger_pid: Option<u32>,
 ) -> anyhow::Result<LoadOutcome> {
     let started_at = Utc::now();
-    let started = Instant::now();
-    let deadline = match settings.stop {
-        Stop::After(duration) => Some(started + duration),
-        Stop::Count(_) => None,
-    };
     let shared = Arc::new(Shared {
-        api,
+        api: api.clone(),
         settings: settings.clone(),
-        started,
-        deadline,
-        tickets: AtomicU64::new(0),
+        started: Instant::now(),
         recorder: Mutex::new(Recorder::new()?),
         end_to_end: Mutex::new(EndToEnd {
             latency: Latencies::precise()?,
@@ -222,26 +289,26 @@ pub async fn run(
         placed: Mutex::new((0, Vec::new())),
         lowest_position: AtomicI64::new(i64::MAX),
         highest_position: AtomicI64::new(i64::MIN),
-        accepted: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
         first_transport_error: Mutex::new(None),
+        recording_error: Mutex::new(None),
     });
-
+    let options = LoadOptions {
+        clients: settings.clients,
+        stop: settings.stop,
+        idempotency_keys: true,
+        keep_outcomes: false,
+        seed: settings.seed,
+    };
+    let load = Load::start(
+        api,
+        options,
+        |_| Lifecycles { shared: Arc::clone(&shared), book: Book::new(), planned: None },
+        Arc::new(Recording(Arc::clone(&shared))),
+    );
     let bar = progress_bar(settings.stop)?;
-    let ticker = tokio::spawn(show_progress(Arc::clone(&shared), bar.clone()));
-
-    let clients: Vec<_> = (0..settings.clients)
-        .map(|index| tokio::spawn(client(Arc::clone(&shared), index)))
-        .collect();
-    let mut failure = None;
-    for client in clients {
-        match client.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => failure = failure.or(Some(error)),
-            Err(error) => failure = failure.or(Some(anyhow::Error::new(error))),
-        }
-    }
+    show_progress(&load, &shared, &bar).await;
+    let started = load.started();
+    load.stop().await?;
     let elapsed = started.elapsed();
     let finished_at = Utc::now();
     let at_end = AtEnd {
@@ -252,10 +319,9 @@ pub async fn run(
         cpu: process::CpuSample::take(ledger_pid),
         metrics: shared.api.metrics().await,
     };
-    ticker.abort();
     bar.finish_and_clear();
-    if let Some(error) = failure {
-        return Err(error);
+    if let Some(error) = lock(&shared.recording_error).clone() {
+        anyhow::bail!("recording the load: {error}");
     }
     // Let the probes in flight finish (each waits 5 s at most on the server).
     let drained = tokio::time::timeout(
@@ -285,7 +351,7 @@ pub async fn run(
         finished_at,
         placed,
         positions: (lowest <= highest).then_some((lowest, highest)),
-        interrupted: super::interrupted(),
+        interrupted: crate::interrupt::interrupted(),
         first_transport_error,
     })
 }
@@ -294,6 +360,7 @@ fn progress_bar(stop: Stop) -> anyhow::Result<ProgressBar> {
     let (length, unit) = match stop {
         Stop::After(duration) => (duration.as_secs().max(1), "s"),
         Stop::Count(count) => (count, "cmd"),
+        Stop::Manual => (0, "s"),
     };
     let bar = ProgressBar::new(length);
     bar.set_style(
@@ -305,15 +372,16 @@ fn progress_bar(stop: Stop) -> anyhow::Result<ProgressBar> {
     Ok(bar)
 }
 
-/// Updates the bar four times a second: commands/s over the last second, outcomes so
-/// far. Without a terminal (the bar is hidden) a line goes to stderr every 5 s instead.
-async fn show_progress(shared: Arc<Shared>, bar: ProgressBar) {
+/// Updates the bar four times a second until the load is over (or interrupted):
+/// commands/s over the last second, outcomes so far. Without a terminal (the bar is
+/// hidden) a line goes to stderr every 5 s instead.
+async fn show_progress(load: &Load, shared: &Shared, bar: &ProgressBar) {
     let mut window = std::collections::VecDeque::from([(Instant::now(), 0u64)]);
     let mut last_line = Instant::now();
-    loop {
+    while !load.is_finished() && !crate::interrupt::interrupted() {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = Instant::now();
-        let answered = shared.answered();
+        let answered = load.answered();
         window.push_back((now, answered));
         while window.len() > 5 {
             window.pop_front();
@@ -326,13 +394,13 @@ async fn show_progress(shared: Arc<Shared>, bar: ProgressBar) {
         };
         let message = format!(
             "{rate:>6.0} cmd/s  {} accepted  {} refused  {} errors",
-            shared.accepted.load(Ordering::Relaxed),
-            shared.refused.load(Ordering::Relaxed),
-            shared.errors.load(Ordering::Relaxed),
+            load.acknowledged(),
+            load.refused(),
+            load.failed(),
         );
         match shared.settings.stop {
-            Stop::After(_) => bar.set_position(shared.started.elapsed().as_secs()),
             Stop::Count(_) => bar.set_position(answered),
+            Stop::After(_) | Stop::Manual => bar.set_position(shared.started.elapsed().as_secs()),
         }
         if bar.is_hidden() && now.duration_since(last_line) >= Duration::from_secs(5) {
             last_line = now;
@@ -342,98 +410,13 @@ async fn show_progress(shared: Arc<Shared>, bar: ProgressBar) {
     }
 }
 
-/// One client: its own orders, one command at a time.
-async fn client(shared: Arc<Shared>, index: u32) -> anyhow::Result<()> {
-    let settings = &shared.settings;
-    let mut rng = fastrand::Rng::with_seed(
-        settings.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
-    let mut book = Book::new();
-    while shared.next_ticket() {
-        let planned = book.plan(&mut rng, &settings.mix, settings.invalid_percent);
-        {
-            let mut recorder = lock(&shared.recorder);
-            let stats = recorder.stats(planned.kind)?;
-            stats.deliberately_invalid += u64::from(planned.deliberately_invalid);
-            stats.fallbacks += u64::from(planned.fallback);
-        }
-        let answer = send_with_retries(&shared, &planned).await?;
-        match answer {
-            Some(answer) if answer.status.as_u16() == 201 => {
-                shared.accepted.fetch_add(1, Ordering::Relaxed);
-                book.accepted(&planned);
-                if let Some(position) = answer.body.get("position").and_then(|p| p.as_i64()) {
-                    shared.lowest_position.fetch_min(position, Ordering::Relaxed);
-                    shared.highest_position.fetch_max(position, Ordering::Relaxed);
-                }
-                if planned.kind == Kind::Place {
-                    shared.remember_placed(&mut rng, planned.order_id);
-                }
-                if settings.e2e_sample > 0 && rng.u32(0..settings.e2e_sample) == 0 {
-                    start_probe(&shared, &planned, &answer);
-                }
-            }
-            Some(answer) if answer.status.is_client_error() && !answer.retryable() => {
-                shared.refused.fetch_add(1, Ordering::Relaxed);
-                // A refusal the client did not expect means its view of the order is off.
-                if !planned.deliberately_invalid {
-                    book.forget(planned.order_id);
-                }
-            }
-            _ => {
-                shared.errors.fetch_add(1, Ordering::Relaxed);
-                book.forget(planned.order_id);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Sends a command, retrying with the same key; `None` if no attempt was answered.
-async fn send_with_retries(shared: &Shared, planned: &Planned) -> anyhow::Result<Option<Answer>> {
-    let key = Uuid::new_v4().to_string();
-    let mut attempt = 1;
-    loop {
-        let result = shared.api.command(&planned.path, &planned.body, &key).await;
-        let second = shared.started.elapsed().as_secs() as usize;
-        let retry_in = match result {
-            Ok(answer) => {
-                lock(&shared.recorder).record(
-                    planned.kind,
-                    &answer.outcome(),
-                    Some(answer.latency),
-                    second,
-                )?;
-                if !answer.retryable() || attempt >= ATTEMPTS {
-                    return Ok(Some(answer));
-                }
-                answer.retry_after.unwrap_or(Duration::from_millis(50)).min(Duration::from_secs(1))
-            }
-            Err(error) => {
-                lock(&shared.recorder).record(planned.kind, "transport", None, second)?;
-                lock(&shared.first_transport_error).get_or_insert_with(|| format!("{error:#}"));
-                if attempt >= ATTEMPTS {
-                    return Ok(None);
-                }
-                Duration::from_millis(100 * u64::from(attempt))
-            }
-        };
-        attempt += 1;
-        tokio::time::sleep(retry_in).await;
-    }
-}
-
-fn start_probe(shared: &Arc<Shared>, planned: &Planned, answer: &Answer) {
-    let Some(version) = answer.body.get("stream_version").and_then(|v| v.as_u64()) else {
-        return;
-    };
+fn start_probe(shared: &Arc<Shared>, order_id: Uuid, version: u32, accepted_at: Instant) {
     let Ok(permit) = Arc::clone(&shared.probes).try_acquire_owned() else {
         lock(&shared.end_to_end).skipped += 1;
         return;
     };
     let shared = Arc::clone(shared);
-    let path = format!("/v1/payments/{}?min_version={version}&wait_ms=5000", planned.order_id);
-    let accepted_at = answer.received;
+    let path = format!("/v1/payments/{order_id}?min_version={version}&wait_ms=5000");
     tokio::spawn(async move {
         let _permit = permit;
         let result = shared.api.get(&path).await;

@@ -1,4 +1,4 @@
-//! The ledger process seen from `/proc`: its peak resident memory (`VmHWM`, the high-water
+//! The ledger process seen from `/proc` (through `procfs`): its peak resident memory (`VmHWM`, the high-water
 //! mark since it started) and the CPU time it used during the load; and where the whole
 //! machine's CPU went meanwhile ([`CpuSample`]): the ledger, PostgreSQL, this generator,
 //! anything else, or idle.
@@ -10,16 +10,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use procfs::process::Process;
+use procfs::{CurrentSI, KernelStats};
 use serde::Serialize;
-
-/// Linux reports `utime`/`stime` in clock ticks of `USER_HZ`, 100 on every mainstream
-/// architecture (reading `sysconf(_SC_CLK_TCK)` would need `unsafe` FFI).
-const USER_HZ: f64 = 100.0;
 
 /// Finds the ledger's pid: the one given, else a pid file of a running `ledger`.
 pub fn find_pid(given: Option<u32>) -> Result<u32, String> {
     if let Some(pid) = given {
-        return if alive(pid) {
+        return if process(pid).is_some() {
             Ok(pid)
         } else {
             Err(format!("no process {pid} on this machine (--pid)"))
@@ -34,7 +32,7 @@ pub fn find_pid(given: Option<u32>) -> Result<u32, String> {
     for file in &files {
         let Ok(text) = std::fs::read_to_string(file) else { continue };
         if let Ok(pid) = text.trim().parse::<u32>() {
-            if alive(pid) && is_ledger(pid) {
+            if is_ledger(pid) {
                 return Ok(pid);
             }
         }
@@ -44,17 +42,17 @@ pub fn find_pid(given: Option<u32>) -> Result<u32, String> {
         .to_owned())
 }
 
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+fn process(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
 }
 
 fn is_ledger(pid: u32) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|cmdline| String::from_utf8_lossy(&cmdline).contains("ledger"))
-        .unwrap_or(false)
+    process(pid)
+        .and_then(|p| p.cmdline().ok())
+        .is_some_and(|cmdline| cmdline.iter().any(|arg| arg.contains("ledger")))
 }
 
-/// Memory of a process, from `/proc/<pid>/status`.
+/// Memory of a process.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Memory {
     /// Peak resident set size since the process started (`VmHWM`), in MiB.
@@ -64,28 +62,28 @@ pub struct Memory {
 }
 
 pub fn memory(pid: u32) -> Option<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_memory(&status)
+    let status = process(pid)?.status().ok()?;
+    Some(Memory {
+        peak_rss_mib: status.vmhwm? as f64 / 1024.0,
+        rss_mib: status.vmrss? as f64 / 1024.0,
+    })
 }
 
-fn parse_memory(status: &str) -> Option<Memory> {
-    let kib = |field: &str| -> Option<f64> {
-        let line = status.lines().find(|line| line.starts_with(field))?;
-        line[field.len()..].split_whitespace().next()?.parse().ok()
-    };
-    Some(Memory { peak_rss_mib: kib("VmHWM:")? / 1024.0, rss_mib: kib("VmRSS:")? / 1024.0 })
+/// Clock ticks, as the kernel counts CPU time, in seconds.
+fn seconds(ticks: u64) -> f64 {
+    ticks as f64 / procfs::ticks_per_second() as f64
 }
 
-/// CPU seconds (user + system) the process has used so far, from `/proc/<pid>/stat`.
+/// CPU seconds (user + system) the process has used so far.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_cpu_seconds(&stat)
+    let stat = process(pid)?.stat().ok()?;
+    Some(seconds(stat.utime + stat.stime))
 }
 
 /// The machine's CPU accounting at one moment, to subtract from a later one.
 #[derive(Clone, Debug, Default)]
 pub struct CpuSample {
-    /// Busy and idle (with I/O wait) seconds summed over every core, from `/proc/stat`.
+    /// Busy and idle (with I/O wait) seconds summed over every core.
     busy: f64,
     idle: f64,
     /// CPU seconds of each PostgreSQL process (server and backends) by pid.
@@ -108,24 +106,28 @@ pub struct CpuBreakdown {
 
 impl CpuSample {
     pub fn take(ledger: Option<u32>) -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let (busy, idle) = parse_machine(&stat)?;
-        let mut postgres = HashMap::new();
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "postgres");
-            if is_postgres {
-                if let Some(cpu) = cpu_seconds(pid) {
-                    postgres.insert(pid, cpu);
-                }
-            }
-        }
+        let total = KernelStats::current().ok()?.total;
+        // Guest time is already counted in user time.
+        let idle = total.idle + total.iowait.unwrap_or(0);
+        let busy = total.user
+            + total.nice
+            + total.system
+            + total.irq.unwrap_or(0)
+            + total.softirq.unwrap_or(0)
+            + total.steal.unwrap_or(0);
+        let postgres = procfs::process::all_processes()
+            .ok()?
+            .flatten()
+            .filter_map(|process| {
+                let stat = process.stat().ok()?;
+                (stat.comm == "postgres").then(|| {
+                    (u32::try_from(stat.pid).unwrap_or_default(), seconds(stat.utime + stat.stime))
+                })
+            })
+            .collect();
         Some(Self {
-            busy,
-            idle,
+            busy: seconds(busy),
+            idle: seconds(idle),
             postgres,
             ledger: ledger.and_then(cpu_seconds),
             generator: cpu_seconds(std::process::id()),
@@ -159,50 +161,9 @@ impl CpuSample {
     }
 }
 
-/// Busy and idle seconds over all cores from the `cpu` line of `/proc/stat`: user, nice,
-/// system, idle, iowait, irq, softirq, steal (guest time is already in user).
-fn parse_machine(stat: &str) -> Option<(f64, f64)> {
-    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
-    let ticks: Vec<f64> =
-        line.split_whitespace().skip(1).take(8).map(|t| t.parse().ok()).collect::<Option<_>>()?;
-    let idle = ticks.get(3)? + ticks.get(4)?;
-    let busy = ticks.iter().sum::<f64>() - idle;
-    Some((busy / USER_HZ, idle / USER_HZ))
-}
-
-fn parse_cpu_seconds(stat: &str) -> Option<f64> {
-    // The command name (field 2) is in parentheses and may contain spaces: count fields
-    // after its closing parenthesis. utime and stime are fields 14 and 15.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_peak_and_current_rss() {
-        let status =
-            "Name:\tledger\nVmPeak:\t  900000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\n";
-        assert_eq!(parse_memory(status), Some(Memory { peak_rss_mib: 50.0, rss_mib: 40.0 }));
-        assert_eq!(parse_memory("Name:\tx\n"), None);
-    }
-
-    #[test]
-    fn reads_cpu_time_past_a_command_name_with_spaces() {
-        let stat = "1234 (tokio rt) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0";
-        assert_eq!(parse_cpu_seconds(stat), Some(3.0));
-    }
-
-    #[test]
-    fn splits_the_machine_into_busy_and_idle() {
-        let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n";
-        assert_eq!(parse_machine(stat), Some((1.5, 8.5)));
-    }
 
     #[test]
     fn a_breakdown_splits_busy_time_between_processes() {

@@ -52,7 +52,7 @@ pub async fn run(api: &Api, projection: &str) -> anyhow::Result<RebuildReport> {
     let first: Status = serde_json::from_value(answer.body)?;
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if super::interrupted() {
+        if crate::interrupt::interrupted() {
             let _ = api.admin(Method::DELETE, &path).await;
             anyhow::bail!("interrupted (the rebuild was cancelled)");
         }

@@ -28,7 +28,7 @@ mod unit_of_work;
 pub use error::{AppendError, StoreError, Unavailable};
 pub use idempotency::{Claim, KeyClaim};
 pub use pool::{connect, PoolSettings};
-pub use recorded::{AppendedEvent, Cut, Metadata, RecordedEvent};
+pub use recorded::{Cut, Metadata, RecordedEvent};
 pub use rows::{stream_version, to_stored_version};
 pub use schema::NewEvent;
 pub use settle::{oldest_running_writer, settle, SETTLE_LIMIT};

@@ -16,15 +16,6 @@ pub struct Metadata {
     pub command: Option<String>,
 }
 
-/// Where an appended event landed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppendedEvent {
-    pub event_id: Uuid,
-    pub event_type: &'static str,
-    pub stream_version: u32,
-    pub global_position: i64,
-}
-
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordedEvent {

@@ -9,23 +9,16 @@
 //! Each command places an order: one durable event. The server runs in this process, so
 //! client and server share the machine as a load generator on the same host would.
 
+// A test that reads a value of another type than it expects should stop right there.
+#![allow(clippy::disallowed_methods)]
+
+use bench::measure::{env_or, percentile};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ledger_tests::TestDatabase;
 use serde_json::json;
 use uuid::Uuid;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 struct Run {
     latencies: Vec<Duration>,

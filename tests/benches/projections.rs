@@ -5,6 +5,10 @@
 //! `BENCH_EVENTS` sets the backlog, default 200 000; `BENCH_RATE` the steady load in
 //! commands/s, default 200).
 
+// A test that reads a value of another type than it expects should stop right there.
+#![allow(clippy::disallowed_methods)]
+
+use bench::measure::{env_or, percentile};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,14 +18,6 @@ use bus::relay::RelaySettings;
 use ledger_tests::{kafka_brokers, poll_until, test_kafka, TestApp, TestConsumer, TestRelay};
 use projections::ProjectionKind;
 use uuid::Uuid;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default()
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

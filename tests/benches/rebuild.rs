@@ -21,6 +21,10 @@
 //! and the point-in-time queries and their latest counterparts through the real HTTP API
 //! in this process, at random cuts, one request at a time.
 
+// A test that reads a value of another type than it expects should stop right there.
+#![allow(clippy::disallowed_methods)]
+
+use bench::measure::{env_or, percentile};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -172,14 +176,6 @@ const COPY_ORDERED: &str = "
     COPY (SELECT global_position, stream_id, stream_version, event_type, event_version, payload,
                  recorded_at
             FROM events ORDER BY tx_id, global_position) TO STDOUT";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default()
-}
 
 fn per_second(events: u64, took: Duration) -> f64 {
     events as f64 / took.as_secs_f64().max(1e-9)

@@ -6,6 +6,10 @@
 //! the figure is the cost of reading, not of a growing state). The snapshot is the one
 //! commands take (every 100 events), so the tail is what a command really reads.
 
+// A test that reads a value of another type than it expects should stop right there.
+#![allow(clippy::disallowed_methods)]
+
+use bench::measure::percentile;
 use std::time::{Duration, Instant};
 
 use commands::rehydrate;
@@ -14,10 +18,6 @@ use eventstore::snapshot::{load_from_snapshots, save_snapshots, SnapshotState, S
 use eventstore::{load_stream, Cut};
 use ledger_tests::TestDatabase;
 use uuid::Uuid;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied().unwrap_or_default()
-}
 
 /// Appends an order of `events` events: placed, then failed attempts.
 async fn order_of(client: &deadpool_postgres::Object, events: i32) -> anyhow::Result<Uuid> {

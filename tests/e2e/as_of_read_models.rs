@@ -11,19 +11,12 @@ use ledger_tests::{expect_json, kafka_brokers, TestApp};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// xorshift64*: deterministic, so a failure is reproducible from the printed seed.
-struct Rng(u64);
+/// Seeded, so a failure is reproducible from the printed seed.
+struct Rng(fastrand::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.u64(0..n.max(1))
     }
 }
 
@@ -140,7 +133,9 @@ async fn random_command(
     match rng.below(10) {
         0..=3 => app.capture(order_id, &payment, amount).await?,
         4 => app.fail_payment(order_id, &payment, amount).await?,
-        5 | 6 => app.refund(order_id, &format!("ref_{}", rng.next()), &payment, amount / 2).await?,
+        5 | 6 => {
+            app.refund(order_id, &format!("ref_{}", rng.0.u64(..)), &payment, amount / 2).await?
+        }
         7 => app.cancel(order_id).await?,
         _ => app.ship(order_id).await?,
     };
@@ -273,7 +268,7 @@ async fn every_as_of_answer_equals_a_replay_of_the_store_up_to_the_cut() -> anyh
         u64::from(std::process::id()) * 0x9e37_79b9 + Utc::now().timestamp_subsec_nanos() as u64
     }) | 1;
     eprintln!("as-of property: AS_OF_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng(fastrand::Rng::with_seed(seed));
     let app = TestApp::spawn_all(&kafka_brokers()).await?;
     let mut orders = Vec::new();
     for _ in 0..120 {

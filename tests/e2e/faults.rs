@@ -13,11 +13,13 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bench::mix::Kind;
+use bench::outcome::{Answered, LoadReport, Outcome};
+use bench::workloads::PLACED_TOTAL_MINOR as LOAD_ORDER_TOTAL;
 use futures_util::stream::{self, StreamExt};
-use ledger_tests::process::{Answer, CommandKind, Outcome, LOAD_ORDER_TOTAL};
 use ledger_tests::{
-    expect_json, expect_status, poll_until, LedgerConfig, LedgerProcess, Load, LoadOptions,
-    LoadReport, PrivateCluster, StopMode, TestBroker, TestDatabase,
+    expect_json, expect_status, poll_until, start_load, LedgerConfig, LedgerProcess,
+    PrivateCluster, StopMode, TestBroker, TestDatabase,
 };
 use serde_json::json;
 use tokio_postgres::Client;
@@ -31,10 +33,6 @@ const ALL_ROLES: &str = "api,relay,projector";
 /// The longest a request may take while a dependency is down: far below a client's
 /// patience. Nothing may wait for a broker or a database that is not there.
 const FAIL_FAST: Duration = Duration::from_secs(2);
-
-fn load_options(customer: &str, clients: usize) -> LoadOptions {
-    LoadOptions { clients, capture_minor: Some(CAPTURE_MINOR), customer_id: customer.to_owned() }
-}
 
 #[tokio::test]
 async fn a_ledger_killed_with_sigkill_under_load_loses_nothing_and_projects_everything_once(
@@ -50,7 +48,7 @@ async fn killed_under_load(
     ledger: &mut LedgerProcess,
     database: &TestDatabase,
 ) -> anyhow::Result<()> {
-    let load = Load::start(ledger.http.clone(), ledger.url(""), load_options("cus_kill9", 8));
+    let load = start_load(ledger, "cus_kill9", 8, Some(CAPTURE_MINOR))?;
     load.wait_for_acknowledged(300, DEADLINE).await?;
     ledger.kill_9().await?;
     let killed_at = Instant::now();
@@ -125,7 +123,7 @@ async fn broker_outage_under_load(
     broker: &mut TestBroker,
     database: &TestDatabase,
 ) -> anyhow::Result<()> {
-    let load = Load::start(ledger.http.clone(), ledger.url(""), load_options("cus_broker", 4));
+    let load = start_load(ledger, "cus_broker", 4, Some(CAPTURE_MINOR))?;
     load.wait_for_acknowledged(150, DEADLINE).await?;
 
     broker.stop().await?;
@@ -234,7 +232,7 @@ async fn postgres_outage_under_load(
     ledger: &mut LedgerProcess,
     cluster: &mut PrivateCluster,
 ) -> anyhow::Result<()> {
-    let load = Load::start(ledger.http.clone(), ledger.url(""), load_options("cus_pg", 8));
+    let load = start_load(ledger, "cus_pg", 8, Some(CAPTURE_MINOR))?;
     load.wait_for_acknowledged(200, DEADLINE).await?;
 
     // Immediate: the server dies without a goodbye to its sessions, as in a crash; it
@@ -320,7 +318,7 @@ async fn postgres_outage_under_load(
 fn assert_retryable_refusal(outcome: &Outcome) {
     let latency = outcome.latency();
     match &outcome.answer {
-        Answer::Refused { status: 503, code, content_type, retry_after } => {
+        Answered::Refused { status: 503, code, content_type, retry_after } => {
             assert_eq!(code.as_deref(), Some("service_unavailable"), "{outcome:?}");
             assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{outcome:?}");
             assert!(retry_after.is_some(), "503 without Retry-After: {outcome:?}");
@@ -358,11 +356,14 @@ async fn worker_figures(ledger: &LedgerProcess) -> anyhow::Result<String> {
 }
 
 fn no_answer(outcome: &Outcome) -> bool {
-    matches!(outcome.answer, Answer::NoAnswer { .. })
+    matches!(outcome.answer, Answered::NoAnswer { .. })
 }
 
 /// When the first command sent after `since` was acknowledged.
-async fn first_acknowledged_after(load: &Load, since: Instant) -> anyhow::Result<Instant> {
+async fn first_acknowledged_after(
+    load: &bench::engine::Load,
+    since: Instant,
+) -> anyhow::Result<Instant> {
     poll_until(DEADLINE, "a command acknowledged again", || async {
         let acknowledged = load.outcomes_where(|o| o.is_acknowledged() && o.sent_at >= since);
         Ok(acknowledged.iter().map(|o| o.answered_at).min())
@@ -398,7 +399,7 @@ async fn audit_store(store: &Client, report: &LoadReport) -> anyhow::Result<Stor
     let mut found = 0;
     for outcome in report.acknowledged() {
         match &outcome.answer {
-            Answer::Acknowledged { event_ids, .. } if !event_ids.is_empty() => {
+            Answered::Acknowledged { event_ids, .. } if !event_ids.is_empty() => {
                 let before = missing.len();
                 missing.extend(event_ids.iter().filter(|id| !stored_ids.contains(id)));
                 found += usize::from(missing.len() == before);
@@ -412,8 +413,8 @@ async fn audit_store(store: &Client, report: &LoadReport) -> anyhow::Result<Stor
         .filter(|o| no_answer(o))
         .filter(|o| {
             let event_type = match o.kind {
-                CommandKind::Place => "OrderPlaced",
-                CommandKind::Capture => "PaymentCaptured",
+                Kind::Place => "OrderPlaced",
+                _ => "PaymentCaptured",
             };
             stored_commands.contains(&(o.order_id, event_type.to_owned()))
         })

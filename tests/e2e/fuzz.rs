@@ -7,7 +7,7 @@
 //! Two parts: a systematic corpus (every bad path segment, content type, header, query
 //! parameter and method on every route it applies to, about 1 200 requests), then a few
 //! hundred random mutations of valid commands. Deterministic: the random part comes from a
-//! seeded xorshift generator; the seed is printed, `FUZZ_SEED` (decimal or 0x-hex) runs
+//! seeded generator; the seed is printed, `FUZZ_SEED` (decimal or 0x-hex) runs
 //! another sweep and `FUZZ_CASES` sets its size. A status of 0 in the printed figures is
 //! an oversized body whose 413 was lost to a connection reset (see `send`).
 
@@ -37,7 +37,7 @@ async fn malformed_requests_never_get_a_5xx_and_every_refusal_is_problem_json() 
 }
 
 async fn sweep(ledger: &LedgerProcess, seed: u64, count: usize) -> anyhow::Result<()> {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Seeded::new(seed);
     // An order that exists, so commands on it get past "not found" into the deeper paths.
     let order_id = rng.uuid();
     let placed =
@@ -241,7 +241,7 @@ fn commands(order_id: Uuid, new_order: Uuid) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn any_command(rng: &mut XorShift, order_id: Uuid) -> (String, Value) {
+fn any_command(rng: &mut Seeded, order_id: Uuid) -> (String, Value) {
     let new_order = rng.uuid();
     let all = commands(order_id, new_order);
     rng.take(all)
@@ -453,7 +453,7 @@ const WRONG_METHODS: &[&str] =
 
 /// Every bad path, content type, header, query parameter and method, on every route it
 /// applies to: the systematic part of the sweep, the same on every run.
-fn corpus(rng: &mut XorShift, order_id: Uuid) -> Vec<Case> {
+fn corpus(rng: &mut Seeded, order_id: Uuid) -> Vec<Case> {
     let mut cases = Vec::new();
     for (template, method) in templates() {
         for id in junk_ids(order_id) {
@@ -500,7 +500,7 @@ fn corpus(rng: &mut XorShift, order_id: Uuid) -> Vec<Case> {
 }
 
 /// The random part: mutations of valid requests, drawn from the seeded generator.
-fn generate(rng: &mut XorShift, order_id: Uuid) -> Case {
+fn generate(rng: &mut Seeded, order_id: Uuid) -> Case {
     match rng.below(100) {
         0..=39 => mutated_value(rng, order_id),
         40..=69 => mutated_bytes(rng, order_id),
@@ -526,7 +526,7 @@ fn with_method(mut case: Case, method: &str) -> Case {
 }
 
 /// Well-formed JSON of the wrong shape: a field removed, added or given a junk value.
-fn mutated_value(rng: &mut XorShift, order_id: Uuid) -> Case {
+fn mutated_value(rng: &mut Seeded, order_id: Uuid) -> Case {
     let (path, mut body) = any_command(rng, order_id);
     let mut paths = Vec::new();
     collect_paths(&body, &mut Vec::new(), &mut paths);
@@ -572,7 +572,7 @@ fn mutated_value(rng: &mut XorShift, order_id: Uuid) -> Case {
 }
 
 /// Bytes that are not the JSON they claim to be.
-fn mutated_bytes(rng: &mut XorShift, order_id: Uuid) -> Case {
+fn mutated_bytes(rng: &mut Seeded, order_id: Uuid) -> Case {
     let (path, body) = any_command(rng, order_id);
     let valid = body.to_string().into_bytes();
     let (mutation, bytes): (&str, Vec<u8>) = match rng.below(16) {
@@ -660,7 +660,7 @@ fn mutated_bytes(rng: &mut XorShift, order_id: Uuid) -> Case {
 }
 
 /// A valid command with two or three bad headers at once, some given twice.
-fn several_bad_headers(rng: &mut XorShift, order_id: Uuid) -> Case {
+fn several_bad_headers(rng: &mut Seeded, order_id: Uuid) -> Case {
     let (path, body) = any_command(rng, order_id);
     let mut case = Case::command(path, &body);
     let mut mutations = Vec::new();
@@ -681,7 +681,7 @@ fn several_bad_headers(rng: &mut XorShift, order_id: Uuid) -> Case {
 }
 
 /// A query route with two or three bad parameters.
-fn several_bad_params(rng: &mut XorShift, order_id: Uuid) -> Case {
+fn several_bad_params(rng: &mut Seeded, order_id: Uuid) -> Case {
     let route = rng.take(query_routes(order_id));
     let params: Vec<&str> = (0..2 + rng.below(2)).map(|_| *rng.pick(BAD_PARAMS)).collect();
     let query = params.join("&");
@@ -690,7 +690,7 @@ fn several_bad_params(rng: &mut XorShift, order_id: Uuid) -> Case {
     case
 }
 
-fn junk_value(rng: &mut XorShift) -> Value {
+fn junk_value(rng: &mut Seeded) -> Value {
     match rng.below(22) {
         0 => Value::Null,
         1 => json!(true),
@@ -811,27 +811,21 @@ fn env_number(name: &str) -> Option<u64> {
     }
 }
 
-/// xorshift64*: tiny, fast, and reproducible across platforms; no quality claims beyond
-/// "varied enough to pick cases".
-struct XorShift(u64);
+/// Random choices reproducible from the seed (`fastrand`'s generator, seeded).
+struct Seeded(fastrand::Rng);
 
-impl XorShift {
+impl Seeded {
     fn new(seed: u64) -> Self {
-        Self(seed.max(1))
+        Self(fastrand::Rng::with_seed(seed))
     }
 
     fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.u64(..)
     }
 
-    /// Uniform enough in `0..n` (`n` > 0).
+    /// Uniform in `0..n` (0 when `n` is 0).
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.0.usize(0..n.max(1))
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {

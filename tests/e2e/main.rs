@@ -1,6 +1,9 @@
 //! End-to-end specifications of the ledger, against a real PostgreSQL.
 //! Each test starts the real application on a random port with its own database.
 
+// A test that reads a value of another type than it expects should stop right there.
+#![allow(clippy::disallowed_methods)]
+
 mod append_only;
 mod architecture;
 mod as_of;
@@ -18,6 +21,7 @@ mod operations;
 mod projections;
 mod rebuild;
 mod relay;
+mod schema;
 mod snapshots;
 mod store;
 mod versions;

@@ -12,6 +12,9 @@
 //! - [`TestRelay`], [`TestConsumer`]: roles of the test's own that it can stop or abort.
 //! - [`poll_until`]: waiting on a condition with a deadline, never a bare sleep.
 
+// A test that reads a value of another type than it expects should stop right there.
+#![allow(clippy::disallowed_methods)]
+
 /// The allocator the `ledger` binary uses, so that benches measure what it runs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,7 +36,7 @@ pub use broker::{kafka_brokers, TestBroker};
 pub use database::TestDatabase;
 pub use poll::poll_until;
 pub use postgres::{PrivateCluster, StopMode};
-pub use process::{LedgerConfig, LedgerProcess, Load, LoadOptions, LoadReport};
+pub use process::{start_load, LedgerConfig, LedgerProcess};
 pub use roles::{test_kafka, TestConsumer, TestRelay};
 pub use topic::{ReceivedMessage, TopicReader};
 

@@ -1,7 +1,6 @@
 //! The real `ledger` binary as a child process, for the failures an in-process server
 //! cannot show: `kill -9` mid-request, a restart on the same port and database, a
-//! database that goes away under a running process. Also the load generator the fault
-//! tests share.
+//! database that goes away under a running process; and a load to run against it.
 //!
 //! The binary is the real `ledger`, built by `cargo test` beside the test executables
 //! (the `ledger` package has integration tests of its own, so a workspace test run always
@@ -9,21 +8,20 @@
 //! failing test quotes ([`LedgerProcess::explain`]) and that is removed when the test
 //! passes.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use bench::client::Api;
+use bench::engine::{Load, LoadOptions, Stop, Unobserved};
+use bench::workloads::PlaceThenCapture;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::postgres::tail;
@@ -277,286 +275,34 @@ pub fn authorised_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// The amount every generated order is placed for (1 × 3000 EUR cents).
-pub const LOAD_ORDER_TOTAL: i64 = 3000;
-
-#[derive(Clone, Debug)]
-pub struct LoadOptions {
-    /// Concurrent clients, each sending one command at a time.
-    pub clients: usize,
-    /// After placing an order, capture this much of it (a second event on the stream).
-    pub capture_minor: Option<i64>,
-    pub customer_id: String,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        Self { clients: 8, capture_minor: None, customer_id: "cus_load".to_owned() }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CommandKind {
-    Place,
-    Capture,
-}
-
-#[derive(Clone, Debug)]
-pub enum Answer {
-    /// 201: what the command appended.
-    Acknowledged { stream_version: u32, position: i64, event_ids: Vec<Uuid> },
-    /// Any other status, with what a client would act on.
-    Refused {
-        status: u16,
-        code: Option<String>,
-        content_type: Option<String>,
-        retry_after: Option<String>,
-    },
-    /// No HTTP answer at all: refused connection, reset, or the client's 10 s timeout.
-    NoAnswer { error: String, timed_out: bool },
-}
-
-/// One command and what came of it.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    pub kind: CommandKind,
-    pub order_id: Uuid,
-    pub sent_at: Instant,
-    pub answered_at: Instant,
-    pub answer: Answer,
-}
-
-impl Outcome {
-    pub fn latency(&self) -> Duration {
-        self.answered_at - self.sent_at
-    }
-
-    pub fn is_acknowledged(&self) -> bool {
-        matches!(self.answer, Answer::Acknowledged { .. })
-    }
-
-    /// `201`, `503 service_unavailable`, `no answer (connect)`, …: how errors are counted.
-    pub fn label(&self) -> String {
-        match &self.answer {
-            Answer::Acknowledged { .. } => "201".to_owned(),
-            Answer::Refused { status, code, .. } => {
-                format!("{status} {}", code.as_deref().unwrap_or("(no code)"))
-            }
-            Answer::NoAnswer { timed_out: true, .. } => "no answer (timeout)".to_owned(),
-            Answer::NoAnswer { .. } => "no answer".to_owned(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Progress {
-    sent: AtomicU64,
-    acknowledged: AtomicU64,
-    failed: AtomicU64,
-    /// Every outcome so far, for tests that look at a time window while the load runs.
-    outcomes: Mutex<Vec<Outcome>>,
-}
-
-/// Clients placing orders against a ledger until stopped.
-pub struct Load {
-    stop: watch::Sender<bool>,
-    clients: Vec<JoinHandle<()>>,
-    progress: Arc<Progress>,
-    started_at: Instant,
-}
-
-impl Load {
-    /// Starts `options.clients` clients sending to `base_url` (e.g. `http://127.0.0.1:8080`).
-    pub fn start(http: reqwest::Client, base_url: String, options: LoadOptions) -> Self {
-        let (stop, stopping) = watch::channel(false);
-        let progress = Arc::new(Progress::default());
-        let clients = (0..options.clients)
-            .map(|_| {
-                let client = Client {
-                    http: http.clone(),
-                    base_url: base_url.clone(),
-                    options: options.clone(),
-                    progress: progress.clone(),
-                };
-                tokio::spawn(client.run(stopping.clone()))
-            })
-            .collect();
-        Self { stop, clients, progress, started_at: Instant::now() }
-    }
-
-    pub fn sent(&self) -> u64 {
-        self.progress.sent.load(Ordering::SeqCst)
-    }
-
-    pub fn acknowledged(&self) -> u64 {
-        self.progress.acknowledged.load(Ordering::SeqCst)
-    }
-
-    pub fn failed(&self) -> u64 {
-        self.progress.failed.load(Ordering::SeqCst)
-    }
-
-    /// The outcomes so far that `keep` selects.
-    pub fn outcomes_where(&self, keep: impl Fn(&Outcome) -> bool) -> Vec<Outcome> {
-        let outcomes = self.progress.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        outcomes.iter().filter(|o| keep(o)).cloned().collect()
-    }
-
-    /// Waits until `more` further commands have been acknowledged.
-    pub async fn wait_for_acknowledged(&self, more: u64, deadline: Duration) -> anyhow::Result<()> {
-        let target = self.acknowledged() + more;
-        poll_until(deadline, &format!("{target} acknowledged commands"), || async {
-            Ok((self.acknowledged() >= target).then_some(()))
-        })
-        .await
-    }
-
-    /// Lets each client finish the command in hand, then reports.
-    pub async fn stop(self) -> anyhow::Result<LoadReport> {
-        self.stop.send(true)?;
-        for client in self.clients {
-            client.await.context("a load client panicked")?;
-        }
-        let outcomes =
-            std::mem::take(&mut *self.progress.outcomes.lock().unwrap_or_else(|e| e.into_inner()));
-        Ok(LoadReport { outcomes, duration: self.started_at.elapsed() })
-    }
-}
-
-struct Client {
-    http: reqwest::Client,
-    base_url: String,
-    options: LoadOptions,
-    progress: Arc<Progress>,
-}
-
-impl Client {
-    async fn run(self, mut stopping: watch::Receiver<bool>) {
-        while !*stopping.borrow() {
-            let order_id = Uuid::now_v7();
-            let body = json!({
-                "order_id": order_id,
-                "customer_id": self.options.customer_id,
-                "customer_email": format!("{}@example.com", self.options.customer_id),
-                "currency": "EUR",
-                "items": [{ "sku": "LOAD-1", "quantity": 1, "unit_price_minor": LOAD_ORDER_TOTAL }]
-            });
-            let placed =
-                self.send(CommandKind::Place, order_id, "/v1/orders".to_owned(), body).await;
-            let mut ok = placed;
-            if let (true, Some(amount)) = (placed, self.options.capture_minor) {
-                let body =
-                    json!({ "payment_id": "pay_load", "amount_minor": amount, "method": "card" });
-                let path = format!("/v1/orders/{order_id}/payments");
-                ok = self.send(CommandKind::Capture, order_id, path, body).await;
-            }
-            if !ok {
-                // Pacing, not synchronisation: a client facing a dead server should not
-                // spin through thousands of refused connections.
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(20)) => {}
-                    _ = stopping.changed() => {}
-                }
-            }
-        }
-    }
-
-    /// Sends one command and records its outcome; true if it was acknowledged.
-    async fn send(&self, kind: CommandKind, order_id: Uuid, path: String, body: Value) -> bool {
-        self.progress.sent.fetch_add(1, Ordering::SeqCst);
-        let sent_at = Instant::now();
-        let response = self.http.post(format!("{}{path}", self.base_url)).json(&body).send().await;
-        let answer = match response {
-            Ok(response) => answer_of(response).await,
-            Err(error) => {
-                Answer::NoAnswer { timed_out: error.is_timeout(), error: format!("{error:#}") }
-            }
-        };
-        let acknowledged = matches!(answer, Answer::Acknowledged { .. });
-        let counter =
-            if acknowledged { &self.progress.acknowledged } else { &self.progress.failed };
-        let outcome = Outcome { kind, order_id, sent_at, answered_at: Instant::now(), answer };
-        self.progress.outcomes.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
-        counter.fetch_add(1, Ordering::SeqCst);
-        acknowledged
-    }
-}
-
-async fn answer_of(response: reqwest::Response) -> Answer {
-    let status = response.status().as_u16();
-    let header =
-        |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let content_type = header("content-type");
-    let retry_after = header("retry-after");
-    let body: Value = match response.bytes().await {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        Err(error) => {
-            return Answer::NoAnswer { timed_out: error.is_timeout(), error: format!("{error:#}") }
-        }
+/// Clients placing orders (and, with `capture_minor`, capturing part of each) against the
+/// ledger until stopped, each command sent once, without a key, and every outcome kept
+/// for the audit: the load generator of `ledger bench` with the fault specs' workload.
+pub fn start_load(
+    ledger: &LedgerProcess,
+    customer_id: &str,
+    clients: u32,
+    capture_minor: Option<i64>,
+) -> anyhow::Result<Load> {
+    let api = Api::new(
+        &ledger.url(""),
+        Some(ADMIN_TOKEN.to_owned()),
+        None,
+        clients as usize,
+        Duration::from_secs(10),
+    )?;
+    let options = LoadOptions {
+        clients,
+        stop: Stop::Manual,
+        idempotency_keys: false,
+        keep_outcomes: true,
+        seed: fastrand::u64(..),
     };
-    if status == 201 {
-        let stream_version = body["stream_version"].as_u64().and_then(|v| u32::try_from(v).ok());
-        let position = body["position"].as_i64();
-        if let (Some(stream_version), Some(position)) = (stream_version, position) {
-            let event_ids = crate::pluck(&body, "events", "event_id");
-            return Answer::Acknowledged { stream_version, position, event_ids };
-        }
-    }
-    let code = body["code"].as_str().map(str::to_owned);
-    Answer::Refused { status, code, content_type, retry_after }
-}
-
-/// Everything a load run did.
-pub struct LoadReport {
-    pub outcomes: Vec<Outcome>,
-    pub duration: Duration,
-}
-
-impl LoadReport {
-    pub fn sent(&self) -> usize {
-        self.outcomes.len()
-    }
-
-    pub fn acknowledged(&self) -> impl Iterator<Item = &Outcome> {
-        self.outcomes.iter().filter(|o| o.is_acknowledged())
-    }
-
-    /// Orders whose placement was acknowledged.
-    pub fn placed_orders(&self) -> Vec<Uuid> {
-        self.acknowledged().filter(|o| o.kind == CommandKind::Place).map(|o| o.order_id).collect()
-    }
-
-    /// Failures counted by [`Outcome::label`].
-    pub fn errors(&self) -> BTreeMap<String, usize> {
-        let mut errors = BTreeMap::new();
-        for outcome in self.outcomes.iter().filter(|o| !o.is_acknowledged()) {
-            *errors.entry(outcome.label()).or_insert(0) += 1;
-        }
-        errors
-    }
-
-    /// The `p`-th percentile (0–100) of acknowledged commands' latencies.
-    pub fn latency_percentile(&self, p: f64) -> Duration {
-        let mut latencies: Vec<Duration> = self.acknowledged().map(Outcome::latency).collect();
-        latencies.sort_unstable();
-        let Some(last) = latencies.len().checked_sub(1) else {
-            return Duration::ZERO;
-        };
-        let rank = ((p / 100.0) * last as f64).round() as usize;
-        latencies[rank.min(last)]
-    }
-
-    /// One line: sent, acknowledged, errors by status, latencies.
-    pub fn summary(&self) -> String {
-        format!(
-            "sent={} acknowledged={} errors={:?} latency_p50={:?} p99={:?} max={:?} over {:.1?}",
-            self.sent(),
-            self.acknowledged().count(),
-            self.errors(),
-            self.latency_percentile(50.0),
-            self.latency_percentile(99.0),
-            self.latency_percentile(100.0),
-            self.duration
-        )
-    }
+    let customer_id = customer_id.to_owned();
+    Ok(Load::start(
+        api,
+        options,
+        move |_| PlaceThenCapture::new(&customer_id, capture_minor),
+        Arc::new(Unobserved),
+    ))
 }

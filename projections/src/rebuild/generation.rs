@@ -113,14 +113,16 @@ pub(crate) async fn index_generation<P: Projection>(
     let mut covered = Vec::new();
     for table in &tables {
         for index in client.query(INDEXES, &[&live_name(table, projection.name())]).await? {
-            let (name, unique, definition, constraint): (String, bool, String, Option<String>) =
-                (index.get(0), index.get(1), index.get(2), index.get(3));
-            if index.get::<_, bool>(5) && !covered.contains(table) {
+            let name: String = index.try_get(0)?;
+            let unique: bool = index.try_get(1)?;
+            let definition: String = index.try_get(2)?;
+            let constraint: Option<String> = index.try_get(3)?;
+            if index.try_get::<_, bool>(5)? && !covered.contains(table) {
                 covered.push(*table);
             }
             let unique = if unique { "UNIQUE " } else { "" };
             builds.push((
-                index.get::<_, i64>(4),
+                index.try_get::<_, i64>(4)?,
                 format!("CREATE {unique}INDEX {name} ON {schema}.{table} USING {definition}"),
             ));
             let kind = match constraint.as_deref() {
@@ -135,7 +137,7 @@ pub(crate) async fn index_generation<P: Projection>(
     }
     for table in &tables {
         for key in client.query(FOREIGN_KEYS, &[&live_name(table, projection.name())]).await? {
-            let (name, definition): (String, String) = (key.get(0), key.get(1));
+            let (name, definition): (String, String) = (key.try_get(0)?, key.try_get(1)?);
             // Printed with `public` on the search path, the referenced table is unqualified,
             // so it resolves to the new generation's.
             keys.push_str(&format!(
@@ -211,7 +213,7 @@ async fn make_all_visible(client: &Writer, table: &str) -> Result<(), RebuildErr
                 &[&table],
             )
             .await?;
-        let (pages, visible): (i32, i32) = (row.get(0), row.get(1));
+        let (pages, visible): (i32, i32) = (row.try_get(0)?, row.try_get(1)?);
         if visible >= pages {
             return Ok(());
         }
@@ -240,7 +242,7 @@ pub async fn generation_equals_live<P: Projection>(
                 &[],
             )
             .await?
-            .get(0);
+            .try_get(0)?;
         if differing != 0 {
             return Ok(false);
         }

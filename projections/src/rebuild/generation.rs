@@ -92,8 +92,8 @@ pub(crate) async fn index_generation<P: Projection>(
     schema: &str,
 ) -> Result<(), RebuildError> {
     /// Index builds at once. The longest build (the covering index over every version)
-    /// decides when the phase ends; on the 2-core machine the benches run on, a third
-    /// build beside it made the phase a fifth longer (4.5 s against 5.5 s at 1M events).
+    /// decides when the phase ends; on two cores a third build beside it made the phase
+    /// longer, not shorter (docs/performance.md).
     const BUILDERS: usize = 2;
     const INDEXES: &str = "
         SELECT c.relname, i.indisunique, regexp_replace(pg_get_indexdef(i.indexrelid), '^.* USING ', ''),

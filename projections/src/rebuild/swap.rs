@@ -35,9 +35,9 @@ pub(crate) async fn swap<P: Projection>(
     // apply only what the relay published, which it reads in this same gap-safe order, so
     // all of it is below the horizon now: reading on from where the replay stopped brings
     // the new generation at least as far. This costs the few events committed since the
-    // catch-up, not a comparison of every order's applied version (0.3 s at 200 000 orders,
-    // with the readers waiting). Whatever the new generation has beyond the live one, the
-    // live workers skip as already applied.
+    // catch-up, not a comparison of every order's applied version, which grows with the
+    // history while the readers wait. Whatever the new generation has beyond the live
+    // one, the live workers skip as already applied.
     while apply_next(&transaction, projection, Target::Live, &mut after, batch_size).await?
         == batch_size.unsigned_abs() as usize
     {}

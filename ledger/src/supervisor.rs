@@ -112,3 +112,70 @@ fn set(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Polls `health` until `done` holds for the only task, or fails after 10 s.
+    async fn until(
+        health: &mut watch::Receiver<Vec<TaskHealth>>,
+        done: impl Fn(&TaskHealth) -> bool,
+    ) -> TaskHealth {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(task) = health.borrow_and_update().first().filter(|t| done(t)) {
+                    return task.clone();
+                }
+                if health.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        });
+        match waited.await {
+            Ok(task) => task,
+            Err(_) => panic!("the task never got there: {:?}", health.borrow()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_reported_and_started_again() {
+        let shutdown = CancellationToken::new();
+        let mut supervisor = Supervisor::new(shutdown.clone());
+        let starts = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&starts);
+        supervisor.supervise("flaky", move |stop| {
+            let start = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if start == 0 {
+                    panic!("the first run fails");
+                }
+                stop.cancelled().await;
+            }
+        });
+        let mut health = supervisor.health();
+        let restarted =
+            until(&mut health, |t| t.restarts == 1 && t.state == TaskState::Running).await;
+        assert!(restarted.last_error.as_deref().is_some_and(|e| e.contains("the first run fails")));
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+
+        shutdown.cancel();
+        supervisor.stopped().await;
+        assert_eq!(health.borrow().first().map(|t| t.state), Some(TaskState::Stopped));
+    }
+
+    #[tokio::test]
+    async fn a_task_that_returns_early_is_started_again_too() {
+        let shutdown = CancellationToken::new();
+        let mut supervisor = Supervisor::new(shutdown.clone());
+        supervisor.supervise("quitter", |_| async {});
+        let mut health = supervisor.health();
+        let task = until(&mut health, |t| t.restarts >= 2).await;
+        assert!(task.last_error.as_deref().is_some_and(|e| e.contains("ended before shutdown")));
+        shutdown.cancel();
+        supervisor.stopped().await;
+    }
+}

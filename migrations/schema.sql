@@ -44,6 +44,108 @@ $$;
 
 
 --
+-- Name: events_require_append_lock(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.events_require_append_lock() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM ledger_append_lock();
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: ledger_append_frontier(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ledger_append_frontier(OUT now timestamp with time zone, OUT oldest_appender timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    now := clock_timestamp();
+    SELECT min(coalesce(started, 'epoch'::timestamptz)) INTO oldest_appender
+      FROM ledger_appenders()
+     WHERE pid IS DISTINCT FROM pg_backend_pid();
+END;
+$$;
+
+
+--
+-- Name: ledger_append_horizon(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ledger_append_horizon() RETURNS xid8
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    snapshot pg_snapshot := pg_current_snapshot();
+    holders bigint[];
+BEGIN
+    -- Strictly after the snapshot: a statement of its own.
+    SELECT array_agg(own.transactionid::text::bigint) INTO holders
+      FROM pg_locks AS lock
+      JOIN pg_locks AS own
+        ON own.virtualtransaction = lock.virtualtransaction
+       AND own.locktype = 'transactionid' AND own.mode = 'ExclusiveLock' AND own.granted
+     WHERE lock.locktype = 'advisory'
+       AND lock.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND lock.classid = 1818584167 AND lock.objid = 1 AND lock.objsubid = 2
+       AND lock.granted;
+    -- Subtransaction ids among the holders match nothing: a snapshot's in-progress list
+    -- holds top-level ids only.
+    RETURN least(
+        pg_snapshot_xmax(snapshot),
+        (SELECT min(running) FROM pg_snapshot_xip(snapshot) AS running
+          WHERE running::text::bigint % 4294967296 = ANY (holders)));
+END;
+$$;
+
+
+--
+-- Name: ledger_append_lock(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ledger_append_lock() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF current_setting('ledger.append_lock', true) = 'held' THEN
+        RETURN;
+    END IF;
+    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'a transaction that appends events must take the append lock before its first write'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'call ledger_append_lock() first in the transaction';
+    END IF;
+    -- 1818584167 is 'ledg'; the second key names the lock. Shared: appenders never
+    -- exclude one another.
+    PERFORM pg_advisory_xact_lock_shared(1818584167, 1);
+    PERFORM set_config('ledger.append_lock', 'held', true);
+END;
+$$;
+
+
+--
+-- Name: ledger_appenders(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.ledger_appenders(OUT pid integer, OUT started timestamp with time zone) RETURNS SETOF record
+    LANGUAGE sql
+    AS $$
+    SELECT lock.pid, activity.xact_start
+      FROM pg_locks AS lock
+      LEFT JOIN pg_stat_activity AS activity ON activity.pid = lock.pid
+     WHERE lock.locktype = 'advisory'
+       AND lock.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND lock.classid = 1818584167 AND lock.objid = 1 AND lock.objsubid = 2
+       AND lock.granted
+$$;
+
+
+--
 -- Name: payment_status(bigint, bigint, bigint, boolean); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -597,6 +699,13 @@ ALTER INDEX public.projection_streams_pkey ATTACH PARTITION public.projection_st
 --
 
 ALTER INDEX public.projection_streams_pkey ATTACH PARTITION public.projection_streams_payments_pkey;
+
+
+--
+-- Name: events events_append_lock; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER events_append_lock BEFORE INSERT ON public.events FOR EACH STATEMENT EXECUTE FUNCTION public.events_require_append_lock();
 
 
 --

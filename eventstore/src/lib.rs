@@ -29,9 +29,9 @@ pub use error::{AppendError, StoreError, Unavailable};
 pub use idempotency::{Claim, KeyClaim};
 pub use pool::{connect, PoolSettings};
 pub use recorded::{Cut, Metadata, RecordedEvent};
-pub use rows::{stream_version, to_stored_version};
+pub use rows::{stream_lock_key, stream_version, to_stored_version};
 pub use schema::NewEvent;
-pub use settle::{oldest_running_writer, settle, SETTLE_LIMIT};
+pub use settle::{append_frontier, settle, AppendFrontier, SETTLE_LIMIT};
 pub use store::{load_stream, EventStore};
 pub use unit_of_work::{StreamEvent, UnitOfWork};
 

@@ -6,17 +6,23 @@
 //! Axon and Commanded all shipped that bug.
 //!
 //! The rule here: read in `(tx_id, global_position)` order, and only events whose
-//! transaction id is below `pg_snapshot_xmin(pg_current_snapshot())`, the oldest
-//! transaction still running. Every transaction below that horizon has finished, so no
-//! event can later appear *before* the cursor: the order is final.
+//! transaction id is below the *append horizon*: the oldest transaction that may still
+//! append events (one that holds the append lock), or the next transaction id when there
+//! is none. Every appender below the horizon has finished, so no event can later appear
+//! *before* the cursor: the order is final. Transactions that cannot append — in another
+//! database, or writing other tables of this one — do not hold the horizon back. Why the
+//! horizon is safe, and the protocol appenders follow (take the lock before the first
+//! write; the database enforces it), is written out in `migrations/V017__append_horizon.sql`.
+//! Its one rule for readers: the horizon is computed by a statement of its own, *before*
+//! the statement that reads below it, so that the read's snapshot is the later one.
 //!
 //! Per stream this order is also stream-version order, because a unit of work takes its
 //! stream's lock before its first write (which is when PostgreSQL assigns the transaction
 //! id): the next writer of the stream gets a larger id than the previous one.
 //!
-//! The price: one long-running writing transaction anywhere in the database holds the
-//! horizon back and delays every reader until it ends. The relay reports the age of the
-//! oldest open transaction so an operator can see it.
+//! The price: one long-running *appending* transaction holds the horizon back and delays
+//! every reader until it ends. The relay reports the age of the oldest appender so an
+//! operator can see it.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -47,7 +53,8 @@ pub struct CommittedEvent {
 }
 
 /// `SELECT columns` of up to `$3` events after the commit position `($1, $2)`, in the
-/// gap-safe order and below the horizon: the one place the rule is written down.
+/// gap-safe order and below the horizon `$4` (see [`append_horizon`]): the one place the
+/// rule is written down.
 macro_rules! committed_after {
     ($columns:literal) => {
         concat!(
@@ -56,7 +63,7 @@ macro_rules! committed_after {
             "
       FROM events
      WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
-       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+       AND tx_id < $4::bigint::text::xid8
      -- Qualified: a bare `tx_id` here could name an output column (a cast), which no
      -- index provides, and every batch would sort the rest of the store.
      ORDER BY events.tx_id, events.global_position
@@ -71,6 +78,17 @@ const READ_COMMITTED_AFTER: &str = committed_after!(
      metadata->>'causation_id', recorded_at"
 );
 
+const HORIZON: &str = "SELECT ledger_append_horizon()::text::bigint";
+
+/// The append horizon now: no transaction below it can still append an event. Read below
+/// it in a *later* statement (see the module documentation).
+pub async fn append_horizon(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<i64, StoreError> {
+    let statement = client.prepare(HORIZON).await?;
+    Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
+}
+
 /// Up to `limit` events after `after`, in commit-consistent order, none of which can be
 /// overtaken later by a transaction still in flight.
 pub async fn read_committed_after(
@@ -78,8 +96,10 @@ pub async fn read_committed_after(
     after: CommitPosition,
     limit: i64,
 ) -> Result<Vec<CommittedEvent>, StoreError> {
+    let horizon = append_horizon(client).await?;
     let statement = client.prepare(READ_COMMITTED_AFTER).await?;
-    let rows = client.query(&statement, &[&after.tx_id, &after.global_position, &limit]).await?;
+    let rows =
+        client.query(&statement, &[&after.tx_id, &after.global_position, &limit, &horizon]).await?;
     rows.iter()
         .map(|row| {
             Ok(CommittedEvent {
@@ -115,9 +135,10 @@ pub async fn replay_committed_after(
     after: CommitPosition,
     limit: i64,
 ) -> Result<tokio_postgres::RowStream, StoreError> {
+    let horizon = append_horizon(client).await?;
     let statement = client.prepare(REPLAY_COMMITTED_AFTER).await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-        [&after.tx_id, &after.global_position, &limit];
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&after.tx_id, &after.global_position, &limit, &horizon];
     Ok(client.query_raw(&statement, params).await?)
 }
 

@@ -44,8 +44,9 @@ pub fn to_stored_version(version: u32) -> Result<i32, StoreError> {
         .map_err(|_| StoreError::Invariant(format!("stream version {version} overflows")))
 }
 
-/// The advisory lock key of a stream: every writer of the stream takes it first.
-pub(crate) fn stream_lock_key(stream_id: Uuid) -> i64 {
+/// The advisory lock key of a stream (`pg_advisory_xact_lock(key)`): every writer of the
+/// stream takes it first. Public so that tools and tests can see or hold a stream's writers.
+pub fn stream_lock_key(stream_id: Uuid) -> i64 {
     let (high, low) = stream_id.as_u64_pair();
     i64::from_ne_bytes((high ^ low).to_ne_bytes())
 }

@@ -21,13 +21,13 @@ use crate::recorded::Cut;
 /// How long a read waits for the writers inside its cut before giving up.
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(2);
 
-/// Transactions of other sessions in this database that have written something and began
-/// at or before `$1`. (The events' append time is never earlier than their transaction's
-/// start.)
+/// Transactions of other sessions that may still append and began at or before `$1`
+/// (the append lock's holders, see `migrations/V017__append_horizon.sql`). An event's
+/// append time is never earlier than its transaction's start, and a transaction that takes
+/// the lock after this check appends later than the check.
 const UNSETTLED: &str = "
-    SELECT count(*) FROM pg_stat_activity
-     WHERE datname = current_database() AND pid <> pg_backend_pid()
-       AND backend_xid IS NOT NULL AND xact_start <= $1";
+    SELECT count(*) FROM ledger_appenders()
+     WHERE pid IS DISTINCT FROM pg_backend_pid() AND coalesce(started, 'epoch') <= $1";
 
 const PRESENT: &str = "SELECT least($1::timestamptz, clock_timestamp())";
 
@@ -38,18 +38,29 @@ const POSITION_TIME: &str = "
     SELECT coalesce((SELECT recorded_at FROM events WHERE global_position = $1), clock_timestamp()),
            coalesce((SELECT max(global_position) FROM events), 0)";
 
-/// The earliest start of a transaction that is still running and has written something
-/// (`None` if there is none): events not visible yet will be appended no earlier.
-const OLDEST_RUNNING_WRITER: &str = "
-    SELECT min(xact_start) FROM pg_stat_activity
-     WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL";
+const FRONTIER: &str = "SELECT now, oldest_appender FROM ledger_append_frontier()";
 
-/// See [`OLDEST_RUNNING_WRITER`].
-pub async fn oldest_running_writer(
-    client: &impl GenericClient,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let statement = client.prepare_cached(OLDEST_RUNNING_WRITER).await?;
-    Ok(client.query_one(&statement, &[]).await?.try_get(0)?)
+/// Where events not visible yet can still be appended: no earlier than the oldest
+/// running appender's start, nor than `now` for transactions that start appending later.
+#[derive(Clone, Copy, Debug)]
+pub struct AppendFrontier {
+    pub now: DateTime<Utc>,
+    /// When the oldest transaction that may still append began (`None`: there is none).
+    pub oldest_appender: Option<DateTime<Utc>>,
+}
+
+impl AppendFrontier {
+    /// The earliest append time an event not visible yet can have.
+    pub fn earliest_pending(&self) -> DateTime<Utc> {
+        self.oldest_appender.map_or(self.now, |oldest| oldest.min(self.now))
+    }
+}
+
+/// See [`AppendFrontier`]. Read it *before* the events it is used to judge.
+pub async fn append_frontier(client: &impl GenericClient) -> Result<AppendFrontier, StoreError> {
+    let statement = client.prepare_cached(FRONTIER).await?;
+    let row = client.query_one(&statement, &[]).await?;
+    Ok(AppendFrontier { now: row.try_get(0)?, oldest_appender: row.try_get(1)? })
 }
 
 /// Waits until no running transaction can still add an event inside `cut`, and returns the

@@ -62,9 +62,10 @@ impl UnitOfWork {
         // These statements join arrays of keys to tables that grow from empty. A plan
         // cached while a table was small (a sequential scan and a hash join) would stay in
         // use as it grows to millions of rows, so they are planned for each unit of work.
+        // The append lock comes first: the horizon protocol of `crate::position`.
         let transaction = OpenTransaction::begin_with(
             client,
-            "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan",
+            "BEGIN; SELECT ledger_append_lock(); SET LOCAL plan_cache_mode = force_custom_plan",
         )
         .await?;
         let unit = Self { transaction };

@@ -9,14 +9,16 @@
 //! Holes in the position sequence are rolled-back appends or appends still running; a
 //! hole is only stepped over once no transaction that could still fill it is running.
 //! `complete_through` stops just before the first event not yet applied and before the
-//! start of any running writer (an event not visible yet is appended no earlier), with a
-//! millisecond of slack because a position and an append time are read separately as a
-//! row is inserted.
+//! [`AppendFrontier`] (an event not visible yet is appended no earlier than the oldest
+//! running appender's start, or than the frontier's `now` if its transaction takes the
+//! append lock later), with a millisecond of slack because a position and an append time
+//! are read separately as a row is inserted. The frontier is read before the events it
+//! judges: a hole's appender that was not holding the lock then appends after `now`.
 
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::GenericClient;
 use eventstore::position::CommitPosition;
-use eventstore::{Cut, StoreError};
+use eventstore::{AppendFrontier, Cut, StoreError};
 
 /// Rows examined per round; a watermark far behind advances in several rounds.
 const ROUND: i64 = 10_000;
@@ -71,15 +73,21 @@ pub async fn read(client: &impl GenericClient, projection: &str) -> Result<Water
 /// A walk over the events after the watermark, in position order, as far as they allow.
 struct Walk {
     position: i64,
-    oldest_writer: Option<DateTime<Utc>>,
+    /// No event not visible yet is appended before this (see the module documentation).
+    earliest_pending: DateTime<Utc>,
     /// Every event appended before this is applied (with `SKEW` of slack).
     frontier: Option<DateTime<Utc>>,
     last_seen: Option<DateTime<Utc>>,
 }
 
 impl Walk {
-    fn new(position: i64, oldest_writer: Option<DateTime<Utc>>) -> Self {
-        Self { position, oldest_writer, frontier: None, last_seen: None }
+    fn new(position: i64, frontier: AppendFrontier) -> Self {
+        Self {
+            position,
+            earliest_pending: frontier.earliest_pending(),
+            frontier: None,
+            last_seen: None,
+        }
     }
 
     /// Steps onto the next event, `next` appended at `recorded_at`; false where the walk
@@ -87,8 +95,8 @@ impl Walk {
     fn step(&mut self, next: i64, recorded_at: DateTime<Utc>, applied: bool) -> bool {
         // A hole before `next` is a rolled-back append, or one still running, which took
         // its position (and started) before `next` was appended.
-        let hole_may_fill = next != self.position + 1
-            && self.oldest_writer.is_some_and(|w| w <= recorded_at + SKEW);
+        let hole_may_fill =
+            next != self.position + 1 && self.earliest_pending <= recorded_at + SKEW * 2;
         if !applied || hole_may_fill {
             self.frontier = Some(recorded_at);
             return false;
@@ -99,8 +107,8 @@ impl Walk {
     }
 
     /// The end of the store: everything visible is applied.
-    fn reached_end(&mut self, now: DateTime<Utc>) {
-        self.frontier = Some(now);
+    fn reached_end(&mut self) {
+        self.frontier = Some(self.earliest_pending);
     }
 
     async fn store(
@@ -111,10 +119,7 @@ impl Walk {
     ) -> Result<Watermark, StoreError> {
         // Stopped early: complete up to the last event examined.
         let frontier = self.frontier.or(self.last_seen).unwrap_or(start.complete_through);
-        let mut complete_through = frontier - SKEW;
-        if let Some(writer) = self.oldest_writer {
-            complete_through = complete_through.min(writer - SKEW);
-        }
+        let complete_through = (frontier - SKEW).min(self.earliest_pending - SKEW * 2);
         let row =
             client.query_one(STORE, &[&projection, &self.position, &complete_through]).await?;
         Ok(Watermark { position: row.try_get(0)?, complete_through: row.try_get(1)? })
@@ -129,8 +134,7 @@ pub async fn advance(
 ) -> Result<Watermark, StoreError> {
     let start = read(client, projection).await?;
     let candidates = client.prepare_cached(CANDIDATES).await?;
-    let now: DateTime<Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.try_get(0)?;
-    let mut walk = Walk::new(start.position, eventstore::oldest_running_writer(client).await?);
+    let mut walk = Walk::new(start.position, eventstore::append_frontier(client).await?);
     'rounds: for _ in 0..MAX_ROUNDS {
         let rows = client.query(&candidates, &[&projection, &walk.position, &ROUND]).await?;
         for row in &rows {
@@ -139,7 +143,7 @@ pub async fn advance(
             }
         }
         if (rows.len() as i64) < ROUND {
-            walk.reached_end(now);
+            walk.reached_end();
             break;
         }
     }
@@ -163,8 +167,7 @@ pub async fn advance_over(
     read_through: CommitPosition,
 ) -> Result<Watermark, StoreError> {
     let start = read(client, projection).await?;
-    let now: DateTime<Utc> = client.query_one("SELECT clock_timestamp()", &[]).await?.try_get(0)?;
-    let mut walk = Walk::new(start.position, eventstore::oldest_running_writer(client).await?);
+    let mut walk = Walk::new(start.position, eventstore::append_frontier(client).await?);
     // Everything visible after `read_through` in the gap-safe order was not read.
     let first_not_applied: Option<(i64, DateTime<Utc>)> = client
         .query_opt(FIRST_AFTER, &[&read_through.tx_id, &read_through.global_position])
@@ -189,7 +192,7 @@ pub async fn advance_over(
         }
     };
     if !stopped {
-        walk.reached_end(now);
+        walk.reached_end();
     }
     walk.store(client, projection, start).await
 }

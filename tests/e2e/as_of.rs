@@ -120,7 +120,7 @@ async fn a_cut_is_answered_only_once_no_running_transaction_can_still_add_to_it(
             .await?
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                  WHERE datname = current_database() AND query LIKE '%backend_xid IS NOT NULL%'
+                  WHERE datname = current_database() AND query LIKE '%FROM ledger_appenders()%'
                     AND pid <> pg_backend_pid()",
                 &[],
             )

@@ -14,6 +14,7 @@ mod concurrency;
 mod faults;
 mod fuzz;
 mod group_commit;
+mod horizon;
 mod idempotency;
 mod lifecycle;
 mod logs;

@@ -21,16 +21,25 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A fresh ledger database: migrated, empty.
     pub async fn create() -> anyhow::Result<Self> {
-        let admin = admin_url();
-        let client = connect(&admin).await?;
-        let template = ensure_template(&client, &admin).await?;
+        let client = connect(&admin_url()).await?;
+        let template = ensure_template(&client, &admin_url()).await?;
+        Self::create_from(&client, &template).await
+    }
+
+    /// A fresh database with nothing in it, on the same server: another application's.
+    pub async fn create_unrelated() -> anyhow::Result<Self> {
+        Self::create_from(&connect(&admin_url()).await?, "template1").await
+    }
+
+    async fn create_from(client: &tokio_postgres::Client, template: &str) -> anyhow::Result<Self> {
         let name = format!("ledger_test_{}", Uuid::new_v4().simple());
         client
             .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .await
             .with_context(|| format!("creating {name} from {template}"))?;
-        Ok(Self { url: url_with_database(&admin, &name)?, name })
+        Ok(Self { url: url_with_database(&admin_url(), &name)?, name })
     }
 
     /// A plain connection for assertions and for poking at the database directly.

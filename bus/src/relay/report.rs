@@ -1,6 +1,6 @@
 //! The relay's durable state, read from the database by any process: its checkpoint, the
-//! backlog behind it, and the age of the oldest open transaction (which holds the
-//! gap-safe horizon back), for `/v1/admin/relay`, `ledger relay status` and metrics.
+//! backlog behind it, and the age of the oldest transaction that may still append (which
+//! holds the gap-safe horizon back), for `/v1/admin/relay`, `ledger relay status` and metrics.
 
 use chrono::{DateTime, Utc};
 use eventstore::position::CommitPosition;
@@ -15,8 +15,9 @@ pub struct RelayReport {
     pub last_published_at: Option<DateTime<Utc>>,
     /// Events committed (or in flight) after the checkpoint: not yet published.
     pub backlog: i64,
-    /// Age of the oldest transaction that has written something; while it runs, nothing
-    /// committed after it can be published (the gap-safe horizon).
+    /// Age of the oldest transaction holding the append lock; while it runs, nothing
+    /// committed after it can be published (the gap-safe horizon). Transactions that
+    /// cannot append events do not count.
     pub oldest_open_transaction_seconds: Option<f64>,
 }
 
@@ -25,8 +26,8 @@ const REPORT: &str = "
            (SELECT count(*) FROM events e
              WHERE c.tx_id IS NULL
                 OR (e.tx_id, e.global_position) > (c.tx_id, c.global_position)),
-           (SELECT extract(epoch FROM now() - min(xact_start))::float8
-              FROM pg_stat_activity WHERE backend_xid IS NOT NULL)
+           (SELECT extract(epoch FROM now() - min(coalesce(started, 'epoch')))::float8
+              FROM ledger_appenders())
       FROM (SELECT 1) AS one
       LEFT JOIN relay_checkpoints c ON c.name = $1";
 

@@ -82,7 +82,7 @@ pub(crate) async fn copy<R: TableRow>(
 
 /// Declares a table's row struct and implements [`TableRow`] for it:
 ///
-/// ```ignore
+/// ```text
 /// table! {
 ///     /// One attempt.
 ///     AttemptRow in "payment_attempts" on_conflict "" {

@@ -1,6 +1,6 @@
 //! A given / when / then harness for the order aggregate, in the style of cqrs-es:
 //!
-//! ```ignore
+//! ```text
 //! given([placed(), captured("pay_1", 1000)])
 //!     .when(capture("pay_2", 2000))
 //!     .then_expect([captured("pay_2", 2000), fully_paid(TOTAL)]);

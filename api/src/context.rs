@@ -11,7 +11,7 @@ use commands::CommandService;
 use eventstore::EventStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use projections::rebuild::RunningRebuild;
-use projections::{ProjectionKind, ProjectionStats};
+use projections::{AppliedSignal, ProjectionKind, ProjectionStats};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -19,6 +19,8 @@ use tokio::sync::watch;
 pub struct ApiContext {
     pub commands: CommandService,
     pub roles: Roles,
+    /// Moves when a projection applied a batch: what waiting readers wake on.
+    pub applied: AppliedSignal,
     /// Renders `/metrics`; `None` if this process could not install the recorder.
     pub metrics: Option<PrometheusHandle>,
     /// Projection rebuilds started through this process's admin API.
@@ -26,8 +28,13 @@ pub struct ApiContext {
 }
 
 impl ApiContext {
-    pub fn new(commands: CommandService, roles: Roles, metrics: Option<PrometheusHandle>) -> Self {
-        Self { commands, roles, metrics, rebuilds: Rebuilds::default() }
+    pub fn new(
+        commands: CommandService,
+        roles: Roles,
+        applied: AppliedSignal,
+        metrics: Option<PrometheusHandle>,
+    ) -> Self {
+        Self { commands, roles, applied, metrics, rebuilds: Rebuilds::default() }
     }
 
     pub(crate) fn store(&self) -> &EventStore {

@@ -94,11 +94,27 @@ fn describe() {
     describe_gauge!("ledger_relay_backlog_events", "Committed events not yet published");
     describe_gauge!(
         "ledger_relay_oldest_open_transaction_seconds",
-        "Age of the oldest writing transaction (holds back the gap-safe horizon)"
+        "Age of the oldest transaction that may append events (holds back the gap-safe horizon)"
+    );
+    describe_gauge!(
+        "ledger_relay_lag_seconds",
+        "How long ago the next event to publish was appended (0: all published)"
     );
     describe_gauge!(
         "ledger_projection_lag_events",
         "Events in the store past a projection's last applied position"
+    );
+    describe_gauge!(
+        "ledger_projection_unapplied_events",
+        "Events at or below a projection's last applied position not applied yet"
+    );
+    describe_gauge!(
+        "ledger_projection_watermark_age_seconds",
+        "How far behind now a projection is complete: every event appended before now minus this is applied"
+    );
+    describe_gauge!(
+        "ledger_projection_consumer_lag_messages",
+        "Messages on this process's partitions not yet acknowledged (the consumer group's lag), by projection"
     );
     describe_gauge!(
         "ledger_dead_letters_waiting",
@@ -115,6 +131,10 @@ fn describe() {
     describe_counter!(
         "ledger_projection_events_healed_total",
         "Missing events read from the store, by projection"
+    );
+    describe_counter!(
+        "ledger_projection_events_caught_up_total",
+        "Events applied from the store because the bus had not delivered them, by projection"
     );
     describe_counter!(
         "ledger_projection_dead_lettered_total",
@@ -168,6 +188,16 @@ async fn refresh_gauges(context: &ApiContext) {
     metrics::gauge!("ledger_db_pool_connections", "state" => "open").set(pool.size as f64);
     metrics::gauge!("ledger_db_pool_connections", "state" => "idle").set(pool.available as f64);
     metrics::gauge!("ledger_db_pool_waiting_requests").set(pool.waiting as f64);
+    for consumer in &context.roles.consumers {
+        let (name, lag) = {
+            let status = consumer.status.borrow();
+            (consumer.stats.borrow().projection.name(), status.lag_messages)
+        };
+        if let Some(lag) = lag {
+            metrics::gauge!("ledger_projection_consumer_lag_messages", "projection" => name)
+                .set(lag as f64);
+        }
+    }
 
     // State every process can read from the database, whichever roles it runs.
     let durable = tokio::time::timeout(SCRAPE_QUERY_TIMEOUT, async {
@@ -182,10 +212,15 @@ async fn refresh_gauges(context: &ApiContext) {
             metrics::gauge!("ledger_relay_backlog_events").set(relay.backlog as f64);
             metrics::gauge!("ledger_relay_oldest_open_transaction_seconds")
                 .set(relay.oldest_open_transaction_seconds.unwrap_or(0.0));
+            metrics::gauge!("ledger_relay_lag_seconds").set(relay.lag_seconds);
             for report in reports {
                 let projection = report.projection.name();
                 metrics::gauge!("ledger_projection_lag_events", "projection" => projection)
                     .set(report.lag_events as f64);
+                metrics::gauge!("ledger_projection_unapplied_events", "projection" => projection)
+                    .set(report.unapplied_below_highest as f64);
+                metrics::gauge!("ledger_projection_watermark_age_seconds", "projection" => projection)
+                    .set(report.watermark_age_seconds);
                 metrics::gauge!("ledger_dead_letters_waiting", "projection" => projection)
                     .set(report.dead_letters as f64);
             }

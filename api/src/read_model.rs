@@ -1,7 +1,12 @@
 //! Waiting for a read model: until it has applied an order's version (read-your-writes),
-//! or every event inside a point-in-time cut.
+//! or every event inside a point-in-time cut. A waiter looks at the database when its
+//! projection applied a batch ([`projections::applied`]), and at the latest every
+//! [`RECHECK`] in case a notification was lost with a connection.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use projections::ProjectionKind;
 use uuid::Uuid;
@@ -11,6 +16,15 @@ use crate::error::ApiError;
 
 /// How long a point-in-time query waits for its projection to have applied the whole cut.
 const AS_OF_WAIT: Duration = Duration::from_secs(2);
+/// The longest a waiter goes without looking, whatever the notifications say.
+const RECHECK: Duration = Duration::from_millis(250);
+
+/// Waits until `applied` moves, `RECHECK` passes or `deadline` comes, whichever is first.
+async fn next_batch(applied: &mut watch::Receiver<u64>, deadline: Instant) {
+    let until = deadline.min(Instant::now() + RECHECK);
+    // A closed channel (no sender) is as good as a tick: the deadline still bounds the wait.
+    let _ = tokio::time::timeout_at(until, applied.changed()).await;
+}
 
 /// Makes `cut` answerable from `projection`'s read model: settles it in the store (see
 /// `eventstore::settle`), then waits until the projection has applied every event inside
@@ -23,6 +37,7 @@ pub(crate) async fn settle_read_model(
     if cut == eventstore::Cut::Latest {
         return Ok(cut);
     }
+    let mut applied = context.applied.subscribe(projection);
     let client = context.store().client().await?;
     let cut = eventstore::settle(&client, cut).await?;
     let mut watermark = projections::watermark::read(&client, projection.name()).await?;
@@ -34,8 +49,13 @@ pub(crate) async fn settle_read_model(
                 applied_through: watermark.position,
             });
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // The first look advances at once: the watermark is moved after a batch, so a
+        // read can find it a batch behind.
+        applied.mark_unchanged();
         watermark = projections::watermark::advance(&client, projection.name()).await?;
+        if !watermark.covers(cut) {
+            next_batch(&mut applied, deadline).await;
+        }
     }
     Ok(cut)
 }
@@ -50,7 +70,10 @@ pub(crate) async fn wait_until_applied(
     wait: Duration,
 ) -> Result<(), ApiError> {
     let deadline = Instant::now() + wait;
+    let mut batches = context.applied.subscribe(projection);
     loop {
+        // Marked before looking: a batch committed after the look wakes the wait below.
+        batches.mark_unchanged();
         let applied = {
             let client = context.store().client().await?;
             projections::apply::applied_version(&client, projection.name(), stream_id)
@@ -67,6 +90,6 @@ pub(crate) async fn wait_until_applied(
                 min_version,
             });
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        next_batch(&mut batches, deadline).await;
     }
 }

@@ -75,6 +75,20 @@ impl KafkaSettings {
         config
     }
 
+    /// The dead-letter producer's settings: every replica acknowledges, and a message the
+    /// broker does not take within the message timeout fails, so that parking is retried
+    /// (librdkafka's default would hold it for five minutes). Not idempotent: a producer
+    /// id a restarted broker forgot would fence it for good, and a dead letter parked
+    /// twice is re-driven once.
+    pub fn dead_letter_producer_config(&self) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", self.message_timeout.as_millis().to_string());
+        config
+    }
+
     /// The relay's producer settings (idempotent, every replica acknowledges, lz4, a
     /// millisecond of linger), also for baselines that compare with it.
     pub fn producer_config(&self) -> ClientConfig {

@@ -2,19 +2,47 @@
 //! consumer loop says its batch is done; dead letters go to the `….dlq` topic.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{BusError, Delivery, Failure, Subscriber};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
 use crate::KafkaSettings;
 
+/// No lag reported yet.
+const UNKNOWN_LAG: i64 = -1;
+
+/// Keeps the group's lag on this member's partitions from librdkafka's statistics
+/// (`statistics.interval.ms`): per partition, the high watermark minus the committed
+/// offset.
+#[derive(Clone)]
+pub struct LagContext {
+    lag: Arc<AtomicI64>,
+}
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values())
+            .filter(|partition| partition.partition >= 0 && partition.desired)
+            .map(|partition| partition.consumer_lag.max(0))
+            .sum();
+        self.lag.store(lag, Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for LagContext {}
+
 pub struct KafkaSubscriber {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<LagContext>>,
+    lag: Arc<AtomicI64>,
     producer: FutureProducer,
     topic: String,
     dead_letter_topic: String,
@@ -25,9 +53,11 @@ impl KafkaSubscriber {
     pub async fn join(settings: &KafkaSettings, group: &str) -> Result<Self, BusError> {
         settings.ensure_topics().await?;
         let failed = |error| BusError::new("joining the consumer group", error);
-        let consumer: StreamConsumer = settings
+        let lag = Arc::new(AtomicI64::new(UNKNOWN_LAG));
+        let consumer: StreamConsumer<LagContext> = settings
             .client_config()
             .set("group.id", group)
+            .set("statistics.interval.ms", "1000")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             // A fetch returns as soon as there is data, or after this: it bounds how long
@@ -40,13 +70,15 @@ impl KafkaSubscriber {
             // librdkafka's own thread, so a long batch does not risk a false expiry.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000")
-            .create()
+            .create_with_context(LagContext { lag: Arc::clone(&lag) })
             .map_err(failed)?;
         let topic = settings.orders_topic();
         consumer.subscribe(&[&topic]).map_err(failed)?;
-        let producer: FutureProducer = settings.client_config().create().map_err(failed)?;
+        let producer: FutureProducer =
+            settings.dead_letter_producer_config().create().map_err(failed)?;
         Ok(Self {
             consumer: Arc::new(consumer),
+            lag,
             producer,
             topic,
             dead_letter_topic: settings.dead_letter_topic(),
@@ -121,6 +153,10 @@ impl Subscriber for KafkaSubscriber {
 
     fn holds_partitions(&self) -> Option<bool> {
         Some(self.consumer.assignment().map_or(true, |partitions| partitions.count() > 0))
+    }
+
+    fn lag(&self) -> Option<i64> {
+        Some(self.lag.load(Ordering::Relaxed)).filter(|lag| *lag != UNKNOWN_LAG)
     }
 
     fn rejoin(&mut self) -> Result<(), BusError> {

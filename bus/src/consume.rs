@@ -65,6 +65,12 @@ pub trait Subscriber: Send + 'static {
         None
     }
 
+    /// Messages on this member's partitions not yet acknowledged, as the broker last told
+    /// (`None`: not known yet, or the bus has no such notion).
+    fn lag(&self) -> Option<i64> {
+        None
+    }
+
     /// Leaves the group and joins it again, starting a new round of assignment.
     fn rejoin(&mut self) -> Result<(), BusError> {
         Ok(())
@@ -171,6 +177,9 @@ pub struct ConsumerStatus {
     pub batches: u64,
     pub messages: u64,
     pub dead_letters: u64,
+    /// Messages on this member's partitions not yet acknowledged (the consumer group's
+    /// lag, in messages), as the broker last reported it.
+    pub lag_messages: Option<i64>,
     pub last_batch_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
 }
@@ -237,6 +246,8 @@ impl<H: Handler> Consumer<H> {
                 received = subscriber.recv() => received,
                 _ = orphan_check.tick() => {
                     self.rejoin_if_orphaned(&mut subscriber, &mut unassigned_since).await;
+                    let lag = subscriber.lag();
+                    self.status.send_if_modified(|s| std::mem::replace(&mut s.lag_messages, lag) != lag);
                     continue;
                 }
                 () = shutdown.cancelled() => break,
@@ -265,10 +276,12 @@ impl<H: Handler> Consumer<H> {
                 // The next commit covers these; a redelivery is a no-op for the handler.
                 tracing::warn!(consumer = name, error = %error.chain(), "acknowledging failed");
             }
+            let lag = subscriber.lag();
             self.status.send_modify(|s| {
                 s.batches += 1;
                 s.messages += batch.len() as u64;
                 s.last_batch_at = Some(Utc::now());
+                s.lag_messages = lag;
             });
             self.handler.after_batch().await;
         }

@@ -142,6 +142,22 @@ pub async fn replay_committed_after(
     Ok(client.query_raw(&statement, params).await?)
 }
 
+/// The events at `positions` that are visible now, in position order, read like a
+/// replay's: for catching a projection up on events it was never delivered.
+const AT_POSITIONS: &str = "
+    SELECT tx_id, global_position, stream_id, stream_version, event_id, event_type, event_version,
+           payload::text, recorded_at
+      FROM events WHERE global_position = ANY($1) ORDER BY global_position";
+
+/// See [`AT_POSITIONS`]; read each row with [`ReplayedEvent::from_row`].
+pub async fn events_at(
+    client: &impl tokio_postgres::GenericClient,
+    positions: &[i64],
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let statement = client.prepare(AT_POSITIONS).await?;
+    Ok(client.query(&statement, &[&positions]).await?)
+}
+
 /// An event as a replay reads it, borrowed from its row: the payload stays JSON text.
 #[derive(Debug)]
 pub struct ReplayedEvent<'a> {
@@ -156,7 +172,7 @@ pub struct ReplayedEvent<'a> {
 }
 
 impl<'a> ReplayedEvent<'a> {
-    /// Reads a row of [`replay_committed_after`].
+    /// Reads a row of [`replay_committed_after`] or [`events_at`].
     pub fn from_row(row: &'a tokio_postgres::Row) -> Result<Self, StoreError> {
         Ok(Self {
             commit: CommitPosition {

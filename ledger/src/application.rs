@@ -9,6 +9,7 @@ use anyhow::Context;
 use api::{Admission, ApiContext, Gate, Roles};
 use commands::CommandService;
 use eventstore::EventStore;
+use projections::AppliedSignal;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -52,16 +53,20 @@ impl Application {
         let stop_tasks = CancellationToken::new();
         let mut supervisor = Supervisor::new(stop_tasks.clone());
         let mut roles = Roles::default();
+        let applied = AppliedSignal::default();
         if settings.runs(Role::Relay) {
             roles.relay = Some(roles::start_relay(&settings, &mut supervisor));
         }
         if settings.runs(Role::Projector) {
-            roles.consumers = roles::start_projectors(&settings, &pool, &mut supervisor);
+            roles.consumers = roles::start_projectors(&settings, &pool, &applied, &mut supervisor);
+        }
+        if settings.runs(Role::Api) {
+            roles::listen_for_applied(&settings, &applied, &mut supervisor);
         }
         roles.tasks = Some(supervisor.health());
 
         let commands = CommandService::new(EventStore::new(pool), settings.group_commit);
-        let context = ApiContext::new(commands, roles, api::metrics::install());
+        let context = ApiContext::new(commands, roles, applied, api::metrics::install());
         Ok(Self {
             listener,
             router: api::router(context, admission, settings.runs(Role::Api)),

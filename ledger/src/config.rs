@@ -72,6 +72,8 @@ pub struct ServeArgs {
     pub kafka: bus_kafka::KafkaArgs,
     #[command(flatten)]
     pub relay: RelayArgs,
+    #[command(flatten)]
+    pub projector: ProjectorArgs,
     /// Skip applying migrations at start-up (when `ledger migrate` runs as a separate step).
     #[arg(long, env = "LEDGER_SKIP_MIGRATIONS", value_name = "BOOL")]
     #[arg(action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false",
@@ -96,6 +98,8 @@ impl ServeArgs {
         settings.kafka = self.kafka.settings();
         settings.relay.batch_size = self.relay.relay_batch_size;
         settings.relay.poll_interval = Duration::from_millis(self.relay.relay_poll_ms);
+        settings.catch_up.interval = Duration::from_millis(self.projector.catch_up_interval_ms);
+        settings.catch_up.grace = Duration::from_millis(self.projector.catch_up_grace_ms);
         settings.skip_migrations = self.skip_migrations;
         settings.access = self.access.settings()?;
         settings.group_commit = self.group_commit.settings();
@@ -201,6 +205,18 @@ pub struct RelayArgs {
     #[arg(long, env = "LEDGER_RELAY_POLL_MS", default_value_t = DEFAULT_RELAY_POLL_MS,
           value_parser = value_parser!(u64).range(1..))]
     pub relay_poll_ms: u64,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ProjectorArgs {
+    /// How often each projection looks in the store for events the bus did not deliver.
+    #[arg(long, env = "LEDGER_CATCH_UP_INTERVAL_MS", default_value_t = DEFAULT_CATCH_UP_INTERVAL_MS,
+          value_parser = value_parser!(u64).range(1..))]
+    pub catch_up_interval_ms: u64,
+    /// How old such an event must be before the store supplies it (the bus's usual delay,
+    /// with room to spare).
+    #[arg(long, env = "LEDGER_CATCH_UP_GRACE_MS", default_value_t = DEFAULT_CATCH_UP_GRACE_MS)]
+    pub catch_up_grace_ms: u64,
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use bus::relay::{Relay, RelayStatus};
 use bus::{Consumer, ConsumerStatus};
 use bus_kafka::{KafkaPublisher, KafkaSubscriber};
-use projections::{ProjectionHandler, ProjectionKind, ProjectionStats};
+use projections::{AppliedSignal, CatchUp, ProjectionHandler, ProjectionKind, ProjectionStats};
 use tokio::sync::watch;
 
 use crate::settings::Settings;
@@ -34,10 +34,12 @@ pub fn start_relay(
     view
 }
 
-/// Starts one consumer per projection; returns their status and statistics.
+/// Starts one consumer and one catch-up from the store per projection; returns their
+/// status and statistics.
 pub fn start_projectors(
     settings: &Settings,
     pool: &eventstore::Pool,
+    signal: &AppliedSignal,
     supervisor: &mut Supervisor,
 ) -> Vec<api::ConsumerView> {
     ProjectionKind::ALL
@@ -49,10 +51,25 @@ pub fn start_projectors(
             });
             let stats = watch::Sender::new(ProjectionStats::new(kind));
             let view = api::ConsumerView { status: status.subscribe(), stats: stats.subscribe() };
-            let (pool, kafka, consumer) =
-                (pool.clone(), settings.kafka.clone(), settings.consumer.clone());
+            let (pool, catch_up, signal) =
+                (pool.clone(), settings.catch_up.clone(), signal.clone());
+            supervisor.supervise(&format!("catch-up:{kind}"), {
+                let (pool, stats, signal) = (pool.clone(), stats.clone(), signal.clone());
+                move |shutdown| {
+                    let catch_up = CatchUp::new(
+                        kind,
+                        pool.clone(),
+                        catch_up.clone(),
+                        stats.clone(),
+                        signal.clone(),
+                    );
+                    catch_up.run(shutdown)
+                }
+            });
+            let (kafka, consumer) = (settings.kafka.clone(), settings.consumer.clone());
             supervisor.supervise(&format!("projector:{kind}"), move |shutdown| {
-                let handler = ProjectionHandler::new(kind, pool.clone(), stats.clone());
+                let handler =
+                    ProjectionHandler::new(kind, pool.clone(), stats.clone(), signal.clone());
                 let consumer = Consumer::new(handler, consumer.clone(), status.clone());
                 let kafka = kafka.clone();
                 async move {
@@ -63,4 +80,16 @@ pub fn start_projectors(
             view
         })
         .collect()
+}
+
+/// Wakes this process's readers when another process applies a batch.
+pub fn listen_for_applied(
+    settings: &Settings,
+    signal: &AppliedSignal,
+    supervisor: &mut Supervisor,
+) {
+    let (database_url, signal) = (settings.database.database_url.clone(), signal.clone());
+    supervisor.supervise("applied-listener", move |shutdown| {
+        signal.clone().listen(database_url.clone(), shutdown)
+    });
 }

@@ -11,6 +11,7 @@ use bus::{Channels, ConsumerSettings};
 use bus_kafka::KafkaSettings;
 use commands::GroupCommitSettings;
 use eventstore::PoolSettings;
+use projections::CatchUpSettings;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ledger";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
@@ -25,6 +26,8 @@ pub const DEFAULT_GROUP_COMMIT_LINGER_US: u64 = 200;
 pub const DEFAULT_GROUP_COMMIT_WRITERS: usize = 4;
 pub const DEFAULT_RELAY_BATCH_SIZE: i64 = 20_000;
 pub const DEFAULT_RELAY_POLL_MS: u64 = 500;
+pub const DEFAULT_CATCH_UP_INTERVAL_MS: u64 = 1_000;
+pub const DEFAULT_CATCH_UP_GRACE_MS: u64 = 2_000;
 
 /// The parts of the ledger one process can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +61,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub relay: RelaySettings,
     pub consumer: ConsumerSettings,
+    /// The projections' catch-up from the store on what the bus did not deliver.
+    pub catch_up: CatchUpSettings,
     /// Do not migrate at start-up (`ledger migrate` runs as a separate step).
     pub skip_migrations: bool,
     pub access: Access,
@@ -89,6 +94,11 @@ impl Settings {
                 ..RelaySettings::default()
             },
             consumer: ConsumerSettings::default(),
+            catch_up: CatchUpSettings {
+                interval: Duration::from_millis(DEFAULT_CATCH_UP_INTERVAL_MS),
+                grace: Duration::from_millis(DEFAULT_CATCH_UP_GRACE_MS),
+                ..CatchUpSettings::default()
+            },
             skip_migrations: false,
             access: Access {
                 tokens,

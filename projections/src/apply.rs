@@ -18,21 +18,25 @@ use crate::projection::execute;
 use crate::projection::Projection;
 use crate::table::{insert, table};
 
-/// Every apply takes this lock shared; a rebuild's swap takes it exclusively, so it waits
-/// for running batches and holds new ones back.
+/// Every apply takes this lock shared. Whoever must not run beside the consumers' batches
+/// takes it exclusively, so that it waits for running batches and holds new ones back: a
+/// rebuild's swap, and the catch-up from the store (which could otherwise apply the first
+/// event of a stream at the same time as a consumer).
 pub(crate) const APPLY_LOCK: &str =
     "SELECT pg_advisory_xact_lock_shared(hashtext('ledger-projection:' || $1))";
-pub(crate) const SWAP_LOCK: &str =
+pub(crate) const APPLY_LOCK_EXCLUSIVE: &str =
     "SELECT pg_advisory_xact_lock(hashtext('ledger-projection:' || $1))";
-
 const LAST_VERSIONS: &str = "
     SELECT stream_id, stream_version FROM projection_streams
      WHERE projection = $1 AND stream_id = ANY($2)
      ORDER BY stream_id
        FOR UPDATE";
+/// Also tells waiting readers in other processes, when the batch commits (see
+/// [`crate::applied`]): the notification rides on this statement to save a round trip.
 const RECORD_PROGRESS: &str = "
     INSERT INTO projection_status (projection, applied_events, last_position, last_applied_at, updated_at)
-    VALUES ($1, $2, $3, now(), now())
+    SELECT $1::text, $2::bigint, $3::bigint, now(), now()
+      FROM (SELECT pg_notify('ledger_projection_applied', $1::text)) AS notified
     ON CONFLICT (projection) DO UPDATE
        SET applied_events = projection_status.applied_events + EXCLUDED.applied_events,
            last_position = GREATEST(projection_status.last_position, EXCLUDED.last_position),

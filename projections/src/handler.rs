@@ -8,6 +8,8 @@ use deadpool_postgres::Pool;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::applied::AppliedSignal;
+use crate::apply::Outcome;
 use crate::dead_letter::{self, FailedMessage};
 use crate::error::ApplyError;
 use crate::event::ProjectedEvent;
@@ -20,6 +22,8 @@ pub struct ProjectionStats {
     pub applied_events: u64,
     pub duplicates: u64,
     pub healed_events: u64,
+    /// Events the catch-up applied from the store because the bus had not delivered them.
+    pub caught_up_events: u64,
     pub dead_letters: u64,
     pub last_position: Option<i64>,
     pub last_applied_at: Option<DateTime<Utc>>,
@@ -29,6 +33,7 @@ pub struct ProjectionHandler {
     kind: ProjectionKind,
     pool: Pool,
     stats: watch::Sender<ProjectionStats>,
+    signal: AppliedSignal,
 }
 
 impl ProjectionStats {
@@ -38,6 +43,7 @@ impl ProjectionStats {
             applied_events: 0,
             duplicates: 0,
             healed_events: 0,
+            caught_up_events: 0,
             dead_letters: 0,
             last_position: None,
             last_applied_at: None,
@@ -46,9 +52,14 @@ impl ProjectionStats {
 }
 
 impl ProjectionHandler {
-    /// A handler reporting to `stats`.
-    pub fn new(kind: ProjectionKind, pool: Pool, stats: watch::Sender<ProjectionStats>) -> Self {
-        Self { kind, pool, stats }
+    /// A handler reporting to `stats`, waking the readers of this process through `signal`.
+    pub fn new(
+        kind: ProjectionKind,
+        pool: Pool,
+        stats: watch::Sender<ProjectionStats>,
+        signal: AppliedSignal,
+    ) -> Self {
+        Self { kind, pool, stats, signal }
     }
 
     pub fn stats(&self) -> watch::Receiver<ProjectionStats> {
@@ -66,22 +77,32 @@ impl ProjectionHandler {
         let transaction = client.transaction().await?;
         let outcome = self.kind.apply(&transaction, &events).await?;
         transaction.commit().await?;
-        let name = self.kind.name();
-        metrics::counter!("ledger_projection_events_applied_total", "projection" => name)
-            .increment(outcome.applied);
-        metrics::counter!("ledger_projection_duplicates_total", "projection" => name)
-            .increment(outcome.duplicates);
-        metrics::counter!("ledger_projection_events_healed_total", "projection" => name)
-            .increment(outcome.healed);
-        self.stats.send_modify(|stats| {
-            stats.applied_events += outcome.applied;
-            stats.duplicates += outcome.duplicates;
-            stats.healed_events += outcome.healed;
-            stats.last_position = stats.last_position.max(outcome.last_position);
-            stats.last_applied_at = Some(Utc::now());
-        });
+        record(self.kind, &self.stats, &outcome);
+        self.signal.bump(self.kind);
         Ok(())
     }
+}
+
+/// Counts a committed batch in the metrics and in this process's statistics.
+pub(crate) fn record(
+    kind: ProjectionKind,
+    stats: &watch::Sender<ProjectionStats>,
+    outcome: &Outcome,
+) {
+    let name = kind.name();
+    metrics::counter!("ledger_projection_events_applied_total", "projection" => name)
+        .increment(outcome.applied);
+    metrics::counter!("ledger_projection_duplicates_total", "projection" => name)
+        .increment(outcome.duplicates);
+    metrics::counter!("ledger_projection_events_healed_total", "projection" => name)
+        .increment(outcome.healed);
+    stats.send_modify(|stats| {
+        stats.applied_events += outcome.applied;
+        stats.duplicates += outcome.duplicates;
+        stats.healed_events += outcome.healed;
+        stats.last_position = stats.last_position.max(outcome.last_position);
+        stats.last_applied_at = Some(Utc::now());
+    });
 }
 
 fn handler_error(error: ApplyError) -> HandlerError {

@@ -133,10 +133,11 @@ pub async fn advance(
     projection: &str,
 ) -> Result<Watermark, StoreError> {
     let start = read(client, projection).await?;
-    let candidates = client.prepare_cached(CANDIDATES).await?;
     let mut walk = Walk::new(start.position, eventstore::append_frontier(client).await?);
     'rounds: for _ in 0..MAX_ROUNDS {
-        let rows = client.query(&candidates, &[&projection, &walk.position, &ROUND]).await?;
+        // Unnamed, so planned for its parameters each time: a cached generic plan cannot
+        // know that the range after the watermark is short, and scanned the whole store.
+        let rows = client.query(CANDIDATES, &[&projection, &walk.position, &ROUND]).await?;
         for row in &rows {
             if !walk.step(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?) {
                 break 'rounds;

@@ -10,6 +10,7 @@ mod as_of;
 mod as_of_read_models;
 mod auth;
 mod bad_input;
+mod catch_up;
 mod concurrency;
 mod faults;
 mod fuzz;

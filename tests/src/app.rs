@@ -113,6 +113,17 @@ impl TestApp {
         Ok(())
     }
 
+    /// Replaces the settings the next [`restart`](Self::restart) starts with (the harness's
+    /// own still apply first).
+    pub fn reconfigure(
+        &mut self,
+        configure: impl Fn(&mut Settings) + Send + Sync + 'static,
+    ) -> anyhow::Result<()> {
+        self.configure = Box::new(configure);
+        self.kafka = self.settings()?.kafka;
+        Ok(())
+    }
+
     /// Stops the server gracefully and starts a new one on the same database, as a
     /// process restart would.
     pub async fn restart(&mut self) -> anyhow::Result<()> {

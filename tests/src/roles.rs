@@ -66,7 +66,8 @@ impl TestConsumer {
     pub fn start(kind: ProjectionKind, pool: eventstore::Pool, kafka: &KafkaSettings) -> Self {
         let stats = watch::Sender::new(ProjectionStats::new(kind));
         let view = stats.subscribe();
-        let handler = ProjectionHandler::new(kind, pool, stats);
+        let handler =
+            ProjectionHandler::new(kind, pool, stats, projections::AppliedSignal::default());
         let status = watch::Sender::new(ConsumerStatus::default());
         let consumer = Consumer::new(handler, ConsumerSettings::default(), status);
         let stop = CancellationToken::new();

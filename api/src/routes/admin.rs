@@ -44,12 +44,20 @@ pub struct WorkerView {
     #[serde(flatten)]
     stats: ProjectionStats,
     state: bus::ConsumerState,
+    /// Messages on this worker's partitions not yet acknowledged (the consumer group's
+    /// lag), as the broker last reported it.
+    lag_messages: Option<i64>,
     last_error: Option<String>,
 }
 
 impl WorkerView {
     fn new(status: &ConsumerStatus, stats: ProjectionStats) -> Self {
-        Self { stats, state: status.state, last_error: status.last_error.clone() }
+        Self {
+            stats,
+            state: status.state,
+            lag_messages: status.lag_messages,
+            last_error: status.last_error.clone(),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use super::generation::{in_generation, live_name, BOOKKEEPING, STREAMS};
 use super::tail::apply_next;
 use super::target::Target;
 use super::writer::Writer;
-use crate::apply::SWAP_LOCK;
+use crate::apply::APPLY_LOCK_EXCLUSIVE;
 use crate::projection::Projection;
 use crate::watermark;
 
@@ -24,7 +24,7 @@ pub(crate) async fn swap<P: Projection>(
     let retired = format!("retired_{name}");
     let transaction = in_generation(client, schema).await?;
     // No live batch runs from here to the commit.
-    transaction.execute(SWAP_LOCK, &[&name]).await?;
+    transaction.execute(APPLY_LOCK_EXCLUSIVE, &[&name]).await?;
     let tables = projection.tables();
     let live: Vec<String> = tables.iter().map(|t| format!("public.{t}")).collect();
     transaction

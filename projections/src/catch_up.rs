@@ -1,0 +1,147 @@
+//! Catching a projection up from the event store on events the bus did not deliver.
+//!
+//! The consumers heal a stream when a later event of it arrives (see [`crate::apply`]);
+//! an event the broker lost (a broker restarted on in-memory storage, a topic recreated,
+//! offsets skipped) whose order gets no later event would stay missing, and the watermark
+//! would stop before it for good. So every `interval` this looks past the watermark for
+//! committed events the projection has not applied that are older than `grace` (time the
+//! bus normally needs, so that it does not race the consumers), and applies them through
+//! the same [`crate::apply`], which drops whatever was applied meanwhile. A lost event is
+//! therefore in the read model within about `grace + interval`, without a restart.
+//!
+//! It holds the projection's apply lock exclusively while it applies, so it never runs
+//! beside a consumer's batch: both could otherwise apply the first event of a stream.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use eventstore::position::{events_at, ReplayedEvent};
+use eventstore::StoreError;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::applied::AppliedSignal;
+use crate::apply::{Outcome, APPLY_LOCK_EXCLUSIVE};
+use crate::error::ApplyError;
+use crate::event::ProjectedEvent;
+use crate::handler::{record, ProjectionStats};
+use crate::kind::ProjectionKind;
+
+#[derive(Clone, Debug)]
+pub struct CatchUpSettings {
+    /// How often to look.
+    pub interval: Duration,
+    /// How old an unapplied event must be before the store supplies it.
+    pub grace: Duration,
+    /// Events applied per transaction, at most.
+    pub batch: i64,
+}
+
+impl Default for CatchUpSettings {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(1), grace: Duration::from_secs(2), batch: 5_000 }
+    }
+}
+
+/// Positions of committed events after the watermark that `$1` has not applied and that
+/// were appended more than `$2` seconds ago. Planned for its parameters on every call (an
+/// unnamed statement): a generic plan cannot know how far behind the watermark is.
+const UNAPPLIED: &str = "
+    SELECT e.global_position
+      FROM events e
+      LEFT JOIN projection_streams ps ON ps.projection = $1 AND ps.stream_id = e.stream_id
+     WHERE e.global_position >
+           coalesce((SELECT position FROM projection_watermarks WHERE projection = $1), 0)
+       AND coalesce(ps.stream_version, 0) < e.stream_version
+       AND e.recorded_at < clock_timestamp() - make_interval(secs => $2)
+     ORDER BY e.global_position
+     LIMIT $3";
+
+/// One projection's catch-up loop.
+pub struct CatchUp {
+    kind: ProjectionKind,
+    pool: Pool,
+    settings: CatchUpSettings,
+    stats: watch::Sender<ProjectionStats>,
+    signal: AppliedSignal,
+}
+
+impl CatchUp {
+    pub fn new(
+        kind: ProjectionKind,
+        pool: Pool,
+        settings: CatchUpSettings,
+        stats: watch::Sender<ProjectionStats>,
+        signal: AppliedSignal,
+    ) -> Self {
+        Self { kind, pool, settings, stats, signal }
+    }
+
+    /// Looks every `interval` until `shutdown`; a failure is logged and tried again at the
+    /// next tick.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.settings.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            // A full batch means there may be more: go on without waiting for the tick.
+            loop {
+                match self.once().await {
+                    Ok(outcome) => {
+                        if outcome.applied > 0 {
+                            tracing::info!(
+                                projection = self.kind.name(),
+                                applied = outcome.applied,
+                                "applied events from the store that the bus had not delivered"
+                            );
+                        }
+                        let read = outcome.applied + outcome.duplicates;
+                        if read < self.settings.batch.unsigned_abs() || shutdown.is_cancelled() {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(projection = self.kind.name(), %error, "catching up from the store failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the unapplied events older than the grace period, up to a batch; returns
+    /// what it did.
+    pub async fn once(&self) -> Result<Outcome, ApplyError> {
+        let name = self.kind.name();
+        let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let grace = self.settings.grace.as_secs_f64();
+        let positions: Vec<i64> = client
+            .query(UNAPPLIED, &[&name, &grace, &self.settings.batch])
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if positions.is_empty() {
+            return Ok(Outcome::default());
+        }
+        let rows = events_at(&**client, &positions).await?;
+        let events = rows
+            .iter()
+            .map(|row| ProjectedEvent::from_replayed(&ReplayedEvent::from_row(row)?))
+            .collect::<Result<Vec<_>, ApplyError>>()?;
+        let transaction = client.transaction().await?;
+        transaction.execute(APPLY_LOCK_EXCLUSIVE, &[&name]).await?;
+        let outcome = self.kind.apply(&transaction, &events).await?;
+        transaction.commit().await?;
+        record(self.kind, &self.stats, &outcome);
+        metrics::counter!("ledger_projection_events_caught_up_total", "projection" => name)
+            .increment(outcome.applied);
+        self.stats.send_modify(|stats| stats.caught_up_events += outcome.applied);
+        self.signal.bump(self.kind);
+        crate::watermark::advance(&client, name).await?;
+        Ok(outcome)
+    }
+}

@@ -21,14 +21,34 @@ pub fn kafka_brokers() -> String {
 pub struct TestBroker {
     pub port: u16,
     child: Option<Child>,
+    /// Tansu's schema registry (a directory of `<topic>.json` JSON schemas), if any.
+    schemas: Option<tempfile::TempDir>,
 }
 
 impl TestBroker {
     pub async fn start() -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut broker = Self { port, child: None };
+        let mut broker = Self { port, child: None, schemas: None };
         broker.resume().await?;
         Ok(broker)
+    }
+
+    /// A broker that refuses every message produced to `topic` (`INVALID_RECORD`, as for a
+    /// message its schema rejects) until it is restarted with [`Self::accept_everything`].
+    pub async fn refusing(topic: &str) -> anyhow::Result<Self> {
+        let schemas = tempfile::tempdir()?;
+        let never = r#"{"type": "object", "required": ["value"],
+                         "properties": {"value": {"type": "object", "required": ["never"]}}}"#;
+        std::fs::write(schemas.path().join(format!("{topic}.json")), never)?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut broker = Self { port, child: None, schemas: Some(schemas) };
+        broker.resume().await?;
+        Ok(broker)
+    }
+
+    /// Forgets the schemas: from the next [`Self::resume`] on, every message is accepted.
+    pub fn accept_everything(&mut self) {
+        self.schemas = None;
     }
 
     pub fn address(&self) -> String {
@@ -46,9 +66,15 @@ impl TestBroker {
     /// Starts it again on the same port.
     pub async fn resume(&mut self) -> anyhow::Result<()> {
         let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(tansu_binary())
+        let mut command = Command::new(tansu_binary());
+        command
             .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", "memory://tansu/"]);
+        if let Some(schemas) = &self.schemas {
+            // Tansu resolves a `file://` registry against its working directory.
+            command.current_dir(schemas.path()).args(["--schema-registry", "file://."]);
+        }
+        let child = command
             .env_remove("LISTENER_URL")
             .env_remove("ADVERTISED_LISTENER_URL")
             .stdout(Stdio::null())

@@ -44,6 +44,16 @@ pub struct BenchArgs {
     /// 10 ms while it waits; a sample drawn while all are busy is skipped).
     #[arg(long, default_value_t = load::DEFAULT_PROBES, value_parser = parse_probes)]
     pub e2e_probes: usize,
+    /// Send at most this many commands per second, all clients together (default: each
+    /// client as fast as it is answered). For latency at a given share of the peak.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Midway through the load, hold a write transaction open this long in another
+    /// database of the server and one idle in the ledger's database on a scratch table
+    /// (needs --database-url and --duration): the end-to-end latency during it is reported
+    /// next to the rest of the run's.
+    #[arg(long, value_parser = parse_duration, requires = "database_url", conflicts_with = "count")]
+    pub hold_transactions: Option<Duration>,
     /// As-of queries after the load (half by position, half by time; 0: none).
     #[arg(long, default_value_t = 300)]
     pub as_of_queries: u32,
@@ -72,6 +82,13 @@ pub struct BenchArgs {
     /// Seed of the clients' random choices (default: random; the report gives it).
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("`{raw}`: commands per second, a positive number")),
+    }
 }
 
 fn parse_probes(raw: &str) -> Result<usize, String> {

@@ -80,11 +80,16 @@ pub struct LoadOptions {
     /// Keep every outcome (for audits); the counters are kept either way.
     pub keep_outcomes: bool,
     pub seed: u64,
+    /// Commands per second, all clients together, at most: the n-th command is not sent
+    /// before `n / rate` seconds into the run (`None`: each as soon as the last is answered).
+    pub rate: Option<f64>,
 }
 
 #[derive(Default)]
 struct Counters {
     tickets: AtomicU64,
+    /// Commands scheduled so far under a rate.
+    paced: AtomicU64,
     sent: AtomicU64,
     acknowledged: AtomicU64,
     refused: AtomicU64,
@@ -221,6 +226,19 @@ async fn client<W: Workload>(shared: Arc<Shared>, index: u32, mut workload: W) {
         shared.options.seed ^ u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     );
     while shared.next_ticket() {
+        if let Some(rate) = shared.options.rate {
+            // Pacing: a schedule of send times, not synchronisation.
+            let n = shared.counters.paced.fetch_add(1, Ordering::Relaxed);
+            let at = shared.started + Duration::from_secs_f64(n as f64 / rate);
+            tokio::select! {
+                () = tokio::time::sleep_until(at.into()) => {}
+                () = shared.stopping.cancelled() => break,
+            }
+            if matches!(shared.options.stop, Stop::After(duration) if shared.started.elapsed() >= duration)
+            {
+                break;
+            }
+        }
         let Some(command) = workload.next(&mut rng) else { break };
         shared.counters.sent.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();

@@ -10,8 +10,9 @@
 //!
 //! 1. **Load** ([`load`]): N clients run order lifecycles ([`orders`]) drawn from a
 //!    command mix ([`mix`]), with idempotency keys; outcomes by command and status,
-//!    latency histograms per command ([`stats`]), and end-to-end probes (a command's 201
-//!    → the payments read model showing it).
+//!    latency histograms per command ([`stats`]), and end-to-end probes ([`probe`]: a
+//!    command's 201 → the payments read model showing it). `--rate` paces the load;
+//!    `--hold-transactions` holds transactions that cannot append open midway ([`hold`]).
 //! 2. **Server counters** ([`scrape`]): `/metrics` before and after gives the relay's
 //!    publish rate and each projection's apply rate; then the time until the relay's
 //!    backlog and the projections' lag are back to 0.
@@ -30,12 +31,14 @@ pub mod asof;
 pub mod baseline;
 pub mod client;
 pub mod engine;
+pub mod hold;
 mod interrupt;
 pub mod load;
 pub mod measure;
 pub mod mix;
 pub mod orders;
 pub mod outcome;
+pub mod probe;
 pub mod process;
 pub mod rebuild;
 pub mod report;

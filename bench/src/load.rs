@@ -4,33 +4,29 @@
 //! or Ctrl-C (the commands in flight finish; a second Ctrl-C exits at once). Every command
 //! carries an `Idempotency-Key` and is retried with it; every attempt is counted.
 //!
-//! End-to-end latency: about one accepted command in `--e2e-sample` starts a probe that
-//! asks the payments read model for that order at the command's stream version
-//! (`GET /v1/payments/{id}?min_version=V&wait_ms=5000`, which waits server-side); the time
-//! from the command's 201 arriving to the probe's 200 arriving is the latency through the
-//! relay, Kafka and the projection. At most `--e2e-probes` probes run at once: a waiting
-//! probe holds one of the token's in-flight slots and costs the ledger a read every 10 ms,
-//! so many of them would slow down what they measure. A sample drawn while all are busy
-//! is skipped and counted; many skips mean slow periods are under-sampled.
+//! End-to-end latency: about one accepted command in `--e2e-sample` is probed through
+//! the read model ([`crate::probe`]). With `--hold-transactions`, transactions that cannot
+//! append are held open in the middle of the load ([`crate::hold`]).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::client::{Answer, Api};
 use super::engine::{self, Command, Load, LoadOptions, Observer, Workload};
+use super::hold::{self, HoldWindow};
 use super::mix::{Kind, Mix};
 use super::orders::{Book, Planned};
 use super::outcome::{Answered, Outcome};
+use super::probe::{EndToEnd, Probes};
 use super::process::{self, Memory};
 use super::scrape::Scrape;
-use super::stats::{Latencies, Recorder, Summary};
+use super::stats::Recorder;
 
 /// End-to-end probes running at once, at most, unless told otherwise.
 pub const DEFAULT_PROBES: usize = 4;
@@ -50,6 +46,17 @@ pub struct LoadSettings {
     /// Probes running at once, at most.
     pub e2e_probes: usize,
     pub seed: u64,
+    /// Commands per second in all, at most (`None`: as fast as they are answered).
+    pub rate: Option<f64>,
+    /// Transactions to hold open in the middle of the load.
+    pub hold: Option<HoldSettings>,
+}
+
+/// `--hold-transactions`: for how long, on which server.
+#[derive(Clone, Debug)]
+pub struct HoldSettings {
+    pub database_url: String,
+    pub hold: Duration,
 }
 
 /// An order placed during the run, and when its 201 arrived (for as-of cuts).
@@ -57,41 +64,6 @@ pub struct LoadSettings {
 pub struct Placed {
     pub order_id: Uuid,
     pub at: DateTime<Utc>,
-}
-
-/// End-to-end probes: how many, how they ended, how long they took.
-#[derive(Debug)]
-pub struct EndToEnd {
-    pub latency: Latencies,
-    /// Answered 504 `projection_lagging`: not applied within 5 s.
-    pub timed_out: u64,
-    /// Any other answer, or no answer.
-    pub failed: u64,
-    /// Drawn while every probe slot was busy.
-    pub skipped: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct EndToEndReport {
-    pub sample_one_in: u32,
-    pub probes: u64,
-    pub timed_out: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    pub latency: Summary,
-}
-
-impl EndToEnd {
-    pub fn report(&self, sample_one_in: u32) -> EndToEndReport {
-        EndToEndReport {
-            sample_one_in,
-            probes: self.latency.count() + self.timed_out + self.failed,
-            timed_out: self.timed_out,
-            failed: self.failed,
-            skipped: self.skipped,
-            latency: self.latency.summary(),
-        }
-    }
 }
 
 /// Taken the moment the last client stops, before the probes drain, so that rates and
@@ -134,8 +106,7 @@ struct Shared {
     settings: LoadSettings,
     started: Instant,
     recorder: Mutex<Recorder>,
-    end_to_end: Mutex<EndToEnd>,
-    probes: Arc<Semaphore>,
+    probes: Arc<Probes>,
     placed: Mutex<(u64, Vec<Placed>)>,
     lowest_position: AtomicI64,
     highest_position: AtomicI64,
@@ -248,8 +219,7 @@ impl Workload for Lifecycles {
                 }
                 let sample = self.shared.settings.e2e_sample;
                 if sample > 0 && rng.u32(0..sample) == 0 {
-                    start_probe(
-                        &self.shared,
+                    self.shared.probes.start(
                         planned.order_id,
                         *stream_version,
                         outcome.answered_at,
@@ -274,18 +244,13 @@ pub async fn run(
     ledger_pid: Option<u32>,
 ) -> anyhow::Result<LoadOutcome> {
     let started_at = Utc::now();
+    let hold_window = settings.hold.as_ref().map(|_| Arc::new(HoldWindow::default()));
     let shared = Arc::new(Shared {
         api: api.clone(),
         settings: settings.clone(),
         started: Instant::now(),
         recorder: Mutex::new(Recorder::new()?),
-        end_to_end: Mutex::new(EndToEnd {
-            latency: Latencies::precise()?,
-            timed_out: 0,
-            failed: 0,
-            skipped: 0,
-        }),
-        probes: Arc::new(Semaphore::new(settings.e2e_probes)),
+        probes: Arc::new(Probes::new(api.clone(), settings.e2e_probes, hold_window.clone())?),
         placed: Mutex::new((0, Vec::new())),
         lowest_position: AtomicI64::new(i64::MAX),
         highest_position: AtomicI64::new(i64::MIN),
@@ -298,6 +263,17 @@ pub async fn run(
         idempotency_keys: true,
         keep_outcomes: false,
         seed: settings.seed,
+        rate: settings.rate,
+    };
+    let holding = match (&settings.hold, &hold_window, settings.stop) {
+        (Some(held), Some(window), Stop::After(duration)) => {
+            let (held, window) = (held.clone(), Arc::clone(window));
+            let after = duration.saturating_sub(held.hold) / 2;
+            Some(tokio::spawn(async move {
+                hold::hold(&held.database_url, after, held.hold, &window).await
+            }))
+        }
+        _ => None,
     };
     let load = Load::start(
         api,
@@ -323,23 +299,18 @@ pub async fn run(
     if let Some(error) = lock(&shared.recording_error).clone() {
         anyhow::bail!("recording the load: {error}");
     }
-    // Let the probes in flight finish (each waits 5 s at most on the server).
-    let drained = tokio::time::timeout(
-        Duration::from_secs(15),
-        shared.probes.acquire_many(u32::try_from(settings.e2e_probes).unwrap_or(u32::MAX)),
-    )
-    .await;
-    if drained.is_err() {
-        tracing::warn!("end-to-end probes still running after 15 s; reporting without them");
+    if let Some(holding) = holding {
+        holding
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|held| held)
+            .context("--hold-transactions")?;
     }
+    let end_to_end = shared.probes.finish(Duration::from_secs(15)).await?;
 
     let lowest = shared.lowest_position.load(Ordering::Relaxed);
     let highest = shared.highest_position.load(Ordering::Relaxed);
     let recorder = std::mem::replace(&mut *lock(&shared.recorder), Recorder::new()?);
-    let end_to_end = std::mem::replace(
-        &mut *lock(&shared.end_to_end),
-        EndToEnd { latency: Latencies::coarse()?, timed_out: 0, failed: 0, skipped: 0 },
-    );
     let placed = std::mem::take(&mut lock(&shared.placed).1);
     let first_transport_error = lock(&shared.first_transport_error).clone();
     Ok(LoadOutcome {
@@ -408,32 +379,4 @@ async fn show_progress(load: &Load, shared: &Shared, bar: &ProgressBar) {
         }
         bar.set_message(message);
     }
-}
-
-fn start_probe(shared: &Arc<Shared>, order_id: Uuid, version: u32, accepted_at: Instant) {
-    let Ok(permit) = Arc::clone(&shared.probes).try_acquire_owned() else {
-        lock(&shared.end_to_end).skipped += 1;
-        return;
-    };
-    let shared = Arc::clone(shared);
-    let path = format!("/v1/payments/{order_id}?min_version={version}&wait_ms=5000");
-    tokio::spawn(async move {
-        let _permit = permit;
-        let result = shared.api.get(&path).await;
-        let mut end_to_end = lock(&shared.end_to_end);
-        match result {
-            Ok(answer) if answer.status.as_u16() == 200 => {
-                end_to_end.latency.record(answer.received.duration_since(accepted_at));
-            }
-            Ok(answer) if answer.status.as_u16() == 504 => end_to_end.timed_out += 1,
-            Ok(answer) => {
-                tracing::debug!(status = %answer.status, body = %answer.body, "e2e probe");
-                end_to_end.failed += 1;
-            }
-            Err(error) => {
-                tracing::debug!(%error, "e2e probe");
-                end_to_end.failed += 1;
-            }
-        }
-    });
 }

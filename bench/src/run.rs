@@ -89,6 +89,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             e2e_sample: args.e2e_sample,
             e2e_probes: args.e2e_probes,
             seed,
+            rate: args.rate,
+            hold: args
+                .hold_transactions
+                .zip(args.database_url.clone())
+                .map(|(hold, database_url)| load::HoldSettings { database_url, hold }),
         },
         pid.as_ref().ok().copied(),
     )

@@ -292,6 +292,7 @@ pub fn start_load(
         Duration::from_secs(10),
     )?;
     let options = LoadOptions {
+        rate: None,
         clients,
         stop: Stop::Manual,
         idempotency_keys: false,

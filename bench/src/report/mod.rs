@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::asof::AsOfReport;
 use super::baseline::{Pgbench, RawProduce, RawRead};
-use super::load::EndToEndReport;
 use super::mix::{Kind, Mix};
+use super::probe::EndToEndReport;
 use super::process::{CpuBreakdown, Memory};
 use super::rebuild::RebuildReport;
 use super::stats::{SecondBucket, Summary};

@@ -145,13 +145,36 @@ impl Report {
                     out,
                     "end to end, 201 → payments read model (1 in {}): {} probes, {}; {} timed out (> 5 s), {} failed, {} skipped (probes busy)",
                     e2e.sample_one_in,
-                    e2e.probes,
-                    percentiles(&e2e.latency),
-                    e2e.timed_out,
-                    e2e.failed,
+                    e2e.all.probes,
+                    percentiles(&e2e.all.latency),
+                    e2e.all.timed_out,
+                    e2e.all.failed,
                     e2e.skipped
                 );
-                if e2e.skipped > e2e.probes {
+                if let (Some(during), Some(without)) =
+                    (&e2e.during_held_transactions, &e2e.without_held_transactions)
+                {
+                    for (label, side) in
+                        [("while transactions were held", during), ("the rest of the run", without)]
+                    {
+                        let _ = writeln!(
+                            out,
+                            "  {label}: {} probes, {}; {} timed out, {} failed",
+                            side.probes,
+                            percentiles(&side.latency),
+                            side.timed_out,
+                            side.failed
+                        );
+                    }
+                    if without.latency.p99_ms > 0.0 {
+                        let _ = writeln!(
+                            out,
+                            "  p99 while held ÷ p99 otherwise: {:.2}",
+                            during.latency.p99_ms / without.latency.p99_ms
+                        );
+                    }
+                }
+                if e2e.skipped > e2e.all.probes {
                     let _ = writeln!(
                         out,
                         "  (more samples skipped than probed: slow periods are under-sampled; \

@@ -88,6 +88,26 @@ fn describe() {
         "ledger_relay_batches_published_total",
         "Batches this process's relay published"
     );
+    describe_histogram!(
+        "ledger_relay_publish_delay_seconds",
+        Unit::Seconds,
+        "From an event's append to the broker acknowledging it"
+    );
+    describe_histogram!(
+        "ledger_projection_apply_delay_seconds",
+        Unit::Seconds,
+        "From an event's append to its projection batch committing, by projection"
+    );
+    describe_histogram!(
+        "ledger_relay_broker_ack_seconds",
+        Unit::Seconds,
+        "From a batch handed to the broker to its last acknowledgement"
+    );
+    describe_histogram!(
+        "ledger_projection_batch_duration_seconds",
+        Unit::Seconds,
+        "How long a consumer's batch took to decode, apply and commit, by projection"
+    );
     describe_gauge!("ledger_relay_active", "1 while this process's relay holds the leadership");
     describe_gauge!("ledger_relay_broker_reachable", "1 while the relay reaches the broker");
     describe_gauge!("ledger_relay_last_publish_timestamp_seconds", "When the relay last published");

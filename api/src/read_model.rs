@@ -1,7 +1,8 @@
 //! Waiting for a read model: until it has applied an order's version (read-your-writes),
-//! or every event inside a point-in-time cut. A waiter looks at the database when its
-//! projection applied a batch ([`projections::applied`]), and at the latest every
-//! [`RECHECK`] in case a notification was lost with a connection.
+//! or every event inside a point-in-time cut. A waiter looks at the database when it is
+//! woken ([`projections::applied`]: read-your-writes by the batch that applies its
+//! version, as-of by any batch), and at the latest every [`RECHECK`] in case a
+//! notification was lost with a connection.
 
 use std::time::Duration;
 
@@ -70,10 +71,9 @@ pub(crate) async fn wait_until_applied(
     wait: Duration,
 ) -> Result<(), ApiError> {
     let deadline = Instant::now() + wait;
-    let mut batches = context.applied.subscribe(projection);
+    // Registered before looking: a batch committed after the look wakes the wait below.
+    let mut applied_here = context.applied.wait_for(projection, stream_id, min_version);
     loop {
-        // Marked before looking: a batch committed after the look wakes the wait below.
-        batches.mark_unchanged();
         let applied = {
             let client = context.store().client().await?;
             projections::apply::applied_version(&client, projection.name(), stream_id)
@@ -90,6 +90,6 @@ pub(crate) async fn wait_until_applied(
                 min_version,
             });
         }
-        next_batch(&mut batches, deadline).await;
+        applied_here.next(deadline.min(Instant::now() + RECHECK)).await;
     }
 }

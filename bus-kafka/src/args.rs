@@ -7,8 +7,8 @@ use bus::Channels;
 use clap::{value_parser, Args};
 
 use crate::settings::{
-    KafkaSettings, DEFAULT_BROKERS, DEFAULT_MESSAGE_TIMEOUT_MS, DEFAULT_PARTITIONS,
-    DEFAULT_REPLICATION,
+    KafkaSettings, DEFAULT_BROKERS, DEFAULT_FETCH_WAIT_MS, DEFAULT_MESSAGE_TIMEOUT_MS,
+    DEFAULT_PARTITIONS, DEFAULT_REPLICATION,
 };
 
 #[derive(Args, Clone, Debug)]
@@ -44,6 +44,12 @@ pub struct KafkaArgs {
     #[arg(long, env = "LEDGER_RELAY_MESSAGE_TIMEOUT_MS", default_value_t = DEFAULT_MESSAGE_TIMEOUT_MS,
           value_parser = value_parser!(u64).range(1..))]
     pub relay_message_timeout_ms: u64,
+    /// How long the broker may hold a consumer's fetch that finds nothing (librdkafka
+    /// `fetch.wait.max.ms`): long on Kafka, which answers as soon as data arrives; short
+    /// on a broker that does not (Tansu), where it bounds the delay of a new event.
+    #[arg(long, env = "LEDGER_KAFKA_FETCH_WAIT_MS", default_value_t = DEFAULT_FETCH_WAIT_MS,
+          value_parser = value_parser!(u64).range(1..))]
+    pub kafka_fetch_wait_ms: u64,
 }
 
 impl KafkaArgs {
@@ -55,6 +61,7 @@ impl KafkaArgs {
         settings.partitions = self.topic_partitions;
         settings.replication_factor = self.topic_replication;
         settings.message_timeout = Duration::from_millis(self.relay_message_timeout_ms);
+        settings.fetch_wait = Duration::from_millis(self.kafka_fetch_wait_ms);
         settings.security_protocol = self.kafka_security_protocol.clone();
         settings.sasl_mechanism = self.kafka_sasl_mechanism.clone();
         settings.sasl_username = self.kafka_sasl_username.clone();

@@ -1,10 +1,10 @@
-//! The relay's producer: idempotent, `acks=all`, lz4; a batch succeeds once every
-//! delivery report came back.
+//! The relay's producer (`KafkaSettings::producer_config`): a batch succeeds once every
+//! delivery report came back, and several batches may travel at once.
 
 use std::time::Duration;
 
 use bus::envelope::Message;
-use bus::{BusError, Publisher};
+use bus::{BusError, Pending, Publisher};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -38,7 +38,7 @@ impl Publisher for KafkaPublisher {
         self.settings.ensure_topics().await
     }
 
-    async fn publish(&mut self, messages: Vec<Message>) -> Result<(), BusError> {
+    fn send(&mut self, messages: Vec<Message>) -> Result<Pending, BusError> {
         let topic = self.settings.orders_topic();
         let mut deliveries = Vec::with_capacity(messages.len());
         for message in &messages {
@@ -55,34 +55,29 @@ impl Publisher for KafkaPublisher {
                 Err((error, _)) => return Err(BusError::new("queueing a message", error)),
             }
         }
-        let mut first_error = None;
-        for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => {
-                    first_error.get_or_insert_with(|| BusError::new("publishing", error));
-                }
-                Err(canceled) => {
-                    first_error.get_or_insert_with(|| BusError::new("publishing", canceled));
+        Ok(Box::pin(async move {
+            let mut first_error = None;
+            for delivery in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((error, _))) => {
+                        first_error.get_or_insert_with(|| BusError::new("publishing", error));
+                    }
+                    Err(canceled) => {
+                        first_error.get_or_insert_with(|| BusError::new("publishing", canceled));
+                    }
                 }
             }
-        }
-        match first_error {
-            None => Ok(()),
-            Some(error) => {
-                // Nothing is left queued from this batch before it is retried from the
-                // checkpoint. `flush` blocks for up to its timeout: not on a runtime thread.
-                let producer = self.producer.clone();
-                let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(1)))
-                    .await;
-                Err(error)
-            }
-        }
+            first_error.map_or(Ok(()), Err)
+        }))
     }
 
-    /// A restarted broker will not know this producer's id: a fresh producer's
-    /// idempotence sequence begins anew.
+    /// Waits (a second at most) for what is still queued to be delivered or fail, then
+    /// starts a fresh producer with fresh connections and metadata.
     async fn reset(&mut self) -> Result<(), BusError> {
+        // `flush` blocks for up to its timeout: not on a runtime thread.
+        let producer = self.producer.clone();
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(1))).await;
         let retired =
             std::mem::replace(&mut self.producer, create(&self.settings, &self.client_id)?);
         // Dropping a producer waits for its queue and threads: not on a runtime thread,

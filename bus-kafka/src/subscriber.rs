@@ -38,7 +38,13 @@ impl ClientContext for LagContext {
     }
 }
 
-impl ConsumerContext for LagContext {}
+impl ConsumerContext for LagContext {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(error) = result {
+            tracing::debug!(%error, "an offset commit failed; the next one covers it");
+        }
+    }
+}
 
 pub struct KafkaSubscriber {
     consumer: Arc<StreamConsumer<LagContext>>,
@@ -60,9 +66,8 @@ impl KafkaSubscriber {
             .set("statistics.interval.ms", "1000")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            // A fetch returns as soon as there is data, or after this: it bounds how long
-            // a quiet partition delays a new event (librdkafka's default is 500 ms).
-            .set("fetch.wait.max.ms", "5")
+            // See `KafkaSettings::fetch_wait` (librdkafka's default is 500 ms).
+            .set("fetch.wait.max.ms", settings.fetch_wait.as_millis().to_string())
             // A member that dies without leaving (kill -9, a lost host) keeps its
             // partitions until the coordinator stops hearing from it, and the group's
             // rebalance waits that long: with librdkafka's default of 45 s, a worker
@@ -99,12 +104,11 @@ impl Subscriber for KafkaSubscriber {
         })
     }
 
-    /// Commits, per partition, the offset after the batch's last message.
-    ///
-    /// A synchronous commit blocks its thread until the broker answers, which while the
-    /// broker is down takes as long as librdkafka's request timeout. On a runtime worker
-    /// thread that froze every task queued behind it, HTTP connections included, for
-    /// seconds; so the commit waits on the blocking pool instead.
+    /// Commits, per partition, the offset after the batch's last message, without waiting
+    /// for the broker's answer (the loop goes on to the next batch meanwhile; a commit
+    /// that fails is covered by the next one, and a redelivery is a no-op for the
+    /// handler). A synchronous commit cost a round trip to the broker per batch, and
+    /// while the broker was down it blocked for librdkafka's request timeout.
     async fn commit(&mut self, batch: &[Delivery]) -> Result<(), BusError> {
         let failed = |error| BusError::new("committing offsets", error);
         let mut next: HashMap<(&str, i32), i64> = HashMap::new();
@@ -118,11 +122,7 @@ impl Subscriber for KafkaSubscriber {
                 .add_partition_offset(topic, partition, Offset::Offset(offset))
                 .map_err(failed)?;
         }
-        let consumer = Arc::clone(&self.consumer);
-        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
-            .await
-            .map_err(|error| BusError::new("committing offsets", error))?
-            .map_err(failed)
+        self.consumer.commit(&offsets, CommitMode::Async).map_err(failed)
     }
 
     async fn park(&mut self, delivery: &Delivery, failure: &Failure) -> Result<(), BusError> {

@@ -114,11 +114,6 @@ pub trait Handler: Send + Sync + 'static {
         failure: &Failure,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
-    /// After each acknowledged batch: housekeeping that may fail quietly.
-    fn after_batch(&self) -> impl Future<Output = ()> + Send {
-        async {}
-    }
-
     /// Whether there is work this consumer has not been given (see
     /// [`ConsumerSettings::orphaned_after`]).
     fn lags(&self) -> impl Future<Output = bool> + Send {
@@ -147,7 +142,7 @@ impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
             batch_max: 5_000,
-            batch_wait: Duration::from_millis(5),
+            batch_wait: Duration::from_millis(1),
             max_attempts: 3,
             retry_base: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
@@ -283,7 +278,6 @@ impl<H: Handler> Consumer<H> {
                 s.last_batch_at = Some(Utc::now());
                 s.lag_messages = lag;
             });
-            self.handler.after_batch().await;
         }
         self.stopped();
     }

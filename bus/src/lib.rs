@@ -22,4 +22,4 @@ pub use consume::{
     HandlerError, Subscriber,
 };
 pub use error::BusError;
-pub use publish::Publisher;
+pub use publish::{Pending, Publisher};

@@ -98,8 +98,11 @@ impl ServeArgs {
         settings.kafka = self.kafka.settings();
         settings.relay.batch_size = self.relay.relay_batch_size;
         settings.relay.poll_interval = Duration::from_millis(self.relay.relay_poll_ms);
+        settings.relay.max_in_flight = self.relay.relay_max_in_flight;
         settings.catch_up.interval = Duration::from_millis(self.projector.catch_up_interval_ms);
         settings.catch_up.grace = Duration::from_millis(self.projector.catch_up_grace_ms);
+        settings.consumer.batch_max = self.projector.consumer_batch_max;
+        settings.consumer.batch_wait = Duration::from_micros(self.projector.consumer_batch_wait_us);
         settings.skip_migrations = self.skip_migrations;
         settings.access = self.access.settings()?;
         settings.group_commit = self.group_commit.settings();
@@ -205,6 +208,11 @@ pub struct RelayArgs {
     #[arg(long, env = "LEDGER_RELAY_POLL_MS", default_value_t = DEFAULT_RELAY_POLL_MS,
           value_parser = value_parser!(u64).range(1..))]
     pub relay_poll_ms: u64,
+    /// Batches travelling to the broker at once, at most (1: each waits for the last); a
+    /// relay that dies republishes up to this many.
+    #[arg(long, env = "LEDGER_RELAY_MAX_IN_FLIGHT", default_value_t = bus::relay::DEFAULT_MAX_IN_FLIGHT,
+          value_parser = value_parser!(u32).range(1..=64).map(|n| n as usize))]
+    pub relay_max_in_flight: usize,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -217,6 +225,14 @@ pub struct ProjectorArgs {
     /// with room to spare).
     #[arg(long, env = "LEDGER_CATCH_UP_GRACE_MS", default_value_t = DEFAULT_CATCH_UP_GRACE_MS)]
     pub catch_up_grace_ms: u64,
+    /// Most messages a projection applies in one transaction.
+    #[arg(long, env = "LEDGER_CONSUMER_BATCH_MAX", default_value_t = DEFAULT_CONSUMER_BATCH_MAX,
+          value_parser = value_parser!(u32).range(1..).map(|n| n as usize))]
+    pub consumer_batch_max: usize,
+    /// How long a consumer waits for more messages once it has one, in microseconds (0:
+    /// it takes what has arrived; a batch then grows with the load by itself).
+    #[arg(long, env = "LEDGER_CONSUMER_BATCH_WAIT_US", default_value_t = DEFAULT_CONSUMER_BATCH_WAIT_US)]
+    pub consumer_batch_wait_us: u64,
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub const DEFAULT_RELAY_BATCH_SIZE: i64 = 20_000;
 pub const DEFAULT_RELAY_POLL_MS: u64 = 500;
 pub const DEFAULT_CATCH_UP_INTERVAL_MS: u64 = 1_000;
 pub const DEFAULT_CATCH_UP_GRACE_MS: u64 = 2_000;
+pub const DEFAULT_CONSUMER_BATCH_MAX: usize = 5_000;
+pub const DEFAULT_CONSUMER_BATCH_WAIT_US: u64 = 1_000;
 
 /// The parts of the ledger one process can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -93,7 +95,11 @@ impl Settings {
                 poll_interval: Duration::from_millis(DEFAULT_RELAY_POLL_MS),
                 ..RelaySettings::default()
             },
-            consumer: ConsumerSettings::default(),
+            consumer: ConsumerSettings {
+                batch_max: DEFAULT_CONSUMER_BATCH_MAX,
+                batch_wait: Duration::from_micros(DEFAULT_CONSUMER_BATCH_WAIT_US),
+                ..ConsumerSettings::default()
+            },
             catch_up: CatchUpSettings {
                 interval: Duration::from_millis(DEFAULT_CATCH_UP_INTERVAL_MS),
                 grace: Duration::from_millis(DEFAULT_CATCH_UP_GRACE_MS),

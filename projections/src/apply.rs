@@ -18,12 +18,10 @@ use crate::projection::execute;
 use crate::projection::Projection;
 use crate::table::{insert, table};
 
-/// Every apply takes this lock shared. Whoever must not run beside the consumers' batches
+/// Every apply takes the projection's apply lock shared (see [`apply`]). Whoever must not run beside the consumers' batches
 /// takes it exclusively, so that it waits for running batches and holds new ones back: a
 /// rebuild's swap, and the catch-up from the store (which could otherwise apply the first
 /// event of a stream at the same time as a consumer).
-pub(crate) const APPLY_LOCK: &str =
-    "SELECT pg_advisory_xact_lock_shared(hashtext('ledger-projection:' || $1))";
 pub(crate) const APPLY_LOCK_EXCLUSIVE: &str =
     "SELECT pg_advisory_xact_lock(hashtext('ledger-projection:' || $1))";
 const LAST_VERSIONS: &str = "
@@ -36,7 +34,7 @@ const LAST_VERSIONS: &str = "
 const RECORD_PROGRESS: &str = "
     INSERT INTO projection_status (projection, applied_events, last_position, last_applied_at, updated_at)
     SELECT $1::text, $2::bigint, $3::bigint, now(), now()
-      FROM (SELECT pg_notify('ledger_projection_applied', $1::text)) AS notified
+      FROM (SELECT pg_notify('ledger_projection_applied', $1::text || ':' || $4::text)) AS notified
     ON CONFLICT (projection) DO UPDATE
        SET applied_events = projection_status.applied_events + EXCLUDED.applied_events,
            last_position = GREATEST(projection_status.last_position, EXCLUDED.last_position),
@@ -54,6 +52,18 @@ table! {
     }
 }
 
+/// Whether a batch's commit waits for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// It does: a rebuild's swap, a re-drive.
+    Durable,
+    /// It does not: the consumers' batches and the catch-up's. Nothing is lost to a
+    /// database crash: a batch lost with it is applied again from the store by the catch-up
+    /// (its messages may have been acknowledged already), and one redelivered is dropped as
+    /// a duplicate.
+    Lazy,
+}
+
 /// What a batch did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -66,18 +76,31 @@ pub struct Outcome {
     pub last_position: Option<i64>,
 }
 
-/// Applies `events` (in arrival order) through `projection`, each exactly once.
+/// Applies `events` (in arrival order) through `projection`, each exactly once. `origin`
+/// names the [`crate::AppliedSignal`] that wakes this process's readers (its batches'
+/// notifications are then ignored here), or is empty.
 pub async fn apply<P: Projection>(
     transaction: &Transaction<'_>,
     projection: &P,
     events: &[ProjectedEvent],
+    durability: Durability,
+    origin: &str,
 ) -> Result<Outcome, ApplyError> {
     let name = projection.name();
     // The batch statements join arrays to read-model tables that grow from empty: a plan
     // cached while they were small (nested loops over the arrays, sequential scans) would
-    // stay in use as they grow to millions of rows, so each batch is planned afresh.
-    transaction.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan").await?;
-    execute(transaction, APPLY_LOCK, &[&name]).await?;
+    // stay in use as they grow to millions of rows, so each batch is planned afresh. One
+    // round trip with the lock (the name is the projection's own constant).
+    let lazy = match durability {
+        Durability::Durable => "",
+        Durability::Lazy => "SET LOCAL synchronous_commit = off;",
+    };
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL plan_cache_mode = force_custom_plan; {lazy}
+             SELECT pg_advisory_xact_lock_shared(hashtext('ledger-projection:{name}'))"
+        ))
+        .await?;
     let mut streams: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();
     streams.sort_unstable();
     streams.dedup();
@@ -117,8 +140,6 @@ pub async fn apply<P: Projection>(
         return Ok(outcome);
     }
 
-    projection.apply(transaction, &to_apply).await?;
-
     let mut versions: HashMap<Uuid, u32> = HashMap::new();
     for event in &to_apply {
         versions.insert(event.stream_id, event.stream_version);
@@ -133,11 +154,20 @@ pub async fn apply<P: Projection>(
             })
         })
         .collect::<Result<Vec<_>, ApplyError>>()?;
-    insert(transaction, &applied).await?;
     outcome.applied = to_apply.len() as u64;
     outcome.last_position = to_apply.iter().map(|e| e.position).max();
     let count = i64::try_from(outcome.applied).unwrap_or(i64::MAX);
-    execute(transaction, RECORD_PROGRESS, &[&name, &count, &outcome.last_position]).await?;
+    // Polled together, the statements are pipelined on the connection: the bookkeeping
+    // travels with the projection's first statement instead of after its last.
+    let progress: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&name, &count, &outcome.last_position, &origin];
+    tokio::try_join!(projection.apply(transaction, &to_apply), async {
+        tokio::try_join!(
+            insert(transaction, &applied),
+            execute(transaction, RECORD_PROGRESS, &progress),
+        )
+        .map_err(ApplyError::from)
+    })?;
     Ok(outcome)
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::applied::AppliedSignal;
-use crate::apply::{Outcome, APPLY_LOCK_EXCLUSIVE};
+use crate::apply::{Durability, Outcome, APPLY_LOCK_EXCLUSIVE};
 use crate::error::ApplyError;
 use crate::event::ProjectedEvent;
 use crate::handler::{record, ProjectionStats};
@@ -87,6 +87,11 @@ impl CatchUp {
                 _ = ticks.tick() => {}
                 () = shutdown.cancelled() => return,
             }
+            // Readers advance the watermark when they need it; this keeps it current for
+            // the ones that do not wait (and for the lag it reports).
+            if let Err(error) = self.advance_watermark().await {
+                tracing::debug!(projection = self.kind.name(), %error, "watermark not advanced");
+            }
             // A full batch means there may be more: go on without waiting for the tick.
             loop {
                 match self.once().await {
@@ -112,6 +117,12 @@ impl CatchUp {
         }
     }
 
+    async fn advance_watermark(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        crate::watermark::advance(&client, self.kind.name()).await?;
+        Ok(())
+    }
+
     /// Applies the unapplied events older than the grace period, up to a batch; returns
     /// what it did.
     pub async fn once(&self) -> Result<Outcome, ApplyError> {
@@ -134,13 +145,14 @@ impl CatchUp {
             .collect::<Result<Vec<_>, ApplyError>>()?;
         let transaction = client.transaction().await?;
         transaction.execute(APPLY_LOCK_EXCLUSIVE, &[&name]).await?;
-        let outcome = self.kind.apply(&transaction, &events).await?;
+        let outcome =
+            self.kind.apply(&transaction, &events, Durability::Lazy, self.signal.origin()).await?;
         transaction.commit().await?;
         record(self.kind, &self.stats, &outcome);
         metrics::counter!("ledger_projection_events_caught_up_total", "projection" => name)
             .increment(outcome.applied);
         self.stats.send_modify(|stats| stats.caught_up_events += outcome.applied);
-        self.signal.bump(self.kind);
+        self.signal.applied_here(self.kind, events.iter().map(|e| (e.stream_id, e.stream_version)));
         crate::watermark::advance(&client, name).await?;
         Ok(outcome)
     }

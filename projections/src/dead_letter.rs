@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
+use crate::apply::Durability;
 use crate::error::ApplyError;
 use crate::event::ProjectedEvent;
 use crate::kind::ProjectionKind;
@@ -133,7 +134,7 @@ pub async fn redrive(pool: &deadpool_postgres::Pool, id: i64) -> Result<bool, Re
     let event = ProjectedEvent::from_message(payload.as_deref().unwrap_or_default())
         .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
     let outcome = kind
-        .apply(&transaction, std::slice::from_ref(&event))
+        .apply(&transaction, std::slice::from_ref(&event), Durability::Durable, "")
         .await
         .map_err(|error| RedriveError::StillFailing(error.to_string()))?;
     transaction

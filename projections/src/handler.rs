@@ -1,6 +1,7 @@
 //! A projection as a consumer of the orders channel: each batch of messages is decoded and
 //! applied in one transaction ([`crate::apply`]); parked messages are recorded in
-//! `dead_letters`; after each batch the watermark moves on.
+//! `dead_letters`. The watermark is moved by the catch-up's tick and by the readers that
+//! need it, not after every batch.
 
 use bus::{Delivery, Failure, Handler, HandlerError};
 use chrono::{DateTime, Utc};
@@ -9,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::applied::AppliedSignal;
-use crate::apply::Outcome;
+use crate::apply::{Durability, Outcome};
 use crate::dead_letter::{self, FailedMessage};
 use crate::error::ApplyError;
 use crate::event::ProjectedEvent;
@@ -67,6 +68,7 @@ impl ProjectionHandler {
     }
 
     async fn apply_all(&self, batch: &[Delivery]) -> Result<(), ApplyError> {
+        let started = std::time::Instant::now();
         let events = batch
             .iter()
             .map(|delivery| {
@@ -75,10 +77,19 @@ impl ProjectionHandler {
             .collect::<Result<Vec<_>, _>>()?;
         let mut client = self.pool.get().await.map_err(eventstore::StoreError::from)?;
         let transaction = client.transaction().await?;
-        let outcome = self.kind.apply(&transaction, &events).await?;
+        let outcome =
+            self.kind.apply(&transaction, &events, Durability::Lazy, self.signal.origin()).await?;
         transaction.commit().await?;
+        self.signal.applied_here(self.kind, events.iter().map(|e| (e.stream_id, e.stream_version)));
+        metrics::histogram!("ledger_projection_batch_duration_seconds", "projection" => self.kind.name())
+            .record(started.elapsed().as_secs_f64());
         record(self.kind, &self.stats, &outcome);
-        self.signal.bump(self.kind);
+        let now = Utc::now();
+        for event in &events {
+            let delay = (now - event.recorded_at).to_std().map_or(0.0, |d| d.as_secs_f64());
+            metrics::histogram!("ledger_projection_apply_delay_seconds", "projection" => self.kind.name())
+                .record(delay);
+        }
         Ok(())
     }
 }
@@ -140,18 +151,6 @@ impl Handler for ProjectionHandler {
             .increment(1);
         self.stats.send_modify(|stats| stats.dead_letters += 1);
         Ok(())
-    }
-
-    /// Best effort: a query that needs the watermark further advances it itself.
-    async fn after_batch(&self) {
-        let name = self.kind.name();
-        let advanced = match self.pool.get().await {
-            Ok(client) => crate::watermark::advance(&client, name).await,
-            Err(error) => Err(error.into()),
-        };
-        if let Err(error) = advanced {
-            tracing::debug!(projection = name, %error, "watermark not advanced");
-        }
     }
 
     /// Whether the store holds events past the furthest position this projection applied.

@@ -5,7 +5,7 @@
 use deadpool_postgres::Transaction;
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{apply, Outcome};
+use crate::apply::{apply, Durability, Outcome};
 use crate::error::ApplyError;
 use crate::event::ProjectedEvent;
 use crate::notifications::Notifications;
@@ -60,10 +60,14 @@ impl ProjectionKind {
         self,
         transaction: &Transaction<'_>,
         events: &[ProjectedEvent],
+        durability: Durability,
+        origin: &str,
     ) -> Result<Outcome, ApplyError> {
         match self {
-            Self::Notifications => apply(transaction, &Notifications, events).await,
-            Self::Payments => apply(transaction, &Payments, events).await,
+            Self::Notifications => {
+                apply(transaction, &Notifications, events, durability, origin).await
+            }
+            Self::Payments => apply(transaction, &Payments, events, durability, origin).await,
         }
     }
 }

@@ -26,5 +26,6 @@ mod rebuild;
 mod relay;
 mod schema;
 mod snapshots;
+mod split_roles;
 mod store;
 mod versions;

@@ -65,7 +65,12 @@ impl Leader {
         if !locked {
             return Ok(None);
         }
-        leader.client.batch_execute("LISTEN ledger_events_appended").await?;
+        // A checkpoint a database crash loses only makes the relay publish those events
+        // again (consumers drop the duplicates): no need to wait for the disk per batch.
+        leader
+            .client
+            .batch_execute("LISTEN ledger_events_appended; SET synchronous_commit = off")
+            .await?;
         Ok(Some(leader))
     }
 

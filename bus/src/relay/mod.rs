@@ -7,22 +7,26 @@
 //! Standby relays retry the lock every `standby_retry` and take over from the stored
 //! checkpoint when the leader dies.
 //!
-//! One batch: read up to `batch_size` events after the checkpoint in the gap-safe order
-//! (`eventstore::position`), hand them to the [`Publisher`], which returns once the broker
-//! has acknowledged every one, then advance the checkpoint. A crash between publishing and
-//! checkpointing republishes the batch (duplicates, never loss); a failed batch is retried
-//! from the checkpoint with capped exponential backoff.
+//! One batch: read up to `batch_size` events after the last batch read, in the gap-safe
+//! order (`eventstore::position`), and hand them to the [`Publisher`]; while up to
+//! `max_in_flight` batches travel to the broker the relay reads on, and as each is
+//! acknowledged, in order, the checkpoint advances past it. A crash before a checkpoint
+//! republishes what came after it (duplicates, never loss); a failed batch drops every
+//! batch in flight, and publishing starts again from the checkpoint with capped
+//! exponential backoff.
 
 mod leader;
 mod report;
 mod status;
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
 use chrono::Utc;
 use eventstore::position::{read_committed_after, CommitPosition};
 use eventstore::StoreError;
+use futures_util::FutureExt;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +48,9 @@ pub struct RelaySettings {
     /// How often a standby relay tries to become the leader.
     pub standby_retry: Duration,
     pub max_backoff: Duration,
+    /// Batches travelling to the broker at once, at most (1: each waits for the last).
+    /// A relay that dies republishes up to this many batches.
+    pub max_in_flight: usize,
 }
 
 /// The name of the relay that publishes the order events (its checkpoint row).
@@ -57,6 +64,7 @@ impl Default for RelaySettings {
             poll_interval: Duration::from_millis(500),
             standby_retry: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -69,6 +77,20 @@ enum LeadError {
     LostConnection,
     #[error("encoding an envelope")]
     Encode(#[from] serde_json::Error),
+}
+
+/// Batches sent to the broker and not acknowledged yet, at most, unless configured: reading
+/// the next batch overlaps the broker's round trip for the last one.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+
+/// A batch on its way to the broker.
+struct InFlight {
+    pending: crate::publish::Pending,
+    /// Its last event: the checkpoint once it is acknowledged.
+    last: CommitPosition,
+    /// Its events' append times, for the publish delay.
+    recorded_at: Vec<chrono::DateTime<Utc>>,
+    sent_at: std::time::Instant,
 }
 
 pub struct Relay<P> {
@@ -143,8 +165,12 @@ impl<P: Publisher> Relay<P> {
         let mut prepared = false;
         let mut checkpoint = leader.checkpoint(&self.settings.name).await?;
         self.status.send_modify(|s| s.checkpoint = Some(checkpoint));
+        // Batches sent and not yet acknowledged, oldest first; `read` is where the next
+        // batch starts: ahead of the checkpoint by what is in flight.
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        let mut read = checkpoint;
         loop {
-            if shutdown.is_cancelled() {
+            if shutdown.is_cancelled() && in_flight.is_empty() {
                 return Ok(());
             }
             if leader.is_closed() {
@@ -160,34 +186,93 @@ impl<P: Publisher> Relay<P> {
                     }
                 }
             }
-            let batch =
-                read_committed_after(&leader.client, checkpoint, self.settings.batch_size).await?;
-            self.status.send_modify(|s| s.reads += 1);
-            let Some(last) = batch.last().map(|event| event.commit) else {
+            let mut sent = false;
+            if in_flight.len() < self.settings.max_in_flight && !shutdown.is_cancelled() {
+                let batch =
+                    read_committed_after(&leader.client, read, self.settings.batch_size).await?;
+                self.status.send_modify(|s| s.reads += 1);
+                if let Some(last) = batch.last().map(|event| event.commit) {
+                    let messages =
+                        batch.iter().map(envelope::encode).collect::<Result<Vec<_>, _>>()?;
+                    let oldest = batch.iter().map(|event| event.recorded_at).collect();
+                    match self.publisher.send(messages) {
+                        Ok(pending) => {
+                            let sent_at = std::time::Instant::now();
+                            in_flight.push_back(InFlight {
+                                pending,
+                                last,
+                                recorded_at: oldest,
+                                sent_at,
+                            });
+                            read = last;
+                            sent = true;
+                        }
+                        Err(error) => {
+                            self.failed(&error, &mut in_flight, &mut prepared).await;
+                            read = checkpoint;
+                            wait(shutdown, next(&mut backoff, self.settings.max_backoff), None)
+                                .await;
+                            continue;
+                        }
+                    }
+                }
+            }
+            let room = in_flight.len() < self.settings.max_in_flight;
+            let Some(oldest) = in_flight.front_mut() else {
                 wait(shutdown, self.settings.poll_interval, Some(&leader.appended)).await;
                 continue;
             };
-            let count = batch.len();
-            let messages = batch.iter().map(envelope::encode).collect::<Result<Vec<_>, _>>()?;
-            match self.publisher.publish(messages).await {
+            // Read on while batches travel: a new append (or room for another batch just
+            // made) goes round again; otherwise wait for the oldest batch's acknowledgement.
+            let acknowledged = if sent && room {
+                (&mut oldest.pending).now_or_never()
+            } else {
+                tokio::select! {
+                    result = oldest.pending.as_mut() => Some(result),
+                    () = leader.appended.notified(), if room => None,
+                }
+            };
+            let Some(result) = acknowledged else { continue };
+            match result {
                 Ok(()) => {
-                    leader.save_checkpoint(&self.settings.name, last, count).await?;
-                    checkpoint = last;
+                    let Some(done) = in_flight.pop_front() else { continue };
+                    metrics::histogram!("ledger_relay_broker_ack_seconds")
+                        .record(done.sent_at.elapsed().as_secs_f64());
+                    let now = Utc::now();
+                    for recorded_at in &done.recorded_at {
+                        metrics::histogram!("ledger_relay_publish_delay_seconds")
+                            .record(seconds_between(*recorded_at, now));
+                    }
+                    let count = done.recorded_at.len();
+                    leader.save_checkpoint(&self.settings.name, done.last, count).await?;
+                    checkpoint = done.last;
                     backoff = self.backoff();
                     self.published(count, checkpoint);
                 }
                 Err(error) => {
-                    self.broker_down(&error);
-                    // A restarted broker may have lost its channels and will not know this
-                    // producer: start over with a fresh one, and prepare the channels again.
-                    if let Err(error) = self.publisher.reset().await {
-                        tracing::warn!(error = %error.chain(), "could not reset the publisher");
-                    }
-                    prepared = false;
+                    self.failed(&error, &mut in_flight, &mut prepared).await;
+                    read = checkpoint;
                     wait(shutdown, next(&mut backoff, self.settings.max_backoff), None).await;
                 }
             }
         }
+    }
+
+    /// A batch failed: drops every batch in flight (they are published again from the
+    /// checkpoint) and starts over with a fresh publisher, which a restarted broker that
+    /// lost its channels and forgot this producer needs.
+    async fn failed(
+        &mut self,
+        error: &BusError,
+        in_flight: &mut VecDeque<InFlight>,
+        prepared: &mut bool,
+    ) {
+        self.broker_down(error);
+        in_flight.clear();
+        if let Err(error) = self.publisher.reset().await {
+            tracing::warn!(error = %error.chain(), "could not reset the publisher");
+        }
+        *prepared = false;
     }
 
     fn set_role(&self, role: RelayRole) {
@@ -234,6 +319,11 @@ impl<P: Publisher> Relay<P> {
             s.checkpoint = Some(checkpoint);
         });
     }
+}
+
+/// From `earlier` to `later` in seconds (0 if the clocks disagree).
+fn seconds_between(earlier: chrono::DateTime<Utc>, later: chrono::DateTime<Utc>) -> f64 {
+    (later - earlier).to_std().map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }
 
 /// The next delay of a backoff that never runs out.

@@ -60,24 +60,35 @@ impl Projection for Notifications {
                 _ => None,
             })
             .collect();
-        insert(tx, &addressees).await?;
-
         let rendered: Vec<_> =
             events.iter().filter_map(|e| render(&e.event, e.stream_id).map(|r| (e, r))).collect();
+        // Orders placed in this batch are addressed from it; the others are looked up,
+        // in the same round trip as the new addressees are written.
+        let mut recipients: HashMap<Uuid, (String, String)> = addressees
+            .iter()
+            .map(|a| (a.order_id, (a.customer_id.clone(), a.recipient.clone())))
+            .collect();
+        let mut others: Vec<Uuid> = rendered
+            .iter()
+            .map(|(e, _)| e.stream_id)
+            .filter(|order| !recipients.contains_key(order))
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        let looked_up = async {
+            if others.is_empty() {
+                return Ok(Vec::new());
+            }
+            let statement = tx.prepare_cached(RECIPIENTS).await?;
+            tx.query(&statement, &[&others]).await
+        };
+        let (_, looked_up) = tokio::try_join!(insert(tx, &addressees), looked_up)?;
+        for row in looked_up {
+            recipients.insert(row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?));
+        }
         if rendered.is_empty() {
             return Ok(());
         }
-        let mut orders: Vec<Uuid> = rendered.iter().map(|(e, _)| e.stream_id).collect();
-        orders.sort_unstable();
-        orders.dedup();
-        let statement = tx.prepare_cached(RECIPIENTS).await?;
-        let recipients: HashMap<Uuid, (String, String)> = tx
-            .query(&statement, &[&orders])
-            .await?
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?))))
-            .collect::<Result<_, tokio_postgres::Error>>()?;
-
         let rows = rendered
             .into_iter()
             .map(|(event, message)| {

@@ -156,19 +156,22 @@ impl Projection for Payments {
                 });
             }
         }
-        if !closes.order_id.is_empty() {
-            let c = &closes;
-            execute(
-                tx,
-                CLOSE_VERSIONS,
-                &[&c.order_id, &c.stream_version, &c.next_position, &c.next_recorded_at],
-            )
-            .await?;
-        }
         let rows: Vec<PaymentRow> = latest.values().map(|row| versions[*row].current()).collect();
-        insert(tx, &versions).await?;
-        insert(tx, &rows).await?;
-        insert(tx, &attempts).await?;
+        let c = &closes;
+        let close: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&c.order_id, &c.stream_version, &c.next_position, &c.next_recorded_at];
+        // Independent rows: pipelined, one round trip for the four.
+        tokio::try_join!(
+            async {
+                if c.order_id.is_empty() {
+                    return Ok(0);
+                }
+                execute(tx, CLOSE_VERSIONS, &close).await
+            },
+            insert(tx, &versions),
+            insert(tx, &rows),
+            insert(tx, &attempts),
+        )?;
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 
 use super::error::RebuildError;
 use super::target::{inside, Target};
-use crate::apply::apply;
+use crate::apply::{apply, Durability};
 use crate::event::ProjectedEvent;
 use crate::projection::Projection;
 
@@ -37,7 +37,9 @@ pub(crate) async fn apply_next<P: Projection>(
         }
     }
     if !events.is_empty() {
-        apply(transaction, projection, &events).await?;
+        // The swap's transaction commits durably; a generation still being built is lost
+        // with a crash anyway, and the same path serves both.
+        apply(transaction, projection, &events, Durability::Durable, "").await?;
     }
     Ok(rows.len())
 }

@@ -76,6 +76,16 @@ pub struct Outcome {
     pub last_position: Option<i64>,
 }
 
+impl Outcome {
+    /// Adds what another batch did.
+    pub fn add(&mut self, other: Outcome) {
+        self.applied += other.applied;
+        self.duplicates += other.duplicates;
+        self.healed += other.healed;
+        self.last_position = self.last_position.max(other.last_position);
+    }
+}
+
 /// Applies `events` (in arrival order) through `projection`, each exactly once. `origin`
 /// names the [`crate::AppliedSignal`] that wakes this process's readers (its batches'
 /// notifications are then ignored here), or is empty.

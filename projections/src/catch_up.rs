@@ -12,6 +12,8 @@
 //! It holds the projection's apply lock exclusively while it applies, so it never runs
 //! beside a consumer's batch: both could otherwise apply the first event of a stream.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -64,6 +66,8 @@ pub struct CatchUp {
     settings: CatchUpSettings,
     stats: watch::Sender<ProjectionStats>,
     signal: AppliedSignal,
+    /// Events this loop could not apply: not tried again until a restart.
+    failing: Mutex<HashSet<i64>>,
 }
 
 impl CatchUp {
@@ -74,7 +78,7 @@ impl CatchUp {
         stats: watch::Sender<ProjectionStats>,
         signal: AppliedSignal,
     ) -> Self {
-        Self { kind, pool, settings, stats, signal }
+        Self { kind, pool, settings, stats, signal, failing: Mutex::new(HashSet::new()) }
     }
 
     /// Looks every `interval` until `shutdown`; a failure is logged and tried again at the
@@ -124,36 +128,84 @@ impl CatchUp {
     }
 
     /// Applies the unapplied events older than the grace period, up to a batch; returns
-    /// what it did.
+    /// what it did. An event that cannot be applied (as the consumer would park it) does
+    /// not hold back the others: it is left out, with a warning the first time.
     pub async fn once(&self) -> Result<Outcome, ApplyError> {
         let name = self.kind.name();
-        let mut client = self.pool.get().await.map_err(StoreError::from)?;
+        let client = self.pool.get().await.map_err(StoreError::from)?;
         let grace = self.settings.grace.as_secs_f64();
+        let failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let positions: Vec<i64> = client
             .query(UNAPPLIED, &[&name, &grace, &self.settings.batch])
             .await?
             .iter()
             .map(|row| row.try_get(0))
+            .filter(|position| position.as_ref().map_or(true, |p| !failing.contains(p)))
             .collect::<Result<_, _>>()?;
         if positions.is_empty() {
             return Ok(Outcome::default());
         }
         let rows = events_at(&**client, &positions).await?;
-        let events = rows
-            .iter()
-            .map(|row| ProjectedEvent::from_replayed(&ReplayedEvent::from_row(row)?))
-            .collect::<Result<Vec<_>, ApplyError>>()?;
+        drop(client);
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let decoded = ReplayedEvent::from_row(row)
+                .map_err(ApplyError::from)
+                .and_then(|replayed| ProjectedEvent::from_replayed(&replayed));
+            match decoded {
+                Ok(event) => events.push(event),
+                Err(error) => self.cannot_apply(row.try_get(1).unwrap_or_default(), &error),
+            }
+        }
+        let outcome = match self.apply(&events).await {
+            Err(error) if !error.is_transient() => {
+                let mut outcome = Outcome::default();
+                for event in &events {
+                    match self.apply(std::slice::from_ref(event)).await {
+                        Ok(one) => outcome.add(one),
+                        Err(error) if !error.is_transient() => {
+                            self.cannot_apply(event.position, &error);
+                        }
+                        Err(error) => return Err(error),
+                    }
+                }
+                outcome
+            }
+            other => other?,
+        };
+        let client = self.pool.get().await.map_err(StoreError::from)?;
+        crate::watermark::advance(&client, name).await?;
+        Ok(outcome)
+    }
+
+    /// Applies `events` in one transaction and tells whoever waits.
+    async fn apply(&self, events: &[ProjectedEvent]) -> Result<Outcome, ApplyError> {
+        if events.is_empty() {
+            return Ok(Outcome::default());
+        }
+        let name = self.kind.name();
+        let mut client = self.pool.get().await.map_err(StoreError::from)?;
         let transaction = client.transaction().await?;
         transaction.execute(APPLY_LOCK_EXCLUSIVE, &[&name]).await?;
         let outcome =
-            self.kind.apply(&transaction, &events, Durability::Lazy, self.signal.origin()).await?;
+            self.kind.apply(&transaction, events, Durability::Lazy, self.signal.origin()).await?;
         transaction.commit().await?;
         record(self.kind, &self.stats, &outcome);
         metrics::counter!("ledger_projection_events_caught_up_total", "projection" => name)
             .increment(outcome.applied);
         self.stats.send_modify(|stats| stats.caught_up_events += outcome.applied);
         self.signal.applied_here(self.kind, events.iter().map(|e| (e.stream_id, e.stream_version)));
-        crate::watermark::advance(&client, name).await?;
         Ok(outcome)
+    }
+
+    fn cannot_apply(&self, position: i64, error: &ApplyError) {
+        if self.failing.lock().unwrap_or_else(PoisonError::into_inner).insert(position) {
+            tracing::warn!(
+                projection = self.kind.name(),
+                position,
+                error = %error,
+                "the catch-up cannot apply this event; it is left out until a restart (see the dead letters)"
+            );
+        }
     }
 }

@@ -78,6 +78,37 @@ async fn events_the_bus_never_delivered_reach_the_read_models_from_the_store() -
     Ok(())
 }
 
+#[tokio::test]
+async fn an_event_the_catch_up_cannot_apply_does_not_hold_back_the_others() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|settings| {
+        settings.roles = vec![Role::Api, Role::Projector];
+        settings.catch_up.grace = Duration::from_millis(300);
+        settings.catch_up.interval = Duration::from_millis(200);
+    })
+    .await?;
+    // A stored event no projection can decode (as a newer release might write), before
+    // and among the events it can.
+    let before = app.place_order("cus_before_the_unknown").await?;
+    app.database
+        .client()
+        .await?
+        .execute(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version, payload)
+             VALUES ($1, 1, $2, 'OrderTeleported', 1, '{}'::jsonb)",
+            &[&Uuid::now_v7(), &Uuid::now_v7()],
+        )
+        .await?;
+    let after = app.place_order("cus_after_the_unknown").await?;
+    let captured = TestApp::version_of(app.capture(after, "pay_1", 1000).await?).await?;
+
+    until_applied(&app, &[(before, 1), (after, captured)]).await?;
+    let status = projections_status(&app).await?;
+    for projection in ["payments", "notifications"] {
+        assert_eq!(worker(&status, projection)["caught_up_events"], 3, "{status}");
+    }
+    Ok(())
+}
+
 /// The finding this answers: the relay published every event, then the broker (in-memory
 /// storage) restarted and forgot them all; the orders get no further events.
 #[tokio::test]

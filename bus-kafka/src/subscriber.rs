@@ -151,8 +151,12 @@ impl Subscriber for KafkaSubscriber {
             .map_err(|(error, _)| BusError::new("publishing a dead letter", error))
     }
 
-    fn holds_partitions(&self) -> Option<bool> {
-        Some(self.consumer.assignment().map_or(true, |partitions| partitions.count() > 0))
+    fn assignment(&self) -> Option<Vec<i32>> {
+        let assigned = self.consumer.assignment().ok()?;
+        let mut partitions: Vec<i32> =
+            assigned.elements().iter().map(|element| element.partition()).collect();
+        partitions.sort_unstable();
+        Some(partitions)
     }
 
     fn lag(&self) -> Option<i64> {

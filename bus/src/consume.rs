@@ -12,8 +12,12 @@
 //! is parked on the dead-letter channel and by the handler, and the partition moves on. A
 //! message that cannot be parked (the dead-letter channel is unreachable) is retried until
 //! it can: the loop never acknowledges past a message it did not either handle or park.
+//!
+//! The loop also watches its assignment: a member that holds no partition reports
+//! `unassigned` (not `running`), and one starved for `orphaned_after` — no partition while
+//! there is work, or work it should have been given done without it — leaves the group and
+//! joins it again, whatever the coordinator does.
 
-use std::error::Error;
 use std::future::Future;
 use std::time::Duration;
 
@@ -24,102 +28,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::BusError;
-
-/// One message as a subscriber received it.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    pub channel: String,
-    /// Where it came from, for acknowledging and for the dead-letter record: the Kafka
-    /// partition and offset (another bus maps its own notion of place onto these).
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-}
-
-/// Why a message was parked.
-#[derive(Clone, Debug)]
-pub struct Failure {
-    pub consumer: &'static str,
-    pub error: String,
-    pub attempts: u32,
-}
-
-/// The receiving side of a broker adapter: one member of a consumer group.
-pub trait Subscriber: Send + 'static {
-    /// The next message. Cancel-safe: dropping the future loses nothing.
-    fn recv(&mut self) -> impl Future<Output = Result<Delivery, BusError>> + Send;
-
-    /// Acknowledges every message of `batch` (and what came before it on its partition).
-    fn commit(&mut self, batch: &[Delivery]) -> impl Future<Output = Result<(), BusError>> + Send;
-
-    /// Publishes `delivery` to the dead-letter channel with the reason.
-    fn park(
-        &mut self,
-        delivery: &Delivery,
-        failure: &Failure,
-    ) -> impl Future<Output = Result<(), BusError>> + Send;
-
-    /// Whether this member holds any partition now (`None`: the bus has no such notion).
-    fn holds_partitions(&self) -> Option<bool> {
-        None
-    }
-
-    /// Messages on this member's partitions not yet acknowledged, as the broker last told
-    /// (`None`: not known yet, or the bus has no such notion).
-    fn lag(&self) -> Option<i64> {
-        None
-    }
-
-    /// Leaves the group and joins it again, starting a new round of assignment.
-    fn rejoin(&mut self) -> Result<(), BusError> {
-        Ok(())
-    }
-}
-
-/// A failure of a handler: worth waiting out, or a message that cannot be processed.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    #[error("transient failure")]
-    Transient(#[source] Box<dyn Error + Send + Sync>),
-    #[error("cannot be processed")]
-    Permanent(#[source] Box<dyn Error + Send + Sync>),
-}
-
-impl HandlerError {
-    fn describe(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = self.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
-}
-
-/// What consumes the messages: a projection, a delivery service, a process manager.
-pub trait Handler: Send + Sync + 'static {
-    /// Names the consumer group, the logs and the status.
-    fn name(&self) -> &'static str;
-
-    /// Processes a batch, all or nothing.
-    fn handle(&self, batch: &[Delivery]) -> impl Future<Output = Result<(), HandlerError>> + Send;
-
-    /// Records a message parked on the dead-letter channel.
-    fn parked(
-        &self,
-        delivery: &Delivery,
-        failure: &Failure,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
-
-    /// Whether there is work this consumer has not been given (see
-    /// [`ConsumerSettings::orphaned_after`]).
-    fn lags(&self) -> impl Future<Output = bool> + Send {
-        async { false }
-    }
-}
+use crate::subscribe::{Delivery, Failure, Handler, HandlerError, Subscriber};
 
 #[derive(Clone, Debug)]
 pub struct ConsumerSettings {
@@ -128,13 +37,15 @@ pub struct ConsumerSettings {
     pub max_attempts: u32,
     pub retry_base: Duration,
     pub max_backoff: Duration,
-    /// How often the loop looks whether it has been left without partitions.
+    /// How often the loop looks at its assignment (and reports it).
     pub orphan_check: Duration,
-    /// How long a member may hold no partition while its handler lags before it rejoins:
-    /// well past a session timeout, so a normal rebalance after a member died has come and
-    /// gone. A healthy group never leaves a lagging consumer without work; a coordinator
-    /// can (Tansu 0.6.0 drops a dead group leader once its session expires but never asks
-    /// the remaining members to rejoin, so they heartbeat on with no partitions).
+    /// How long a member may be starved before it rejoins the group: holding no partition
+    /// while its handler lags, or seeing work it should have been given done without it
+    /// ([`Handler::undelivered_at`]) on every look. Well past a session timeout, so a
+    /// normal rebalance after a member died has come and gone. A healthy group never
+    /// starves a consumer; a coordinator can (Tansu 0.6.0 drops a dead member once its
+    /// session expires but never asks the others to rejoin: its partitions stay with
+    /// nobody, and a member that joined meanwhile heartbeats on with none).
     pub orphaned_after: Duration,
 }
 
@@ -146,7 +57,7 @@ impl Default for ConsumerSettings {
             max_attempts: 3,
             retry_base: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
-            orphan_check: Duration::from_secs(2),
+            orphan_check: Duration::from_millis(250),
             orphaned_after: Duration::from_secs(15),
         }
     }
@@ -158,11 +69,23 @@ pub enum ConsumerState {
     #[default]
     Starting,
     WaitingForBroker,
+    /// Consuming: a member of the group that holds partitions.
     Running,
+    /// A member of the group that holds no partition (a rebalance is pending, or the
+    /// group has more members than partitions): nothing reaches it from the bus.
+    Unassigned,
     WaitingForDatabase,
     /// A message failed for good and could not be parked yet.
     WaitingToPark,
     Stopped,
+}
+
+impl ConsumerState {
+    /// Whether the bus feeds this consumer: it holds partitions (even while it waits out
+    /// the database or a message it cannot park).
+    pub fn is_fed(self) -> bool {
+        matches!(self, Self::Running | Self::WaitingForDatabase | Self::WaitingToPark)
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -175,6 +98,8 @@ pub struct ConsumerStatus {
     /// Messages on this member's partitions not yet acknowledged (the consumer group's
     /// lag, in messages), as the broker last reported it.
     pub lag_messages: Option<i64>,
+    /// The partitions this member holds (`None`: not known, or the bus has no such notion).
+    pub partitions: Option<Vec<i32>>,
     pub last_batch_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
 }
@@ -235,12 +160,12 @@ impl<H: Handler> Consumer<H> {
         self.set_state(ConsumerState::Running, None);
         tracing::info!(consumer = name, "consuming");
         let mut orphan_check = tokio::time::interval(self.settings.orphan_check);
-        let mut unassigned_since = None;
+        let mut starved_since = None;
         loop {
             let first = tokio::select! {
                 received = subscriber.recv() => received,
                 _ = orphan_check.tick() => {
-                    self.rejoin_if_orphaned(&mut subscriber, &mut unassigned_since).await;
+                    self.watch_assignment(&mut subscriber, &mut starved_since).await;
                     let lag = subscriber.lag();
                     self.status.send_if_modified(|s| std::mem::replace(&mut s.lag_messages, lag) != lag);
                     continue;
@@ -286,28 +211,53 @@ impl<H: Handler> Consumer<H> {
         self.set_state(ConsumerState::Stopped, None);
     }
 
-    async fn rejoin_if_orphaned<S: Subscriber>(
+    /// Reports the assignment, and rejoins the group when this member has been starved
+    /// for [`ConsumerSettings::orphaned_after`].
+    async fn watch_assignment<S: Subscriber>(
         &self,
         subscriber: &mut S,
-        unassigned_since: &mut Option<tokio::time::Instant>,
+        starved_since: &mut Option<tokio::time::Instant>,
     ) {
-        if subscriber.holds_partitions() != Some(false) {
-            *unassigned_since = None;
+        let partitions = subscriber.assignment();
+        let unassigned = partitions.as_ref().is_some_and(Vec::is_empty);
+        self.status.send_if_modified(|status| {
+            let state = match status.state {
+                ConsumerState::Running | ConsumerState::Unassigned if unassigned => {
+                    ConsumerState::Unassigned
+                }
+                ConsumerState::Unassigned => ConsumerState::Running,
+                other => other,
+            };
+            let changed = status.state != state || status.partitions != partitions;
+            status.state = state;
+            status.partitions = partitions;
+            changed
+        });
+        // Work done without this consumer within a few looks (the catch-up runs about
+        // once a second while the bus feeds it).
+        let window = chrono::Duration::from_std(self.settings.orphan_check * 12)
+            .unwrap_or(chrono::Duration::MAX);
+        let undelivered = self.handler.undelivered_at().is_some_and(|at| Utc::now() - at < window);
+        if !unassigned && !undelivered {
+            *starved_since = None;
             return;
         }
-        let since = *unassigned_since.get_or_insert_with(tokio::time::Instant::now);
-        if since.elapsed() < self.settings.orphaned_after || !self.handler.lags().await {
+        let since = *starved_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() < self.settings.orphaned_after
+            || !(undelivered || self.handler.lags().await)
+        {
             return;
         }
         tracing::warn!(
             consumer = self.handler.name(),
-            "no partitions assigned for {:?} while there is work to do; rejoining the consumer group",
+            unassigned,
+            "starved for {:?}: work this member was not given is done from the store; rejoining the consumer group",
             since.elapsed()
         );
         if let Err(error) = subscriber.rejoin() {
             self.set_state(ConsumerState::Running, Some(error.chain()));
         }
-        *unassigned_since = None;
+        *starved_since = None;
     }
 
     /// Handles the batch at once, or else message by message, parking what fails for good.

@@ -15,11 +15,10 @@ pub mod envelope;
 mod error;
 mod publish;
 pub mod relay;
+mod subscribe;
 
 pub use channel::{Channels, DEAD_LETTER_SUFFIX, ORDERS};
-pub use consume::{
-    Consumer, ConsumerSettings, ConsumerState, ConsumerStatus, Delivery, Failure, Handler,
-    HandlerError, Subscriber,
-};
+pub use consume::{Consumer, ConsumerSettings, ConsumerState, ConsumerStatus};
 pub use error::BusError;
 pub use publish::{Pending, Publisher};
+pub use subscribe::{Delivery, Failure, Handler, HandlerError, Subscriber};

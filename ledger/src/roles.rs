@@ -55,6 +55,7 @@ pub fn start_projectors(
                 (pool.clone(), settings.catch_up.clone(), signal.clone());
             supervisor.supervise(&format!("catch-up:{kind}"), {
                 let (pool, stats, signal) = (pool.clone(), stats.clone(), signal.clone());
+                let consumer = status.subscribe();
                 move |shutdown| {
                     let catch_up = CatchUp::new(
                         kind,
@@ -62,6 +63,7 @@ pub fn start_projectors(
                         catch_up.clone(),
                         stats.clone(),
                         signal.clone(),
+                        consumer.clone(),
                     );
                     catch_up.run(shutdown)
                 }

@@ -9,6 +9,12 @@
 //! the same [`crate::apply`], which drops whatever was applied meanwhile. A lost event is
 //! therefore in the read model within about `grace + interval`, without a restart.
 //!
+//! While the bus does not feed this process's consumer at all (it is starting, the broker
+//! is away, or the group gave it no partition — after a crash the group may wait for the
+//! dead member's session to lapse, or never rebalance), the catch-up is the feed: it looks
+//! every `unfed_interval` for events older than `unfed_grace`, so the read models stay
+//! current within a fraction of a second whatever the group protocol does.
+//!
 //! It holds the projection's apply lock exclusively while it applies, so it never runs
 //! beside a consumer's batch: both could otherwise apply the first event of a stream.
 
@@ -16,6 +22,8 @@ use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use bus::ConsumerStatus;
+use chrono::Utc;
 use deadpool_postgres::Pool;
 use eventstore::position::{events_at, ReplayedEvent};
 use eventstore::StoreError;
@@ -37,11 +45,22 @@ pub struct CatchUpSettings {
     pub grace: Duration,
     /// Events applied per transaction, at most.
     pub batch: i64,
+    /// How often to look while the bus does not feed the consumer.
+    pub unfed_interval: Duration,
+    /// The grace then: short, yet long enough not to race another process's consumer that
+    /// holds the partitions this one lacks.
+    pub unfed_grace: Duration,
 }
 
 impl Default for CatchUpSettings {
     fn default() -> Self {
-        Self { interval: Duration::from_secs(1), grace: Duration::from_secs(2), batch: 5_000 }
+        Self {
+            interval: Duration::from_secs(1),
+            grace: Duration::from_secs(2),
+            batch: 5_000,
+            unfed_interval: Duration::from_millis(100),
+            unfed_grace: Duration::from_millis(500),
+        }
     }
 }
 
@@ -66,6 +85,8 @@ pub struct CatchUp {
     settings: CatchUpSettings,
     stats: watch::Sender<ProjectionStats>,
     signal: AppliedSignal,
+    /// The consumer of the same projection in this process.
+    consumer: watch::Receiver<ConsumerStatus>,
     /// Events this loop could not apply: not tried again until a restart.
     failing: Mutex<HashSet<i64>>,
 }
@@ -77,30 +98,33 @@ impl CatchUp {
         settings: CatchUpSettings,
         stats: watch::Sender<ProjectionStats>,
         signal: AppliedSignal,
+        consumer: watch::Receiver<ConsumerStatus>,
     ) -> Self {
-        Self { kind, pool, settings, stats, signal, failing: Mutex::new(HashSet::new()) }
+        let failing = Mutex::new(HashSet::new());
+        Self { kind, pool, settings, stats, signal, consumer, failing }
     }
 
-    /// Looks every `interval` until `shutdown`; a failure is logged and tried again at the
-    /// next tick.
+    fn fed(&self) -> bool {
+        self.consumer.borrow().state.is_fed()
+    }
+
+    /// Looks every `interval` (`unfed_interval` while the bus does not feed the consumer)
+    /// until `shutdown`; a failure is logged and tried again at the next look.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.settings.interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut consumer = self.consumer.clone();
         loop {
-            tokio::select! {
-                _ = ticks.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+            let fed = self.fed();
+            let grace = if fed { self.settings.grace } else { self.settings.unfed_grace };
             // Readers advance the watermark when they need it; this keeps it current for
             // the ones that do not wait (and for the lag it reports).
             if let Err(error) = self.advance_watermark().await {
                 tracing::debug!(projection = self.kind.name(), %error, "watermark not advanced");
             }
-            // A full batch means there may be more: go on without waiting for the tick.
+            // A full batch means there may be more: go on without waiting.
             loop {
-                match self.once().await {
+                match self.once(grace).await {
                     Ok(outcome) => {
-                        if outcome.applied > 0 {
+                        if outcome.applied > 0 && fed {
                             tracing::info!(
                                 projection = self.kind.name(),
                                 applied = outcome.applied,
@@ -108,7 +132,11 @@ impl CatchUp {
                             );
                         }
                         let read = outcome.applied + outcome.duplicates;
-                        if read < self.settings.batch.unsigned_abs() || shutdown.is_cancelled() {
+                        if read < self.settings.batch.unsigned_abs() {
+                            self.stats.send_modify(|stats| stats.current_at = Some(Utc::now()));
+                            break;
+                        }
+                        if shutdown.is_cancelled() {
                             break;
                         }
                     }
@@ -116,6 +144,19 @@ impl CatchUp {
                         tracing::warn!(projection = self.kind.name(), %error, "catching up from the store failed");
                         break;
                     }
+                }
+            }
+            if fed {
+                // Looks again at once when the bus stops feeding the consumer.
+                tokio::select! {
+                    () = tokio::time::sleep(self.settings.interval) => {}
+                    _ = consumer.wait_for(|status| !status.state.is_fed()) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            } else {
+                tokio::select! {
+                    () = tokio::time::sleep(self.settings.unfed_interval) => {}
+                    () = shutdown.cancelled() => return,
                 }
             }
         }
@@ -127,13 +168,13 @@ impl CatchUp {
         Ok(())
     }
 
-    /// Applies the unapplied events older than the grace period, up to a batch; returns
-    /// what it did. An event that cannot be applied (as the consumer would park it) does
+    /// Applies the unapplied events older than `grace`, up to a batch; returns what it
+    /// did. An event that cannot be applied (as the consumer would park it) does
     /// not hold back the others: it is left out, with a warning the first time.
-    pub async fn once(&self) -> Result<Outcome, ApplyError> {
+    pub async fn once(&self, grace: Duration) -> Result<Outcome, ApplyError> {
         let name = self.kind.name();
         let client = self.pool.get().await.map_err(StoreError::from)?;
-        let grace = self.settings.grace.as_secs_f64();
+        let grace = grace.as_secs_f64();
         let failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let positions: Vec<i64> = client
             .query(UNAPPLIED, &[&name, &grace, &self.settings.batch])
@@ -193,7 +234,12 @@ impl CatchUp {
         record(self.kind, &self.stats, &outcome);
         metrics::counter!("ledger_projection_events_caught_up_total", "projection" => name)
             .increment(outcome.applied);
-        self.stats.send_modify(|stats| stats.caught_up_events += outcome.applied);
+        if outcome.applied > 0 {
+            self.stats.send_modify(|stats| {
+                stats.caught_up_events += outcome.applied;
+                stats.store_supplied_at = Some(Utc::now());
+            });
+        }
         self.signal.applied_here(self.kind, events.iter().map(|e| (e.stream_id, e.stream_version)));
         Ok(outcome)
     }

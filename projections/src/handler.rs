@@ -25,6 +25,10 @@ pub struct ProjectionStats {
     pub healed_events: u64,
     /// Events the catch-up applied from the store because the bus had not delivered them.
     pub caught_up_events: u64,
+    /// When the catch-up last applied such events.
+    pub store_supplied_at: Option<DateTime<Utc>>,
+    /// When the catch-up last found nothing left to apply (older than its grace).
+    pub current_at: Option<DateTime<Utc>>,
     pub dead_letters: u64,
     pub last_position: Option<i64>,
     pub last_applied_at: Option<DateTime<Utc>>,
@@ -45,6 +49,8 @@ impl ProjectionStats {
             duplicates: 0,
             healed_events: 0,
             caught_up_events: 0,
+            store_supplied_at: None,
+            current_at: None,
             dead_letters: 0,
             last_position: None,
             last_applied_at: None,
@@ -153,16 +159,10 @@ impl Handler for ProjectionHandler {
         Ok(())
     }
 
-    /// Whether the store holds events past the furthest position this projection applied.
-    async fn lags(&self) -> bool {
-        const LAGS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE global_position >
-            coalesce((SELECT last_position FROM projection_status WHERE projection = $1), 0))";
-        let Ok(client) = self.pool.get().await else {
-            return false;
-        };
-        client
-            .query_one(LAGS, &[&self.kind.name()])
-            .await
-            .is_ok_and(|row| row.try_get::<_, bool>(0).unwrap_or(false))
+    /// The catch-up's last application of events the bus had not delivered: a projection
+    /// starves exactly when its catch-up keeps doing the consumers' work (an unassigned
+    /// member whose group keeps up finds nothing left for it, and does not rejoin).
+    fn undelivered_at(&self) -> Option<DateTime<Utc>> {
+        self.stats.borrow().store_supplied_at
     }
 }

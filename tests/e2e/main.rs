@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod catch_up;
 mod concurrency;
+mod crash_recovery;
 mod dead_letters;
 mod faults;
 mod fuzz;

@@ -20,6 +20,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod app;
+pub mod audit;
 mod broker;
 mod database;
 mod poll;

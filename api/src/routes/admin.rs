@@ -47,6 +47,8 @@ pub struct WorkerView {
     /// Messages on this worker's partitions not yet acknowledged (the consumer group's
     /// lag), as the broker last reported it.
     lag_messages: Option<i64>,
+    /// The partitions this worker holds (none while `state` is `unassigned`).
+    partitions: Option<Vec<i32>>,
     last_error: Option<String>,
 }
 
@@ -56,6 +58,7 @@ impl WorkerView {
             stats,
             state: status.state,
             lag_messages: status.lag_messages,
+            partitions: status.partitions.clone(),
             last_error: status.last_error.clone(),
         }
     }

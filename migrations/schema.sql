@@ -192,6 +192,43 @@ ALTER TABLE public.dead_letters ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
 
 
 --
+-- Name: deliveries; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.deliveries (
+    notification_id uuid NOT NULL,
+    channel text NOT NULL,
+    order_id uuid NOT NULL,
+    "position" bigint NOT NULL,
+    event_at timestamp with time zone NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_error text,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease_until timestamp with time zone,
+    claimed_by text,
+    delivered_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT deliveries_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT deliveries_channel_check CHECK ((channel <> ''::text)),
+    CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'delivered'::text, 'failed'::text])))
+);
+
+
+--
+-- Name: delivery_cursors; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.delivery_cursors (
+    channel text NOT NULL,
+    cutover bigint NOT NULL,
+    enqueued_through bigint NOT NULL,
+    enabled_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT delivery_cursors_check CHECK ((enqueued_through >= cutover))
+);
+
+
+--
 -- Name: events; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -467,6 +504,22 @@ ALTER TABLE ONLY public.dead_letters
 
 
 --
+-- Name: deliveries deliveries_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.deliveries
+    ADD CONSTRAINT deliveries_pkey PRIMARY KEY (notification_id, channel);
+
+
+--
+-- Name: delivery_cursors delivery_cursors_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.delivery_cursors
+    ADD CONSTRAINT delivery_cursors_pkey PRIMARY KEY (channel);
+
+
+--
 -- Name: events events_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -608,6 +661,20 @@ ALTER TABLE ONLY public.relay_checkpoints
 
 ALTER TABLE ONLY public.snapshots
     ADD CONSTRAINT snapshots_pkey PRIMARY KEY (stream_id);
+
+
+--
+-- Name: deliveries_due; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX deliveries_due ON public.deliveries USING btree ("position") WHERE (status = ANY (ARRAY['pending'::text, 'sending'::text]));
+
+
+--
+-- Name: deliveries_open_per_order; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX deliveries_open_per_order ON public.deliveries USING btree (order_id, channel, "position") WHERE (status = ANY (ARRAY['pending'::text, 'sending'::text]));
 
 
 --

@@ -261,6 +261,15 @@ psql_admin() {
   psql -X -q -v ON_ERROR_STOP=1 -d "$(pg_url_with_db "$url" postgres)" "$@"
 }
 
+# ensure_aiosmtpd: a Python 3 that can import aiosmtpd, for the delivery specs' real SMTP
+# server (Debian's python3-aiosmtpd, for the system Python). Prints nothing when present.
+ensure_aiosmtpd() {
+  if /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || python3 -c 'import aiosmtpd' 2>/dev/null; then
+    return 0
+  fi
+  apt_install python3-aiosmtpd
+}
+
 # ensure_database [URL]: creates the database named in URL (default DATABASE_URL).
 ensure_database() {
   local url=${1:-$DATABASE_URL} _host _port db exists

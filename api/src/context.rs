@@ -53,6 +53,8 @@ pub struct Roles {
     pub consumers: Vec<ConsumerView>,
     /// The supervised background tasks, as the supervisor sees them.
     pub tasks: Option<watch::Receiver<Vec<TaskHealth>>>,
+    /// The dispatcher, when this process delivers notifications.
+    pub dispatcher: Option<watch::Receiver<delivery::DispatcherStatus>>,
 }
 
 /// One consumer: its loop's status, and what its projection applied.

@@ -45,6 +45,8 @@ pub enum ApiError {
     ProjectionLagging { projection: &'static str, applied_version: u32, min_version: u32 },
     #[error("a rebuild of {0} is running")]
     RebuildRunning(&'static str),
+    #[error("the notification has not failed")]
+    NotificationNotFailed,
     #[error("projection has not applied the whole cut")]
     CutNotApplied { projection: &'static str, applied_through: i64 },
     /// A dependency is away or busy: worth a retry (503 with `Retry-After`).
@@ -80,7 +82,8 @@ impl ApiError {
             Self::VersionConflict { .. }
             | Self::RuleViolated(_)
             | Self::RedriveFailed(_)
-            | Self::RebuildRunning(_) => StatusCode::CONFLICT,
+            | Self::RebuildRunning(_)
+            | Self::NotificationNotFailed => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ProjectionLagging { .. } | Self::CutNotApplied { .. } => {
@@ -109,6 +112,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RedriveFailed(_) => "redrive_failed",
             Self::RebuildRunning(_) => "rebuild_running",
+            Self::NotificationNotFailed => "notification_not_failed",
             Self::ProjectionLagging { .. } | Self::CutNotApplied { .. } => "projection_lagging",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
@@ -189,6 +193,9 @@ impl ApiError {
             Self::RebuildRunning(projection) => {
                 format!("a rebuild of {projection} is running; wait for it or cancel it first")
             }
+            Self::NotificationNotFailed => {
+                "no delivery of this notification has failed: nothing to send again".to_owned()
+            }
             Self::ProjectionLagging { projection, applied_version, min_version } => format!(
                 "the {projection} projection has applied version {applied_version} of this order, \
                  not yet {min_version}; retry or wait longer"
@@ -263,6 +270,14 @@ impl IntoResponse for ApiError {
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
         Self::validation(error)
+    }
+}
+
+impl From<delivery::DeliveryError> for ApiError {
+    fn from(error: delivery::DeliveryError) -> Self {
+        match error {
+            delivery::DeliveryError::Database(error) => error.into(),
+        }
     }
 }
 

@@ -63,6 +63,9 @@ impl Application {
         if settings.runs(Role::Api) {
             roles::listen_for_applied(&settings, &applied, &mut supervisor);
         }
+        if settings.runs(Role::Dispatcher) {
+            roles.dispatcher = Some(roles::start_dispatcher(&settings, &pool, &mut supervisor)?);
+        }
         roles.tasks = Some(supervisor.health());
 
         let commands = CommandService::new(EventStore::new(pool), settings.group_commit);

@@ -13,6 +13,7 @@ use clap::{value_parser, ArgAction, Args, Parser, ValueEnum};
 use commands::GroupCommitSettings;
 use eventstore::PoolSettings;
 
+use crate::delivery_args::DeliveryArgs;
 use crate::settings::*;
 
 #[derive(Args, Clone, Debug)]
@@ -59,21 +60,18 @@ pub struct ServeArgs {
     /// Address the HTTP API listens on (port 0 picks a free one).
     #[arg(long, env = "LEDGER_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: SocketAddr,
-    /// Which parts of the ledger this process runs.
-    #[arg(
-        long,
-        env = "LEDGER_ROLES",
-        value_enum,
-        value_delimiter = ',',
-        default_value = "api,relay,projector"
-    )]
-    pub roles: Vec<Role>,
+    /// Which parts of the ledger this process runs [default: api,relay,projector, and
+    /// dispatcher when a delivery channel is configured].
+    #[arg(long, env = "LEDGER_ROLES", value_enum, value_delimiter = ',')]
+    pub roles: Option<Vec<Role>>,
     #[command(flatten)]
     pub kafka: bus_kafka::KafkaArgs,
     #[command(flatten)]
     pub relay: RelayArgs,
     #[command(flatten)]
     pub projector: ProjectorArgs,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
     /// Skip applying migrations at start-up (when `ledger migrate` runs as a separate step).
     #[arg(long, env = "LEDGER_SKIP_MIGRATIONS", value_name = "BOOL")]
     #[arg(action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false",
@@ -94,7 +92,21 @@ impl ServeArgs {
         let mut settings = Settings::new(self.database.database_url.clone(), None);
         settings.database = self.database.pool_settings();
         settings.http_addr = self.http_addr;
-        settings.roles = self.roles.clone();
+        settings.channels = self.delivery.channels()?;
+        settings.delivery = self.delivery.settings();
+        settings.roles = match &self.roles {
+            Some(roles) => roles.clone(),
+            None if settings.channels.any() => {
+                Role::ALL.into_iter().chain([Role::Dispatcher]).collect()
+            }
+            None => Role::ALL.to_vec(),
+        };
+        if settings.runs(Role::Dispatcher) && !settings.channels.any() {
+            anyhow::bail!(
+                "LEDGER_ROLES (--roles) names dispatcher, but no channel is configured: set \
+                 LEDGER_SMTP_URL and LEDGER_MAIL_FROM, or LEDGER_WEBHOOK_URL and LEDGER_WEBHOOK_SECRET"
+            );
+        }
         settings.kafka = self.kafka.settings();
         settings.relay.batch_size = self.relay.relay_batch_size;
         settings.relay.poll_interval = Duration::from_millis(self.relay.relay_poll_ms);
@@ -253,8 +265,20 @@ mod tests {
         if std::env::var_os("LEDGER_ROLES").is_some() {
             return Ok(());
         }
-        assert_eq!(parse(&[])?.roles, [Role::Api, Role::Relay, Role::Projector]);
-        assert_eq!(parse(&["--roles", "api"])?.roles, [Role::Api]);
+        if std::env::var_os("LEDGER_API_TOKENS").is_some() {
+            return Ok(());
+        }
+        let roles = |args: &[&str]| {
+            let args: Vec<&str> = args.iter().copied().chain(["--insecure-no-auth"]).collect();
+            parse(&args).map(|a| a.settings().map(|s| s.roles))
+        };
+        assert_eq!(roles(&[])?.ok(), Some(vec![Role::Api, Role::Relay, Role::Projector]));
+        assert_eq!(roles(&["--roles", "api"])?.ok(), Some(vec![Role::Api]));
+        let with_mail = ["--smtp-url", "smtp://127.0.0.1:2525", "--mail-from", "o@shop.example"];
+        assert_eq!(
+            roles(&with_mail)?.ok(),
+            Some(vec![Role::Api, Role::Relay, Role::Projector, Role::Dispatcher])
+        );
         Ok(())
     }
 

@@ -4,9 +4,11 @@
 use bus::relay::{Relay, RelayStatus};
 use bus::{Consumer, ConsumerStatus};
 use bus_kafka::{KafkaPublisher, KafkaSubscriber};
+use delivery::{Dispatcher, DispatcherStatus};
 use projections::{AppliedSignal, CatchUp, ProjectionHandler, ProjectionKind, ProjectionStats};
 use tokio::sync::watch;
 
+use crate::delivery_args::channels;
 use crate::settings::Settings;
 use crate::supervisor::Supervisor;
 
@@ -94,4 +96,26 @@ pub fn listen_for_applied(
     supervisor.supervise("applied-listener", move |shutdown| {
         signal.clone().listen(database_url.clone(), shutdown)
     });
+}
+
+/// Starts the dispatcher over the configured channels; returns its status.
+pub fn start_dispatcher(
+    settings: &Settings,
+    pool: &eventstore::Pool,
+    supervisor: &mut Supervisor,
+) -> anyhow::Result<watch::Receiver<DispatcherStatus>> {
+    let channels = channels(&settings.channels, &settings.delivery)?;
+    anyhow::ensure!(
+        !channels.is_empty(),
+        "the dispatcher role needs a channel: set LEDGER_SMTP_URL and LEDGER_MAIL_FROM, or \
+         LEDGER_WEBHOOK_URL and LEDGER_WEBHOOK_SECRET"
+    );
+    let status = watch::Sender::new(DispatcherStatus::default());
+    let view = status.subscribe();
+    let (pool, delivery) = (pool.clone(), settings.delivery.clone());
+    supervisor.supervise("dispatcher", move |shutdown| {
+        Dispatcher::new(pool.clone(), channels.clone(), delivery.clone(), status.clone())
+            .run(shutdown)
+    });
+    Ok(view)
 }

@@ -10,6 +10,8 @@ use bus::relay::RelaySettings;
 use bus::{Channels, ConsumerSettings};
 use bus_kafka::KafkaSettings;
 use commands::GroupCommitSettings;
+use delivery::DeliverySettings;
+use delivery_channels::ChannelSettings;
 use eventstore::PoolSettings;
 use projections::CatchUpSettings;
 
@@ -40,9 +42,12 @@ pub enum Role {
     Relay,
     /// Consumes the events into the payments and notifications read models.
     Projector,
+    /// Delivers the notifications (email, webhooks); needs a channel configured.
+    Dispatcher,
 }
 
 impl Role {
+    /// Every role that needs no more than a database and a broker.
     pub const ALL: [Self; 3] = [Self::Api, Self::Relay, Self::Projector];
 }
 
@@ -65,6 +70,9 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     /// The projections' catch-up from the store on what the bus did not deliver.
     pub catch_up: CatchUpSettings,
+    pub delivery: DeliverySettings,
+    /// Where notifications go (none: the dispatcher role cannot run).
+    pub channels: ChannelSettings,
     /// Do not migrate at start-up (`ledger migrate` runs as a separate step).
     pub skip_migrations: bool,
     pub access: Access,
@@ -105,6 +113,8 @@ impl Settings {
                 grace: Duration::from_millis(DEFAULT_CATCH_UP_GRACE_MS),
                 ..CatchUpSettings::default()
             },
+            delivery: DeliverySettings::default(),
+            channels: ChannelSettings::default(),
             skip_migrations: false,
             access: Access {
                 tokens,

@@ -66,3 +66,29 @@ fn booleans_take_the_usual_spellings_from_the_environment() -> std::io::Result<(
     assert!(refused_naming(&output, "LEDGER_INSECURE_NO_AUTH"), "{output:?}");
     Ok(())
 }
+
+#[test]
+fn bad_delivery_settings_are_refused_naming_the_setting() -> std::io::Result<()> {
+    let tokens = ("LEDGER_API_TOKENS", "write:abcdefgh");
+    let smtp = ("LEDGER_SMTP_URL", "smtp://127.0.0.1:2525");
+    let from = ("LEDGER_MAIL_FROM", "Orders <orders@shop.example>");
+    let hook = ("LEDGER_WEBHOOK_URL", "http://127.0.0.1:9/hooks");
+    let secret = ("LEDGER_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    for (env, setting) in [
+        (vec![tokens, ("LEDGER_SMTP_URL", "not a url"), from], "LEDGER_SMTP_URL"),
+        (vec![tokens, ("LEDGER_SMTP_URL", "http://mail.example"), from], "LEDGER_SMTP_URL"),
+        (vec![tokens, smtp], "LEDGER_MAIL_FROM"),
+        (vec![tokens, smtp, ("LEDGER_MAIL_FROM", "orders at shop")], "LEDGER_MAIL_FROM"),
+        (vec![tokens, hook], "LEDGER_WEBHOOK_SECRET"),
+        (vec![tokens, hook, ("LEDGER_WEBHOOK_SECRET", "s3cr3t")], "LEDGER_WEBHOOK_SECRET"),
+        (vec![tokens, hook, ("LEDGER_WEBHOOK_SECRET", "whsec_c2hvcnQ=")], "LEDGER_WEBHOOK_SECRET"),
+        (vec![tokens, ("LEDGER_WEBHOOK_URL", "ftp://x/y"), secret], "LEDGER_WEBHOOK_URL"),
+        (vec![tokens, ("LEDGER_ROLES", "api,dispatcher")], "LEDGER_ROLES"),
+    ] {
+        let output = ledger(&["serve"], &env)?;
+        assert!(refused_naming(&output, setting), "{env:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("MfKQ9r8GKYqrTwjUPD8"), "a secret in the message: {stderr}");
+    }
+    Ok(())
+}

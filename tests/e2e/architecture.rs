@@ -15,6 +15,8 @@ const CRATES: &[&str] = &[
     "bus",
     "bus-kafka",
     "projections",
+    "delivery",
+    "delivery-channels",
     "api",
     "ledger",
     "bench",

@@ -14,6 +14,8 @@ mod catch_up;
 mod concurrency;
 mod crash_recovery;
 mod dead_letters;
+mod delivery;
+mod delivery_processes;
 mod faults;
 mod fuzz;
 mod group_commit;

@@ -10,6 +10,10 @@
 //!   stop and start again (for broker outages); other tests share the one at
 //!   `KAFKA_BROKERS` with a unique topic prefix each.
 //! - [`TestRelay`], [`TestConsumer`]: roles of the test's own that it can stop or abort.
+//! - [`TestSmtp`]: a real SMTP server (aiosmtpd, `tests/smtp_sink.py`) of the test's own
+//!   that records the mail it accepts; it can refuse mail, or stop and start again.
+//! - [`TestReceiver`]: a real HTTP server that records the Standard Webhooks it receives,
+//!   checks their signatures, and answers with the statuses the test programs.
 //! - [`poll_until`]: waiting on a condition with a deadline, never a bare sleep.
 
 // A test that reads a value of another type than it expects should stop right there.
@@ -23,11 +27,14 @@ mod app;
 pub mod audit;
 mod broker;
 mod database;
+mod mail;
 mod poll;
 pub mod postgres;
 pub mod process;
 mod roles;
+pub mod smtp;
 mod topic;
+pub mod webhook;
 
 pub use app::{
     client_with_token, expect_json, expect_status, TestApp, ADMIN_TOKEN, ORDER_TOTAL_MINOR,
@@ -39,7 +46,9 @@ pub use poll::poll_until;
 pub use postgres::{PrivateCluster, StopMode};
 pub use process::{start_load, LedgerConfig, LedgerProcess};
 pub use roles::{test_kafka, TestConsumer, TestRelay};
+pub use smtp::{ReceivedMail, TestSmtp};
 pub use topic::{ReceivedMessage, TopicReader};
+pub use webhook::{ReceivedHook, TestReceiver};
 
 /// The `field` of every item of the JSON list `json[list]`, as `T` (items without it, or
 /// of another type, are skipped): `pluck::<i64>(&history, "events", "stream_version")`.

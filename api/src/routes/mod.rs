@@ -3,6 +3,7 @@
 //! limits; and per group of routes, the access it needs.
 
 mod admin;
+mod delivery;
 mod health;
 mod notifications;
 mod orders;
@@ -71,6 +72,8 @@ fn routes(serve_api: bool, gate: &Gate) -> OpenApiRouter<ApiContext> {
         .routes(routes!(admin::projections))
         .routes(routes!(admin::dead_letters))
         .routes(routes!(admin::redrive))
+        .routes(routes!(delivery::delivery))
+        .routes(routes!(delivery::resend))
         .routes(routes!(admin::start_rebuild, admin::cancel_rebuild))
         .route_layer(needs(Access::Admin));
     let open = open.merge(admin);

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use eventstore::{Cut, StoreError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::text_enum::text_enum;
@@ -18,6 +18,27 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a notification's delivery on one channel stands.
+    pub enum DeliveryStatus {
+        Pending => "pending",
+        Sending => "sending",
+        Delivered => "delivered",
+        Failed => "failed",
+    }
+}
+
+/// A notification's delivery on one channel (`email`, `webhook`, …); current, also in an
+/// as-of answer (delivery is not part of the history).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChannelDelivery {
+    pub channel: String,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Notification {
     pub id: Uuid,
@@ -27,7 +48,11 @@ pub struct Notification {
     pub recipient: String,
     pub subject: String,
     pub body: String,
+    /// `delivered` once every channel has delivered it, `failed` if one failed for good,
+    /// else `pending`.
     pub status: NotificationStatus,
+    /// Per channel, where its delivery stands (none when no channel is configured).
+    pub deliveries: Vec<ChannelDelivery>,
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
     pub position: i64,
@@ -35,7 +60,12 @@ pub struct Notification {
 
 const PAGE: &str = "
     SELECT n.id, order_id, customer_id, template, recipient, subject, body,
-           coalesce(d.status, 'pending'), created_at, position
+           coalesce(d.status, 'pending'), created_at, position,
+           (SELECT coalesce(json_agg(json_build_object(
+                       'channel', x.channel, 'status', x.status, 'attempts', x.attempts,
+                       'last_error', x.last_error, 'delivered_at', x.delivered_at)
+                       ORDER BY x.channel), '[]'::json)
+              FROM deliveries x WHERE x.notification_id = n.id)
       FROM notifications n LEFT JOIN notification_deliveries d ON d.id = n.id
      WHERE ($1::text IS NULL OR customer_id = $1)
        AND ($2::uuid IS NULL OR order_id = $2)
@@ -71,6 +101,9 @@ pub async fn list(
                 status: row.try_get(7)?,
                 created_at: row.try_get(8)?,
                 position: row.try_get(9)?,
+                deliveries: serde_json::from_value(row.try_get(10)?).map_err(|error| {
+                    StoreError::Invariant(format!("a notification's deliveries: {error}"))
+                })?,
             })
         })
         .collect()

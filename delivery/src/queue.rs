@@ -153,62 +153,111 @@ pub enum Outcome {
 
 /// A delivery is a fact whoever sent it: recorded even if this claim lapsed meanwhile.
 const DELIVERED: &str = "
-    UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_error = NULL,
-                          lease_until = NULL, updated_at = now()
-     WHERE notification_id = $1 AND channel = $2 AND status <> 'delivered'
-    RETURNING event_at, delivered_at";
+    UPDATE deliveries d
+       SET status = 'delivered', delivered_at = now(), last_error = NULL, lease_until = NULL,
+           updated_at = now()
+      FROM unnest($1::uuid[], $2::text[]) AS o (id, channel)
+     WHERE d.notification_id = o.id AND d.channel = o.channel AND d.status <> 'delivered'
+    RETURNING d.channel, d.event_at, d.delivered_at";
 /// A failure only while this claim holds: another dispatcher may have taken it over.
 const RETRY: &str = "
-    UPDATE deliveries SET status = 'pending', last_error = $4, lease_until = NULL,
-                          next_attempt_at = now() + make_interval(secs => $5), updated_at = now()
-     WHERE notification_id = $1 AND channel = $2 AND status = 'sending' AND claimed_by = $3";
+    UPDATE deliveries d
+       SET status = 'pending', last_error = o.error, lease_until = NULL,
+           next_attempt_at = now() + make_interval(secs => o.after), updated_at = now()
+      FROM unnest($1::uuid[], $2::text[], $4::text[], $5::float8[]) AS o (id, channel, error, after)
+     WHERE d.notification_id = o.id AND d.channel = o.channel
+       AND d.status = 'sending' AND d.claimed_by = $3";
 const FAILED: &str = "
-    UPDATE deliveries SET status = 'failed', last_error = $4, lease_until = NULL, updated_at = now()
-     WHERE notification_id = $1 AND channel = $2 AND status = 'sending' AND claimed_by = $3";
+    UPDATE deliveries d
+       SET status = 'failed', last_error = o.error, lease_until = NULL, updated_at = now()
+      FROM unnest($1::uuid[], $2::text[], $4::text[]) AS o (id, channel, error)
+     WHERE d.notification_id = o.id AND d.channel = o.channel
+       AND d.status = 'sending' AND d.claimed_by = $3";
 
-/// The notification's overall status from its channels': `delivered` once all have,
+/// The notifications' overall status from their channels': `delivered` once all have,
 /// `failed` if one failed for good, else `pending` (no row).
 const OVERALL: &str = "
     WITH overall AS (
-        SELECT CASE WHEN bool_or(status = 'failed') THEN 'failed'
+        SELECT notification_id AS id,
+               CASE WHEN bool_or(status = 'failed') THEN 'failed'
                     WHEN bool_and(status = 'delivered') THEN 'delivered'
                     ELSE 'pending' END AS status
-          FROM deliveries WHERE notification_id = $1),
+          FROM deliveries WHERE notification_id = ANY($1) GROUP BY notification_id),
     cleared AS (
-        DELETE FROM notification_deliveries
-         WHERE id = $1 AND (SELECT status FROM overall) = 'pending')
+        DELETE FROM notification_deliveries n USING overall o
+         WHERE n.id = o.id AND o.status = 'pending')
     INSERT INTO notification_deliveries (id, status, updated_at)
-    SELECT $1, status, now() FROM overall WHERE status <> 'pending'
+    SELECT id, status, now() FROM overall WHERE status <> 'pending'
     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()";
 
-/// Records `outcome`; for a delivery, returns when the event was recorded and when it was
-/// delivered (for the latency), if this call recorded it.
+/// One message's outcome, to record.
+pub struct Attempted {
+    pub id: Uuid,
+    pub channel: String,
+    pub outcome: Outcome,
+}
+
+/// A delivery this call recorded: its channel, when its event was recorded and when it was
+/// delivered (for the latency).
+pub type Recorded = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// Records every outcome of a round in one transaction; returns the deliveries it
+/// recorded.
 pub async fn record(
     client: &mut deadpool_postgres::Object,
-    id: Uuid,
-    channel: &str,
     me: &str,
-    outcome: &Outcome,
-) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, DeliveryError> {
-    let transaction = client.transaction().await?;
-    let mut delivered = None;
-    match outcome {
-        Outcome::Delivered => {
-            if let Some(row) = transaction.query_opt(DELIVERED, &[&id, &channel]).await? {
-                delivered = Some((row.try_get(0)?, row.try_get(1)?));
+    attempted: &[Attempted],
+) -> Result<Vec<Recorded>, DeliveryError> {
+    let (mut delivered, mut retried, mut failed) =
+        (Columns::default(), Columns::default(), Columns::default());
+    for attempt in attempted {
+        match &attempt.outcome {
+            Outcome::Delivered => delivered.push(attempt, None, None),
+            Outcome::Retry { error, after } => {
+                retried.push(attempt, Some(error), Some(after.as_secs_f64()));
             }
-        }
-        Outcome::Retry { error, after } => {
-            let seconds = after.as_secs_f64();
-            transaction.execute(RETRY, &[&id, &channel, &me, error, &seconds]).await?;
-        }
-        Outcome::Failed { error } => {
-            transaction.execute(FAILED, &[&id, &channel, &me, error]).await?;
+            Outcome::Failed { error } => failed.push(attempt, Some(error), None),
         }
     }
-    transaction.execute(OVERALL, &[&id]).await?;
+    let ids: Vec<Uuid> = attempted.iter().map(|a| a.id).collect();
+    let transaction = client.transaction().await?;
+    let mut recorded = Vec::new();
+    if !delivered.ids.is_empty() {
+        for row in transaction.query(DELIVERED, &[&delivered.ids, &delivered.channels]).await? {
+            recorded.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+        }
+    }
+    if !retried.ids.is_empty() {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&retried.ids, &retried.channels, &me, &retried.errors, &retried.delays];
+        transaction.execute(RETRY, &params).await?;
+    }
+    if !failed.ids.is_empty() {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&failed.ids, &failed.channels, &me, &failed.errors];
+        transaction.execute(FAILED, &params).await?;
+    }
+    transaction.execute(OVERALL, &[&ids]).await?;
     transaction.commit().await?;
-    Ok(delivered)
+    Ok(recorded)
+}
+
+/// Outcomes of one kind as the columns `unnest` reads.
+#[derive(Default)]
+struct Columns {
+    ids: Vec<Uuid>,
+    channels: Vec<String>,
+    errors: Vec<String>,
+    delays: Vec<f64>,
+}
+
+impl Columns {
+    fn push(&mut self, attempt: &Attempted, error: Option<&String>, delay: Option<f64>) {
+        self.ids.push(attempt.id);
+        self.channels.push(attempt.channel.clone());
+        self.errors.extend(error.cloned());
+        self.delays.extend(delay);
+    }
 }
 
 /// What `resend` did.
@@ -242,7 +291,7 @@ pub async fn resend(
             .is_some();
         return Ok(if known { Resend::NotFailed } else { Resend::Unknown });
     }
-    transaction.execute(OVERALL, &[&id]).await?;
+    transaction.execute(OVERALL, &[&vec![id]]).await?;
     transaction.commit().await?;
     let mut channels: Vec<String> =
         rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;

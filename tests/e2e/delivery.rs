@@ -266,3 +266,33 @@ async fn a_rebuild_of_the_notifications_sends_nothing() -> anyhow::Result<()> {
     assert_eq!(mails.len(), 4, "the rebuild sent nothing again");
     Ok(())
 }
+
+#[tokio::test]
+async fn an_smtp_4xx_is_retried_and_a_5xx_fails_at_once() -> anyhow::Result<()> {
+    let smtp = TestSmtp::start().await?;
+    smtp.answer_with(Some("451 4.3.0 try again later"))?;
+    let app = spawn(channels(Some(&smtp), None)?, quick()).await?;
+    app.place_order("cus_greylisted").await?;
+    poll_until(DEADLINE, "the greylisted email tried twice", || async {
+        let all = notifications(&app, "").await?;
+        let tried = all.first().and_then(|n| n["deliveries"][0]["attempts"].as_i64());
+        Ok((tried >= Some(2)).then_some(()))
+    })
+    .await?;
+    smtp.answer_with(None)?;
+    let delivered = until_all(&app, 1, "delivered").await?;
+    assert_eq!(smtp.wait_for(1, DEADLINE).await?.len(), 1);
+
+    smtp.answer_with(Some("550 5.1.1 no such user"))?;
+    app.place_order("cus_unknown_mailbox").await?;
+    let refused = poll_until(DEADLINE, "the refused email failed", || async {
+        let all = notifications(&app, "status=failed").await?;
+        Ok(all.into_iter().next())
+    })
+    .await?;
+    let delivery = &refused["deliveries"][0];
+    assert_eq!(delivery["attempts"], 1, "a 5xx is not retried: {delivery}");
+    assert!(delivery["last_error"].as_str().is_some_and(|e| e.contains("550")), "{delivery}");
+    assert_ne!(refused["id"], delivered[0]["id"]);
+    Ok(())
+}

@@ -178,7 +178,7 @@ async fn v1_and_v2_orders_rebuild_decide_and_project_alike() -> anyhow::Result<(
     assert_eq!(notifications["items"][0]["recipient"], "cus_v1_paid@example.com");
     assert_eq!(
         notifications["items"][0]["body"],
-        "Thank you for your order of 2 item(s), totalling 30.00 EUR."
+        "Thank you for your order of 3 items, totalling 30.00 EUR."
     );
     let notifications = app
         .notifications(&format!("order_id={old_cancelled}&min_version={cancelled}&wait_ms=5000"))
@@ -193,7 +193,7 @@ async fn v1_and_v2_orders_rebuild_decide_and_project_alike() -> anyhow::Result<(
     assert_eq!(templates(&notifications), ["order_confirmation", "payment_receipt"]);
     assert_eq!(
         notifications["items"][0]["body"],
-        "Thank you for your order of 2 item(s), totalling 30.00 EUR."
+        "Thank you for your order of 3 items, totalling 30.00 EUR."
     );
     Ok(())
 }

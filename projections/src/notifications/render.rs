@@ -18,6 +18,14 @@ pub(crate) struct Rendered {
     pub(crate) body: String,
 }
 
+/// "1 item", "3 items": what the customer bought, counted in pieces, not order lines.
+fn items(count: u64) -> String {
+    match count {
+        1 => "1 item".to_owned(),
+        n => format!("{n} items"),
+    }
+}
+
 /// The message about `event`, or `None` when it is not worth one.
 pub(crate) fn render(event: &Event, order_id: Uuid) -> Option<Rendered> {
     let short = &order_id.to_string()[..8];
@@ -27,8 +35,8 @@ pub(crate) fn render(event: &Event, order_id: Uuid) -> Option<Rendered> {
             "order_confirmation",
             format!("Order {short} confirmed"),
             format!(
-                "Thank you for your order of {} item(s), totalling {}.",
-                placed.lines.len(),
+                "Thank you for your order of {}, totalling {}.",
+                items(placed.lines.iter().map(|line| u64::from(line.quantity)).sum()),
                 money(&placed.total)
             ),
         ),
@@ -81,4 +89,16 @@ pub(crate) fn id_of(event: &ProjectedEvent) -> Uuid {
 
 pub(crate) fn no_recipient(event: &ProjectedEvent) -> ApplyError {
     ApplyError::Inconsistent(format!("no recipient for order {}", event.stream_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::items;
+
+    #[test]
+    fn items_are_counted_in_pieces_and_said_as_a_customer_would() {
+        assert_eq!(items(1), "1 item");
+        assert_eq!(items(2), "2 items");
+        assert_eq!(items(3), "3 items");
+    }
 }

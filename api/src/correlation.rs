@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use crate::extract::malformed_header;
+use crate::limits::CORRELATION_ID_MAX;
 
 pub const HEADER: &str = "x-correlation-id";
 
@@ -19,12 +20,15 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
     let id = match request.headers().get(HEADER) {
         None => Uuid::now_v7().to_string(),
         Some(value) => match value.to_str() {
-            Ok(id) if (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(id)
+                if (1..=CORRELATION_ID_MAX).contains(&id.len())
+                    && id.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
                 id.to_owned()
             }
             _ => {
-                return malformed_header(HEADER, "must be 1 to 128 visible ASCII characters")
-                    .into_response()
+                let message = format!("must be 1 to {CORRELATION_ID_MAX} visible ASCII characters");
+                return malformed_header(HEADER, &message).into_response();
             }
         },
     };

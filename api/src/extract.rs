@@ -147,6 +147,11 @@ impl<S: Send + Sync> FromRequestParts<S> for OrderIdPath {
     }
 }
 
+/// The longest Idempotency-Key accepted.
+const IDEMPOTENCY_KEY_MAX: usize = 255;
+/// Visible ASCII, as a schema pattern (lengths are stated apart).
+const VISIBLE_ASCII: &str = "^[!-~]*$";
+
 /// The headers every command honours.
 #[derive(Clone, Debug, Default)]
 pub struct CommandHeaders {
@@ -161,14 +166,22 @@ impl utoipa::IntoParams for CommandHeaders {
     ) -> Vec<utoipa::openapi::path::Parameter> {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::{ObjectBuilder, Required, Type};
-        let header = |name: &str, description: &str, example: &str| {
+        // Each header's schema states what its parser below (or the correlation layer)
+        // accepts, from the same limits.
+        let header = |name: &str, description: &str, example: &str, max: usize, pattern: &str| {
             ParameterBuilder::new()
                 .name(name)
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(description))
                 .example(Some(serde_json::Value::from(example)))
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(max))
+                        .pattern(Some(pattern)),
+                ))
                 .build()
         };
         vec![
@@ -178,18 +191,24 @@ impl utoipa::IntoParams for CommandHeaders {
                  request gets the first response again (`Idempotent-Replayed: true`); the same \
                  key with another request is 422 `idempotency_key_reused`.",
                 "checkout-7f3a-capture-1",
+                IDEMPOTENCY_KEY_MAX,
+                VISIBLE_ASCII,
             ),
             header(
                 "If-Match",
                 "`\"<stream_version>\"`: apply only if the order is still at that version, \
                  else 409 `version_conflict`.",
                 "\"3\"",
+                11,
+                "^\"[0-9]{1,9}\"$",
             ),
             header(
                 "X-Correlation-Id",
                 "Carried into the events' metadata, the Kafka headers and every log line; \
                  minted when absent and echoed on the response.",
                 "req-2026-11-23-0001",
+                crate::limits::CORRELATION_ID_MAX,
+                VISIBLE_ASCII,
             ),
         ]
     }
@@ -201,12 +220,14 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let idempotency_key = header_text(&parts.headers, "idempotency-key")?
             .map(|key| {
-                if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+                if (1..=IDEMPOTENCY_KEY_MAX).contains(&key.len())
+                    && key.bytes().all(|b| b.is_ascii_graphic())
+                {
                     Ok(key.to_owned())
                 } else {
                     Err(malformed_header(
                         "idempotency-key",
-                        "must be 1 to 255 visible ASCII characters",
+                        &format!("must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
                     ))
                 }
             })

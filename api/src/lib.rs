@@ -26,6 +26,7 @@ mod query;
 mod read_model;
 mod requests;
 mod routes;
+mod shapes;
 mod views;
 
 pub use auth::{Gate, Tokens, TokensError};

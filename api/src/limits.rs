@@ -2,6 +2,10 @@
 //! per-token concurrency limit in [`crate::auth`], the statement timeout and pool wait in
 //! the database settings.)
 
+/// The longest `X-Correlation-Id` accepted (checked in `correlation.rs`, stated in the
+/// command headers' schema).
+pub(crate) const CORRELATION_ID_MAX: usize = 128;
+
 use std::time::Duration;
 
 use axum::extract::{Request, State};

@@ -59,12 +59,16 @@ impl Errors {
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     pub order_id: Option<Uuid>,
+    #[schema(schema_with = crate::shapes::customer_id)]
     pub customer_id: String,
+    #[schema(schema_with = crate::shapes::customer_email)]
     pub customer_email: String,
+    #[schema(schema_with = crate::shapes::currency)]
     pub currency: String,
+    #[schema(schema_with = crate::shapes::items)]
     pub items: Vec<ItemRequest>,
     /// Where the order came from: 1–32 of `a-z`, `0-9`, `_`, `-`. Default `api`.
-    #[schema(example = "web")]
+    #[schema(schema_with = crate::shapes::sales_channel)]
     pub sales_channel: Option<String>,
 }
 
@@ -74,8 +78,11 @@ pub const DEFAULT_SALES_CHANNEL: &str = "api";
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
+    #[schema(schema_with = crate::shapes::sku)]
     pub sku: String,
+    #[schema(schema_with = crate::shapes::quantity)]
     pub quantity: i64,
+    #[schema(schema_with = crate::shapes::unit_price_minor)]
     pub unit_price_minor: i64,
 }
 
@@ -127,8 +134,11 @@ impl PlaceOrderRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapturePaymentRequest {
+    #[schema(schema_with = crate::shapes::payment_id)]
     pub payment_id: String,
+    #[schema(schema_with = crate::shapes::amount_minor)]
     pub amount_minor: i64,
+    #[schema(schema_with = crate::shapes::method)]
     pub method: String,
 }
 
@@ -147,8 +157,11 @@ impl CapturePaymentRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordPaymentFailureRequest {
+    #[schema(schema_with = crate::shapes::payment_id)]
     pub payment_id: String,
+    #[schema(schema_with = crate::shapes::amount_minor)]
     pub amount_minor: i64,
+    #[schema(schema_with = crate::shapes::reason)]
     pub reason: String,
 }
 
@@ -171,9 +184,13 @@ impl RecordPaymentFailureRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundPaymentRequest {
+    #[schema(schema_with = crate::shapes::refund_id)]
     pub refund_id: String,
+    #[schema(schema_with = crate::shapes::payment_id)]
     pub payment_id: String,
+    #[schema(schema_with = crate::shapes::amount_minor)]
     pub amount_minor: i64,
+    #[schema(schema_with = crate::shapes::reason)]
     pub reason: String,
 }
 
@@ -198,6 +215,7 @@ impl RefundPaymentRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelOrderRequest {
+    #[schema(schema_with = crate::shapes::reason)]
     pub reason: String,
 }
 
@@ -211,7 +229,9 @@ impl CancelOrderRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipOrderRequest {
+    #[schema(schema_with = crate::shapes::carrier)]
     pub carrier: String,
+    #[schema(schema_with = crate::shapes::tracking_number)]
     pub tracking_number: String,
 }
 

@@ -44,8 +44,12 @@ macro_rules! external_id {
         pub struct $name(String);
 
         impl $name {
+            /// What a value must be.
+            pub const RULE: crate::TextRule = crate::TextRule::token(1, 64);
+
             pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-                crate::text::check_token(raw, 1, 64)
+                Self::RULE
+                    .check(raw)
                     .map(|()| Self(raw.to_owned()))
                     .map_err(|message| ValidationError::new($field, message))
             }

@@ -40,4 +40,7 @@ pub use money::{Currency, Money};
 pub use order::{
     decide, evolve, CapturedPayment, Fulfilment, Order, PlacedOrder, ORDER_SHAPE_VERSION,
 };
-pub use text::{Carrier, CustomerEmail, PaymentMethod, Reason, SalesChannel, Sku, TrackingNumber};
+pub use text::{
+    Carrier, CustomerEmail, PaymentMethod, Reason, SalesChannel, Sku, TextClass, TextRule,
+    TrackingNumber,
+};

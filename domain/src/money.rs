@@ -24,6 +24,29 @@ impl Currency {
             })
     }
 
+    /// Every code [`Currency::parse`] accepts, in alphabetical order.
+    pub fn codes() -> &'static [&'static str] {
+        static CODES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        CODES.get_or_init(|| {
+            // The crate lists its currencies only behind an optional dependency; every
+            // three upper-case letters is a short enough search.
+            let letters = b'A'..=b'Z';
+            let mut codes = Vec::new();
+            for a in letters.clone() {
+                for b in letters.clone() {
+                    for c in letters.clone() {
+                        let code = [a, b, c];
+                        let code = std::str::from_utf8(&code).unwrap_or_default();
+                        if let Some(currency) = iso_currency::Currency::from_code(code) {
+                            codes.push(currency.code());
+                        }
+                    }
+                }
+            }
+            codes
+        })
+    }
+
     pub fn code(self) -> &'static str {
         self.0.code()
     }

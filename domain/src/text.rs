@@ -7,6 +7,56 @@ use std::fmt;
 
 use crate::ValidationError;
 
+/// What characters a bounded text may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextClass {
+    /// Visible ASCII without spaces: ids and codes.
+    Token,
+    /// Free text without control characters, not blank.
+    Text,
+    /// Lower-case ASCII letters, digits, `_` and `-`.
+    Code,
+    /// An email address (a token with one `@` between a local part of at most 64
+    /// characters and a domain that neither starts nor ends with `.`).
+    Email,
+}
+
+/// The rule a bounded text is checked by: its class and its length in characters. The
+/// API states it in its schema from here, so the document and the check cannot drift.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TextRule {
+    pub class: TextClass,
+    pub min: usize,
+    pub max: usize,
+}
+
+impl TextRule {
+    pub const fn token(min: usize, max: usize) -> Self {
+        Self { class: TextClass::Token, min, max }
+    }
+
+    pub fn check(&self, raw: &str) -> Result<(), String> {
+        match self.class {
+            TextClass::Token => check_token(raw, self.min, self.max),
+            TextClass::Text => check_text(raw, self.min, self.max),
+            TextClass::Code => check_code(raw, self.min, self.max),
+            TextClass::Email => check_email(raw, self.min, self.max),
+        }
+    }
+
+    /// The class as an ECMA-262 regular expression (lengths are stated apart).
+    pub fn pattern(&self) -> &'static str {
+        match self.class {
+            TextClass::Token => "^[!-~]*$",
+            TextClass::Text => {
+                "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+            }
+            TextClass::Code => "^[a-z0-9_-]*$",
+            TextClass::Email => "^[!-?A-~]{1,64}@(?:[!--/-?A-~]|[!--/-?A-~][!-?A-~]*[!--/-?A-~])$",
+        }
+    }
+}
+
 /// Visible ASCII without spaces, `min..=max` bytes: the shape of ids and codes.
 pub(crate) fn check_token(raw: &str, min: usize, max: usize) -> Result<(), String> {
     check_length(raw, min, max)?;
@@ -52,8 +102,8 @@ fn check_length(raw: &str, min: usize, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn check_email(raw: &str) -> Result<(), String> {
-    check_token(raw, 3, 254)?;
+fn check_email(raw: &str, min: usize, max: usize) -> Result<(), String> {
+    check_token(raw, min, max)?;
     match raw.split_once('@') {
         Some((local, domain))
             if !local.is_empty()
@@ -70,16 +120,19 @@ fn check_email(raw: &str) -> Result<(), String> {
 }
 
 macro_rules! bounded {
-    ($(#[$doc:meta])* $name:ident, $field:literal, $check:expr) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $rule:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
+            /// What a value must be.
+            pub const RULE: TextRule = $rule;
+
             pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-                let check: fn(&str) -> Result<(), String> = $check;
-                check(raw)
+                Self::RULE
+                    .check(raw)
                     .map(|()| Self(raw.to_owned()))
                     .map_err(|message| ValidationError::new($field, message))
             }
@@ -114,44 +167,44 @@ bounded!(
     /// A stock-keeping unit code.
     Sku,
     "sku",
-    |raw| check_token(raw, 1, 64)
+    TextRule::token(1, 64)
 );
 bounded!(
     /// Where notifications about the order go.
     CustomerEmail,
     "customer_email",
-    check_email
+    TextRule { class: TextClass::Email, min: 3, max: 254 }
 );
 bounded!(
     /// How a payment was made (`card`, `sepa_debit`, `paypal`).
     PaymentMethod,
     "method",
-    |raw| check_token(raw, 1, 32)
+    TextRule::token(1, 32)
 );
 bounded!(
     /// Why a payment failed, a refund was issued or an order was cancelled.
     Reason,
     "reason",
-    |raw| check_text(raw, 1, 500)
+    TextRule { class: TextClass::Text, min: 1, max: 500 }
 );
 bounded!(
     /// Who carries a shipment.
     Carrier,
     "carrier",
-    |raw| check_text(raw, 1, 100)
+    TextRule { class: TextClass::Text, min: 1, max: 100 }
 );
 bounded!(
     /// The carrier's tracking number.
     TrackingNumber,
     "tracking_number",
-    |raw| check_token(raw, 1, 100)
+    TextRule::token(1, 100)
 );
 bounded!(
     /// Where an order came from (`api`, `web`, `pos`, `marketplace-x`). Recorded since
     /// version 2 of `OrderPlaced`; orders placed before that read as [`SalesChannel::unknown`].
     SalesChannel,
     "sales_channel",
-    |raw| check_code(raw, 1, 32)
+    TextRule { class: TextClass::Code, min: 1, max: 32 }
 );
 
 impl SalesChannel {

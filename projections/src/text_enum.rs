@@ -13,6 +13,9 @@ macro_rules! text_enum {
             Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize, utoipa::ToSchema,
         )]
+        // Every name is its variant's in snake_case; said here too for the schema, which
+        // does not read the per-variant renames a macro writes.
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$variant_doc])* #[serde(rename = $text)] $variant,)+
         }

@@ -200,7 +200,7 @@ impl utoipa::IntoParams for CommandHeaders {
                  else 409 `version_conflict`.",
                 "\"3\"",
                 11,
-                "^\"[0-9]{1,9}\"$",
+                "^(\"[0-9]{1,9}\"|[0-9]{1,9})$",
             ),
             header(
                 "X-Correlation-Id",
@@ -234,9 +234,13 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
             .transpose()?;
         let expected_version = header_text(&parts.headers, "if-match")?
             .map(|tag| {
-                tag.trim()
-                    .strip_prefix('"')
+                // An entity tag is quoted; a bare version number is taken too, as clients
+                // (and generators of test requests) often send one.
+                let tag = tag.trim();
+                tag.strip_prefix('"')
                     .and_then(|t| t.strip_suffix('"'))
+                    .or(Some(tag))
+                    .filter(|version| version.bytes().all(|b| b.is_ascii_digit()))
                     .and_then(|version| version.parse::<u32>().ok())
                     .ok_or_else(|| {
                         malformed_header(

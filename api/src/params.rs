@@ -59,7 +59,9 @@ impl Limit {
 /// An opaque keyset cursor: pass a list's `next_cursor` as it is.
 #[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, pattern = "^[0-9a-f]{1,16}$")]
+// Every string this pattern allows is a cursor the API could have returned (at most
+// `i64::MAX` in hex), so a client generating one from the schema is never refused.
+#[schema(value_type = String, pattern = "^[0-7]?[0-9a-f]{1,15}$")]
 pub(crate) struct Cursor(pub(crate) i64);
 
 impl TryFrom<String> for Cursor {

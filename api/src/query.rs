@@ -35,14 +35,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// The point-in-time cut of a query: `as_of` or `at_position` (not both), or the latest
-/// state when neither is given.
+/// The point-in-time cut of a query: `as_of`, `at_position`, both (the events inside
+/// both), or the latest state when neither is given.
 pub(crate) fn cut(as_of: Option<AsOf>, at_position: Option<Position>) -> Result<Cut, ApiError> {
     match (as_of, at_position) {
-        (Some(_), Some(_)) => Err(ApiError::validation(ValidationError::new(
-            "as_of",
-            "give either as_of or at_position, not both",
-        ))),
+        (Some(time), Some(position)) => Ok(Cut::Both(position.0, time.0)),
         (Some(time), None) => Ok(Cut::Time(time.0)),
         (None, Some(position)) => Ok(Cut::Position(position.0)),
         (None, None) => Ok(Cut::Latest),
@@ -54,10 +51,10 @@ pub(crate) fn cut(as_of: Option<AsOf>, at_position: Option<Position>) -> Result<
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct CutQuery {
-    /// Answer as of this time (see the schema). Not with `at_position`.
+    /// Answer as of this time (see the schema). With `at_position` too, the events inside both.
     #[param(inline)]
     pub(crate) as_of: Option<AsOf>,
-    /// Answer as of this global position. Not with `as_of`.
+    /// Answer as of this global position. With `as_of` too, the events inside both.
     #[param(inline)]
     pub(crate) at_position: Option<Position>,
 }
@@ -80,10 +77,10 @@ pub(crate) struct PaymentQuery {
     /// How long to wait for `min_version` (default 0).
     #[param(inline)]
     pub(crate) wait_ms: Option<WaitMs>,
-    /// Answer as of this time (see the schema). Not with `at_position`.
+    /// Answer as of this time (see the schema). With `at_position` too, the events inside both.
     #[param(inline)]
     pub(crate) as_of: Option<AsOf>,
-    /// Answer as of this global position. Not with `as_of`.
+    /// Answer as of this global position. With `as_of` too, the events inside both.
     #[param(inline)]
     pub(crate) at_position: Option<Position>,
 }
@@ -105,10 +102,10 @@ pub(crate) struct PaymentListQuery {
     /// Page size (default 50).
     #[param(inline)]
     pub(crate) limit: Option<Limit>,
-    /// Answer as of this time (see the schema). Not with `at_position`.
+    /// Answer as of this time (see the schema). With `at_position` too, the events inside both.
     #[param(inline)]
     pub(crate) as_of: Option<AsOf>,
-    /// Answer as of this global position. Not with `as_of`.
+    /// Answer as of this global position. With `as_of` too, the events inside both.
     #[param(inline)]
     pub(crate) at_position: Option<Position>,
 }
@@ -139,10 +136,10 @@ pub(crate) struct NotificationListQuery {
     /// How long to wait for `min_version` (default 0).
     #[param(inline)]
     pub(crate) wait_ms: Option<WaitMs>,
-    /// Answer as of this time (see the schema). Not with `at_position`.
+    /// Answer as of this time (see the schema). With `at_position` too, the events inside both.
     #[param(inline)]
     pub(crate) as_of: Option<AsOf>,
-    /// Answer as of this global position. Not with `as_of`.
+    /// Answer as of this global position. With `as_of` too, the events inside both.
     #[param(inline)]
     pub(crate) at_position: Option<Position>,
 }

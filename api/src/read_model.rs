@@ -62,7 +62,8 @@ pub(crate) async fn settle_read_model(
 }
 
 /// Read-your-writes: waits until `projection` has applied `min_version` of the order, for
-/// at most `wait`, else answers 504 `projection_lagging`.
+/// at most `wait`, else answers 504 `projection_lagging`. An order the store does not hold
+/// is 404 at once, a version past its last one 409 `version_conflict`.
 pub(crate) async fn wait_until_applied(
     context: &ApiContext,
     projection: ProjectionKind,
@@ -73,6 +74,7 @@ pub(crate) async fn wait_until_applied(
     let deadline = Instant::now() + wait;
     // Registered before looking: a batch committed after the look wakes the wait below.
     let mut applied_here = context.applied.wait_for(projection, stream_id, min_version);
+    let mut looked_in_store = false;
     loop {
         let applied = {
             let client = context.store().client().await?;
@@ -83,6 +85,21 @@ pub(crate) async fn wait_until_applied(
         if applied >= min_version {
             return Ok(());
         }
+        if !looked_in_store {
+            // A version the store does not have can only be the client's mistake (it waits
+            // for its own write): say so at once instead of a 504 after the wait.
+            looked_in_store = true;
+            match stored_version(context, stream_id).await? {
+                0 => return Err(ApiError::NotFound("order".to_owned())),
+                stored if stored < min_version => {
+                    return Err(ApiError::VersionConflict {
+                        expected_version: min_version,
+                        actual_version: Some(stored),
+                    })
+                }
+                _ => {}
+            }
+        }
         if Instant::now() >= deadline {
             return Err(ApiError::ProjectionLagging {
                 projection: projection.name(),
@@ -92,4 +109,17 @@ pub(crate) async fn wait_until_applied(
         }
         applied_here.next(deadline.min(Instant::now() + RECHECK)).await;
     }
+}
+
+/// The order's last version in the store (0: no such order).
+async fn stored_version(context: &ApiContext, stream_id: Uuid) -> Result<u32, ApiError> {
+    const STORED: &str = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1";
+    let client = context.store().client().await?;
+    let version: i32 = client
+        .query_one(STORED, &[&stream_id])
+        .await
+        .map_err(eventstore::StoreError::from)?
+        .try_get(0)
+        .map_err(eventstore::StoreError::from)?;
+    Ok(u32::try_from(version).unwrap_or(0))
 }

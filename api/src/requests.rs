@@ -38,6 +38,18 @@ into_command!(
     ShipOrderRequest
 );
 
+/// An integer as JSON Schema counts them: `683` or `683.0` (a number with no fraction),
+/// never `683.5`.
+fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_i64()
+        .or_else(|| {
+            number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not an integer")))
+}
+
 /// Collects validation errors across fields.
 #[derive(Default)]
 struct Errors(Vec<ValidationError>);
@@ -81,8 +93,10 @@ pub struct ItemRequest {
     #[schema(schema_with = crate::shapes::sku)]
     pub sku: String,
     #[schema(schema_with = crate::shapes::quantity)]
+    #[serde(deserialize_with = "integral")]
     pub quantity: i64,
     #[schema(schema_with = crate::shapes::unit_price_minor)]
+    #[serde(deserialize_with = "integral")]
     pub unit_price_minor: i64,
 }
 
@@ -137,6 +151,7 @@ pub struct CapturePaymentRequest {
     #[schema(schema_with = crate::shapes::payment_id)]
     pub payment_id: String,
     #[schema(schema_with = crate::shapes::amount_minor)]
+    #[serde(deserialize_with = "integral")]
     pub amount_minor: i64,
     #[schema(schema_with = crate::shapes::method)]
     pub method: String,
@@ -160,6 +175,7 @@ pub struct RecordPaymentFailureRequest {
     #[schema(schema_with = crate::shapes::payment_id)]
     pub payment_id: String,
     #[schema(schema_with = crate::shapes::amount_minor)]
+    #[serde(deserialize_with = "integral")]
     pub amount_minor: i64,
     #[schema(schema_with = crate::shapes::reason)]
     pub reason: String,
@@ -189,6 +205,7 @@ pub struct RefundPaymentRequest {
     #[schema(schema_with = crate::shapes::payment_id)]
     pub payment_id: String,
     #[schema(schema_with = crate::shapes::amount_minor)]
+    #[serde(deserialize_with = "integral")]
     pub amount_minor: i64,
     #[schema(schema_with = crate::shapes::reason)]
     pub reason: String,

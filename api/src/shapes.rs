@@ -78,3 +78,14 @@ pub(crate) fn items() -> Array {
         .max_items(Some(LIMITS.max_items))
         .build()
 }
+
+/// A customer id where a type is wanted (a path parameter).
+pub(crate) struct CustomerIdText;
+
+impl utoipa::PartialSchema for CustomerIdText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        customer_id().into()
+    }
+}
+
+impl utoipa::ToSchema for CustomerIdText {}

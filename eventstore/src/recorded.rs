@@ -50,6 +50,8 @@ pub enum Cut {
     Position(i64),
     /// Events recorded at or before this time.
     Time(DateTime<Utc>),
+    /// Events inside both: at or below the position and recorded at or before the time.
+    Both(i64, DateTime<Utc>),
 }
 
 impl Cut {
@@ -59,6 +61,7 @@ impl Cut {
             Self::Latest | Self::Version(_) => (i64::MAX, DateTime::<Utc>::MAX_UTC),
             Self::Position(position) => (position, DateTime::<Utc>::MAX_UTC),
             Self::Time(time) => (i64::MAX, time),
+            Self::Both(position, time) => (position, time),
         }
     }
 }

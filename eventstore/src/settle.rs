@@ -79,6 +79,15 @@ pub async fn settle(client: &impl GenericClient, cut: Cut) -> Result<Cut, StoreE
             let row = client.query_one(POSITION_TIME, &[&position]).await?;
             (row.try_get(0)?, Cut::Position(position.min(row.try_get(1)?)))
         }
+        // An event inside both cuts is inside each, so settling either would do: the
+        // earlier horizon waits for fewer transactions.
+        Cut::Both(position, time) => {
+            let present: DateTime<Utc> = client.query_one(PRESENT, &[&time]).await?.try_get(0)?;
+            let row = client.query_one(POSITION_TIME, &[&position]).await?;
+            let at_position: DateTime<Utc> = row.try_get(0)?;
+            let highest: i64 = row.try_get(1)?;
+            (present.min(at_position), Cut::Both(position.min(highest), present))
+        }
     };
     let unsettled = client.prepare_cached(UNSETTLED).await?;
     let started = Instant::now();

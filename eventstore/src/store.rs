@@ -73,6 +73,7 @@ pub async fn load_stream(
         ),
         Cut::Position(position) => (i32::MAX, position, chrono::DateTime::<chrono::Utc>::MAX_UTC),
         Cut::Time(time) => (i32::MAX, i64::MAX, time),
+        Cut::Both(position, time) => (i32::MAX, position, time),
     };
     let statement = client.prepare_cached(LOAD_STREAM).await?;
     let rows = client.query(&statement, &[&stream_id, &version, &position, &time]).await?;

@@ -61,6 +61,8 @@ impl Watermark {
             Cut::Latest | Cut::Version(_) => true,
             Cut::Position(position) => position <= self.position,
             Cut::Time(time) => time <= self.complete_through,
+            // Every event inside both is inside each.
+            Cut::Both(position, time) => position <= self.position || time <= self.complete_through,
         }
     }
 }

@@ -350,7 +350,7 @@ fn cases(order_id: Uuid) -> Vec<Case> {
         },
         Case {
             name: "bad If-Match",
-            headers: vec![("if-match", "3".to_owned())],
+            headers: vec![("if-match", "\"three\"".to_owned())],
             ..case(
                 "",
                 &payments,
@@ -438,5 +438,24 @@ async fn a_wrong_method_is_a_problem_too() -> anyhow::Result<()> {
     assert_eq!(response.status().as_u16(), 405);
     let problem: Value = response.json().await?;
     assert_eq!(problem["code"], "method_not_allowed");
+    Ok(())
+}
+
+/// JSON Schema counts `1000.0` as an integer, and so does the API; `1000.5` is not one.
+#[tokio::test]
+async fn an_integer_written_with_a_zero_fraction_is_an_integer() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let order_id = app.place_order("cus_fraction").await?;
+    let url = format!("/v1/orders/{order_id}/payments");
+    let body =
+        |amount: Value| json!({ "payment_id": "pay_1", "amount_minor": amount, "method": "card" });
+    let halfway = app.post(&url).json(&body(json!(1000.5))).send().await?;
+    assert_eq!(halfway.status(), 422);
+    let problem: Value = halfway.json().await?;
+    assert_eq!(problem["errors"][0]["field"], "amount_minor", "{problem}");
+    let whole = app.post(&url).json(&body(json!(1000.0))).send().await?;
+    assert_eq!(whole.status(), 201);
+    let order = app.order(order_id).await?;
+    assert_eq!(order["captured_minor"], 1000);
     Ok(())
 }

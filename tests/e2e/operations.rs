@@ -6,16 +6,19 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use ledger_tests::{
-    client_with_token, expect_json, expect_status, kafka_brokers, poll_until, TestApp, ADMIN_TOKEN,
-    READ_TOKEN, WRITE_TOKEN,
+    client_with_token, expect_json, expect_status, kafka_brokers, TestApp, ADMIN_TOKEN, READ_TOKEN,
+    WRITE_TOKEN,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
 /// A query that holds its request open for `wait_ms`: read-your-writes on an order the
 /// projection will never apply (this application runs no projector).
-fn slow_query(wait_ms: u64) -> String {
-    format!("/v1/payments/{}?min_version=1&wait_ms={wait_ms}", Uuid::now_v7())
+/// A read that waits `wait_ms` for its own write: the order is in the store, but this
+/// API-only app runs no projector, so the read model never shows it.
+async fn slow_query(app: &TestApp, wait_ms: u64) -> anyhow::Result<String> {
+    let order_id = app.place_order("cus_slow_read").await?;
+    Ok(format!("/v1/payments/{order_id}?min_version=1&wait_ms={wait_ms}"))
 }
 
 #[tokio::test]
@@ -23,14 +26,15 @@ async fn a_token_over_its_in_flight_limit_gets_429_while_other_tokens_go_on() ->
 {
     let app = TestApp::spawn_with(|settings| settings.access.max_in_flight_per_token = 1).await?;
     let admin = client_with_token(Some(ADMIN_TOKEN))?;
-    let holding = tokio::spawn(admin.get(app.url(&slow_query(3_000))).send());
-
-    let throttled =
-        poll_until(Duration::from_secs(3), "the second admin request to be throttled", || async {
-            let response = app.get("/v1/payments?limit=1").send().await?;
-            Ok((response.status().as_u16() == 429).then_some(response))
-        })
-        .await?;
+    let slow = app.url(&slow_query(&app, 3_000).await?);
+    // Two slow reads on one token: whichever takes the slot holds it for 3 s, so the
+    // other is refused at once.
+    let mut first = tokio::spawn(admin.get(&slow).send());
+    let mut second = tokio::spawn(admin.get(&slow).send());
+    let (throttled, holding) = tokio::select! {
+        answered = &mut first => (answered??, second),
+        answered = &mut second => (answered??, first),
+    };
     assert_eq!(throttled.headers()["retry-after"], "1");
     assert_eq!(throttled.headers()["content-type"], "application/problem+json");
     assert_eq!(expect_json(throttled, 429).await?["code"], "too_many_requests");
@@ -38,7 +42,7 @@ async fn a_token_over_its_in_flight_limit_gets_429_while_other_tokens_go_on() ->
     // The limit is per token: another principal is served meanwhile.
     let reader = client_with_token(Some(READ_TOKEN))?;
     expect_status(reader.get(app.url("/v1/payments?limit=1")).send().await?, 200).await?;
-    assert!(!holding.is_finished(), "the first request was still in flight");
+    assert!(!holding.is_finished(), "the held request was still in flight");
 
     expect_json(holding.await??, 504).await?;
     expect_status(app.get("/v1/payments?limit=1").send().await?, 200).await?;
@@ -51,8 +55,9 @@ async fn a_request_over_the_time_limit_is_answered_503_with_retry_after() -> any
         settings.access.request_timeout = std::time::Duration::from_millis(300);
     })
     .await?;
+    let slow = slow_query(&app, 4_000).await?;
     let started = Instant::now();
-    let response = app.get(&slow_query(4_000)).send().await?;
+    let response = app.get(&slow).send().await?;
     let took = started.elapsed();
     assert_eq!(response.headers()["retry-after"], "1");
     assert_eq!(expect_json(response, 503).await?["code"], "request_timeout");

@@ -255,11 +255,16 @@ async fn reads_wait_for_their_own_writes_or_answer_projection_lagging() -> anyho
     let version = TestApp::version_of(app.capture(order_id, "pay_1", 500).await?).await?;
     let payments = app.payments(order_id, version).await?;
     assert_eq!(payments["captured"], 500);
+    // A version the store does not hold is the client's mistake, said at once.
     let too_far = app
-        .get(&format!("/v1/payments/{order_id}?min_version={}&wait_ms=200", version + 5))
+        .get(&format!("/v1/payments/{order_id}?min_version={}&wait_ms=5000", version + 5))
         .send()
         .await?;
-    assert_eq!(expect_json(too_far, 504).await?["code"], "projection_lagging");
+    let conflict = expect_json(too_far, 409).await?;
+    assert_eq!(conflict["code"], "version_conflict", "{conflict}");
+    assert_eq!(conflict["actual_version"], version, "{conflict}");
+    let unknown = app.get(&format!("/v1/payments/{}?min_version=1", uuid::Uuid::now_v7()));
+    assert_eq!(expect_json(unknown.send().await?, 404).await?["code"], "not_found");
     Ok(())
 }
 

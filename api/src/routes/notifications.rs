@@ -24,6 +24,8 @@ use crate::views::Page;
     responses(
         (status = 200, description = "A page of notifications", body = Page<Notification>),
         (status = 422, description = "`validation_failed`: an unknown or bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: with `min_version`, no such order in the store", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: `min_version` is past the order's last version in the store", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "`projection_lagging`", body = Problem, content_type = "application/problem+json"),
     )
 )]

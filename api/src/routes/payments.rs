@@ -29,6 +29,7 @@ use crate::views::Page;
         (status = 200, description = "The order's payments", body = OrderPayments),
         (status = 404, description = "`not_found`: the projection has no such order (yet)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a bad id or query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`version_conflict`: `min_version` is past the order's last version in the store", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "`projection_lagging`: `min_version` not applied within `wait_ms`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -83,7 +84,7 @@ pub async fn list_payments(
     tag = "queries",
     summary = "A customer's balances",
     description = "Per currency: what the customer's orders are due, captured, refunded and outstanding.",
-    params(("id" = String, Path, description = "The customer id"), CutQuery),
+    params(("id" = inline(crate::shapes::CustomerIdText), Path, description = "The customer id"), CutQuery),
     responses(
         (status = 200, description = "Balances per currency", body = CustomerBalance),
         (status = 422, description = "`validation_failed`: a bad customer id", body = Problem, content_type = "application/problem+json"),

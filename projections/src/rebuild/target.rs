@@ -19,5 +19,6 @@ pub(crate) fn inside(target: Target, position: i64, recorded_at: DateTime<Utc>) 
         Target::Live | Target::Cut(Cut::Latest | Cut::Version(_)) => true,
         Target::Cut(Cut::Position(cut)) => position <= cut,
         Target::Cut(Cut::Time(cut)) => recorded_at <= cut,
+        Target::Cut(Cut::Both(at, cut)) => position <= at && recorded_at <= cut,
     }
 }

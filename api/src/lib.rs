@@ -31,4 +31,4 @@ mod views;
 
 pub use auth::{Gate, Tokens, TokensError};
 pub use context::{ApiContext, ConsumerView, Roles, TaskHealth, TaskState};
-pub use routes::{openapi_spec, router, Admission};
+pub use routes::{openapi_json, openapi_spec, router, Admission};

@@ -4,6 +4,7 @@
 //! on the API, 400/413/415/422 on command bodies — is added here once, from the same
 //! table of access levels the router uses.
 
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Spec, Ref, ResponseBuilder};
@@ -92,7 +93,83 @@ pub fn finish(mut spec: Spec) -> Spec {
             }
         }
     }
+    add_links(&mut spec);
     spec
+}
+
+/// The operations that use an order, by operation id: what a client (or a stateful
+/// tester) can do next with the order a command answered about.
+const ORDER_OPERATIONS: &[&str] = &[
+    "get_order",
+    "get_order_events",
+    "get_payments",
+    "capture_payment",
+    "record_payment_failure",
+    "refund_payment",
+    "cancel_order",
+    "ship_order",
+];
+const COMMANDS: &[&str] = &[
+    "place_order",
+    "capture_payment",
+    "record_payment_failure",
+    "refund_payment",
+    "cancel_order",
+    "ship_order",
+];
+
+/// Links from the responses that name a resource to the operations that take its id, so a
+/// client generated from the document (or a stateful tester) walks real lifecycles: every
+/// command's 201 to the order's queries and commands (the id from `order_id`, `If-Match`
+/// from `stream_version`), a dead-letter list to its re-drive, a notification list to its
+/// resend.
+fn add_links(spec: &mut Spec) {
+    let mut responses = Vec::new();
+    for item in spec.paths.paths.values_mut() {
+        for operation in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
+            let id = operation.operation_id.clone().unwrap_or_default();
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(response) = response {
+                    responses.push((id.clone(), status.clone(), response));
+                }
+            }
+        }
+    }
+    for (operation, status, response) in responses {
+        let mut link = |name: &str, target: &str, parameters: &[(&str, &str)]| {
+            let mut builder = LinkBuilder::new().operation_id(target);
+            for (parameter, value) in parameters {
+                builder = builder.parameter(*parameter, *value);
+            }
+            response.links.insert(name.to_owned(), builder.build().into());
+        };
+        match (operation.as_str(), status.as_str()) {
+            (command, "201") if COMMANDS.contains(&command) => {
+                for target in ORDER_OPERATIONS {
+                    let mut parameters = vec![("path.id", "$response.body#/order_id")];
+                    if COMMANDS.contains(target) {
+                        parameters.push(("header.If-Match", "$response.body#/stream_version"));
+                    }
+                    link(target, target, &parameters);
+                }
+                link(
+                    "list_notifications",
+                    "list_notifications",
+                    &[
+                        ("query.order_id", "$response.body#/order_id"),
+                        ("query.min_version", "$response.body#/stream_version"),
+                    ],
+                );
+            }
+            ("dead_letters", "200") => {
+                link("redrive", "redrive", &[("path.id", "$response.body#/items/0/id")]);
+            }
+            ("list_notifications", "200") => {
+                link("resend", "resend", &[("path.id", "$response.body#/items/0/id")]);
+            }
+            _ => {}
+        }
+    }
 }
 
 fn add(operation: &mut Operation, status: &str, description: &str) {
@@ -104,4 +181,37 @@ fn add(operation: &mut Operation, status: &str, description: &str) {
         .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
         .build();
     operation.responses.responses.insert(status.to_owned(), response.into());
+}
+
+/// The document as served: utoipa 5.5 writes a link's `operationId` and `requestBody` in
+/// snake case, which no OpenAPI reader understands; they are renamed here.
+pub fn to_json(spec: &Spec) -> serde_json::Value {
+    let mut json = serde_json::to_value(spec).unwrap_or_default();
+    fix_links(&mut json);
+    json
+}
+
+fn fix_links(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(links)) = map.get_mut("links") {
+                for link in links.values_mut() {
+                    if let serde_json::Value::Object(link) = link {
+                        for (from, to) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                            ("request_body", "requestBody"),
+                        ] {
+                            if let Some(field) = link.remove(from) {
+                                link.insert(to.to_owned(), field);
+                            }
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(fix_links);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(fix_links),
+        _ => {}
+    }
 }

@@ -82,7 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Commands::Openapi => print_out(&api::openapi_spec().to_pretty_json()?),
+        Commands::Openapi => print_out(&serde_json::to_string_pretty(&api::openapi_json())?),
         Commands::Projections { command: ProjectionsCommand::Rebuild(args) } => {
             crate::rebuild_cli::run(args).await
         }

@@ -247,3 +247,61 @@ async fn the_openapi_document_matches_the_routes_and_statuses_the_server_has() -
     assert_eq!(wrong_method.status().as_u16(), 405);
     Ok(())
 }
+
+/// Links let a client walk real lifecycles: from every command's answer to the order's
+/// queries and commands, from a list to the operations on its items. Each names an
+/// operation that exists, by `operationId`, and only parameters that operation takes.
+#[tokio::test]
+async fn the_document_links_answers_to_the_operations_that_take_their_ids() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let document = expect_json(app.get("/openapi.json").send().await?, 200).await?;
+    let mut operations = std::collections::HashMap::new();
+    for (_, item) in document["paths"].as_object().into_iter().flatten() {
+        for (_, operation) in item.as_object().into_iter().flatten() {
+            let parameters: Vec<String> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    format!(
+                        "{}.{}",
+                        p["in"].as_str().unwrap_or(""),
+                        p["name"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            operations.insert(
+                operation["operationId"].as_str().unwrap_or("").to_owned(),
+                (operation, parameters),
+            );
+        }
+    }
+    let mut links = Vec::new();
+    for (id, (operation, _)) in &operations {
+        for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                links.push((format!("{id} {status} {name}"), link.clone()));
+            }
+        }
+    }
+    for (from, link) in &links {
+        let target = link["operationId"].as_str().unwrap_or_default();
+        let (_, parameters) =
+            operations.get(target).ok_or_else(|| anyhow::anyhow!("{from}: no {target}"))?;
+        for (parameter, _) in link["parameters"].as_object().into_iter().flatten() {
+            assert!(parameters.contains(parameter), "{from}: {target} takes no {parameter}");
+        }
+    }
+    let from_placing: Vec<&str> = links
+        .iter()
+        .filter(|(from, _)| from.starts_with("place_order 201"))
+        .filter_map(|(_, link)| link["operationId"].as_str())
+        .collect();
+    for target in ["get_order", "capture_payment", "refund_payment", "ship_order", "get_payments"] {
+        assert!(from_placing.contains(&target), "no link from a placed order to {target}");
+    }
+    assert!(links.iter().any(
+        |(from, link)| from.starts_with("dead_letters 200") && link["operationId"] == "redrive"
+    ));
+    Ok(())
+}

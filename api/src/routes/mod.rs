@@ -39,7 +39,10 @@ pub fn router(context: ApiContext, admission: Admission, serve_api: bool) -> Rou
     let (router, spec) = routes(serve_api, &admission.gate).split_for_parts();
     let spec = openapi::finish(spec);
     router
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .merge(
+            SwaggerUi::new("/docs")
+                .external_url_unchecked("/openapi.json", openapi::to_json(&spec)),
+        )
         .fallback(|| async { ApiError::NotFound("resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(admission.request_timeout, limits::time_limit))
@@ -55,10 +58,15 @@ pub fn router(context: ApiContext, admission: Admission, serve_api: bool) -> Rou
         .with_state(context)
 }
 
-/// The OpenAPI description alone (for `ledger openapi`).
+/// The OpenAPI description alone.
 pub fn openapi_spec() -> utoipa::openapi::OpenApi {
     let (_, spec) = routes(true, &Gate::new(None, 1)).split_for_parts();
     openapi::finish(spec)
+}
+
+/// The OpenAPI description as `/openapi.json` serves it (for `ledger openapi`).
+pub fn openapi_json() -> serde_json::Value {
+    openapi::to_json(&openapi_spec())
 }
 
 fn routes(serve_api: bool, gate: &Gate) -> OpenApiRouter<ApiContext> {

@@ -94,7 +94,27 @@ pub fn finish(mut spec: Spec) -> Spec {
         }
     }
     add_links(&mut spec);
+    document_rules(&mut spec);
     spec
+}
+
+/// Each command's 409 lists the `rule` codes it can answer, from the domain's own list
+/// (which the domain's property tests hold `decide` to).
+fn document_rules(spec: &mut Spec) {
+    for item in spec.paths.paths.values_mut() {
+        let Some(operation) = item.post.as_mut() else { continue };
+        let rules = domain::rules_of(operation.operation_id.as_deref().unwrap_or_default());
+        if rules.is_empty() {
+            continue;
+        }
+        if let Some(utoipa::openapi::RefOr::T(conflict)) =
+            operation.responses.responses.get_mut("409")
+        {
+            let codes: Vec<String> = rules.iter().map(|code| format!("`{code}`")).collect();
+            conflict.description =
+                format!("{} — `rule` is one of {}", conflict.description, codes.join(", "));
+        }
+    }
 }
 
 /// The operations that use an order, by operation id: what a client (or a stateful

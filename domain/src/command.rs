@@ -34,6 +34,35 @@ impl Command {
             Self::ShipOrder(_) => "ship_order",
         }
     }
+
+    /// The codes of the rules [`crate::decide`] can refuse this command by.
+    pub fn rules(&self) -> &'static [&'static str] {
+        rules_of(self.name())
+    }
+}
+
+/// The codes of the rules [`crate::decide`] can refuse the command named `command` by
+/// (see [`Command::name`]): what the API documents for it. The domain's property tests
+/// hold `decide` to this list both ways.
+pub fn rules_of(command: &str) -> &'static [&'static str] {
+    match command {
+        "place_order" => &["order_already_placed"],
+        "capture_payment" => &[
+            "order_cancelled",
+            "order_shipped",
+            "payment_already_captured",
+            "capture_exceeds_outstanding",
+        ],
+        "record_payment_failure" => {
+            &["order_cancelled", "order_shipped", "payment_already_captured"]
+        }
+        "refund_payment" => {
+            &["refund_already_recorded", "unknown_payment", "refund_exceeds_refundable"]
+        }
+        "cancel_order" => &["order_cancelled", "order_shipped", "captured_funds_not_refunded"],
+        "ship_order" => &["order_cancelled", "order_shipped", "not_fully_paid"],
+        _ => &[],
+    }
 }
 
 /// One line of an order: so many of an item at a unit price in the order's currency.

@@ -27,7 +27,7 @@ mod text;
 
 pub use amount::{Limits, PositiveAmount, Quantity, UnitPrice, LIMITS};
 pub use command::{
-    CancelOrder, CapturePayment, Command, LineItem, PlaceOrder, RecordPaymentFailure,
+    rules_of, CancelOrder, CapturePayment, Command, LineItem, PlaceOrder, RecordPaymentFailure,
     RefundPayment, ShipOrder,
 };
 pub use error::{DomainError, Rule, ValidationError};

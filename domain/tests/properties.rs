@@ -372,3 +372,45 @@ fn the_random_histories_reach_every_event_and_every_refusal() -> Result<(), Stri
     assert!(refused * 10 > accepted + refused, "{accepted} accepted, {refused} refused");
     Ok(())
 }
+
+/// What the API documents as each command's refusals (`domain::rules_of`) is exactly what
+/// `decide` answers: no refusal outside a command's list, and every listed one reached.
+#[test]
+fn each_command_is_refused_by_exactly_the_rules_it_documents() -> Result<(), String> {
+    let mut runner = TestRunner::deterministic();
+    let strategy = scenario();
+    let mut seen = BTreeSet::new();
+    for _ in 0..512 {
+        let scenario =
+            strategy.new_tree(&mut runner).map_err(|reason| reason.to_string())?.current();
+        for turn in play(&scenario) {
+            if let Err(DomainError::RuleViolated(rule)) = &turn.outcome {
+                let documented = turn.command.rules();
+                if !documented.contains(&rule.code()) {
+                    return Err(format!(
+                        "{} refused by undocumented {}",
+                        turn.command.name(),
+                        rule.code()
+                    ));
+                }
+                seen.insert((turn.command.name(), rule.code()));
+            }
+        }
+    }
+    let commands = [
+        "place_order",
+        "capture_payment",
+        "record_payment_failure",
+        "refund_payment",
+        "cancel_order",
+        "ship_order",
+    ];
+    for command in commands {
+        for rule in domain::rules_of(command) {
+            if !seen.contains(&(command, *rule)) {
+                return Err(format!("{command} documents {rule}, which no history produced"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -163,7 +163,7 @@ order_command_handler!(
         responses(
             (status = 201, description = "Captured", body = CommandAccepted),
             (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "`rule_violated` (e.g. `capture_exceeds_outstanding`) or `version_conflict` (If-Match)", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` or `version_conflict` (If-Match)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     capture_payment,
@@ -182,7 +182,7 @@ order_command_handler!(
         responses(
             (status = 201, description = "Recorded", body = CommandAccepted),
             (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "`rule_violated` or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` or `version_conflict` (If-Match)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     record_payment_failure,
@@ -201,7 +201,7 @@ order_command_handler!(
         responses(
             (status = 201, description = "Refunded", body = CommandAccepted),
             (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "`rule_violated` (e.g. `refund_exceeds_refundable`) or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` or `version_conflict` (If-Match)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     refund_payment,
@@ -220,7 +220,7 @@ order_command_handler!(
         responses(
             (status = 201, description = "Cancelled", body = CommandAccepted),
             (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "`rule_violated` or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` or `version_conflict` (If-Match)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     cancel_order,
@@ -239,7 +239,7 @@ order_command_handler!(
         responses(
             (status = 201, description = "Shipped", body = CommandAccepted),
             (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "`rule_violated` (e.g. `not_fully_paid`) or `version_conflict`", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "`rule_violated` or `version_conflict` (If-Match)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     ship_order,

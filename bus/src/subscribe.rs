@@ -70,14 +70,7 @@ pub enum HandlerError {
 
 impl HandlerError {
     pub(crate) fn describe(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = self.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        crate::error::chain(self)
     }
 }
 

@@ -129,14 +129,8 @@ const ORDER_OPERATIONS: &[&str] = &[
     "cancel_order",
     "ship_order",
 ];
-const COMMANDS: &[&str] = &[
-    "place_order",
-    "capture_payment",
-    "record_payment_failure",
-    "refund_payment",
-    "cancel_order",
-    "ship_order",
-];
+/// The commands' operations are named as the domain names its commands.
+const COMMANDS: &[&str] = &domain::COMMAND_NAMES;
 
 /// Links from the responses that name a resource to the operations that take its id, so a
 /// client generated from the document (or a stateful tester) walks real lifecycles: every

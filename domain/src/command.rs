@@ -41,6 +41,16 @@ impl Command {
     }
 }
 
+/// Every command's name, as [`Command::name`] gives it.
+pub const COMMAND_NAMES: [&str; 6] = [
+    "place_order",
+    "capture_payment",
+    "record_payment_failure",
+    "refund_payment",
+    "cancel_order",
+    "ship_order",
+];
+
 /// The codes of the rules [`crate::decide`] can refuse the command named `command` by
 /// (see [`Command::name`]): what the API documents for it. The domain's property tests
 /// hold `decide` to this list both ways.

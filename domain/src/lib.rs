@@ -28,7 +28,7 @@ mod text;
 pub use amount::{Limits, PositiveAmount, Quantity, UnitPrice, LIMITS};
 pub use command::{
     rules_of, CancelOrder, CapturePayment, Command, LineItem, PlaceOrder, RecordPaymentFailure,
-    RefundPayment, ShipOrder,
+    RefundPayment, ShipOrder, COMMAND_NAMES,
 };
 pub use error::{DomainError, Rule, ValidationError};
 pub use event::{

@@ -89,7 +89,7 @@ pub(crate) async fn wait_until_applied(
             // A version the store does not have can only be the client's mistake (it waits
             // for its own write): say so at once instead of a 504 after the wait.
             looked_in_store = true;
-            match stored_version(context, stream_id).await? {
+            match context.store().stream_version(stream_id).await? {
                 0 => return Err(ApiError::NotFound("order".to_owned())),
                 stored if stored < min_version => {
                     return Err(ApiError::VersionConflict {
@@ -109,17 +109,4 @@ pub(crate) async fn wait_until_applied(
         }
         applied_here.next(deadline.min(Instant::now() + RECHECK)).await;
     }
-}
-
-/// The order's last version in the store (0: no such order).
-async fn stored_version(context: &ApiContext, stream_id: Uuid) -> Result<u32, ApiError> {
-    const STORED: &str = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1";
-    let client = context.store().client().await?;
-    let version: i32 = client
-        .query_one(STORED, &[&stream_id])
-        .await
-        .map_err(eventstore::StoreError::from)?
-        .try_get(0)
-        .map_err(eventstore::StoreError::from)?;
-    Ok(u32::try_from(version).unwrap_or(0))
 }

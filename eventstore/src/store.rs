@@ -51,6 +51,16 @@ impl EventStore {
     }
 
     /// Cheap liveness probe of the database, for readiness checks.
+    /// The stream's last version (0: no such stream).
+    pub async fn stream_version(&self, stream_id: Uuid) -> Result<u32, StoreError> {
+        const LAST: &str =
+            "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1";
+        let client = self.client().await?;
+        let statement = client.prepare_cached(LAST).await?;
+        let row = client.query_one(&statement, &[&stream_id]).await?;
+        crate::rows::stream_version(&row, 0)
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         client.simple_query("SELECT 1").await?;

@@ -8,8 +8,9 @@
 
 use crate::amount::{PositiveAmount, Quantity, UnitPrice, LIMITS};
 use crate::{
-    Carrier, Currency, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason,
-    RefundId, SalesChannel, Sku, TrackingNumber, ValidationError,
+    Carrier, Currency, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentInstruction,
+    PaymentMethod, ProviderReference, Reason, RefundId, SalesChannel, Sku, TrackingNumber,
+    ValidationError,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,8 +70,16 @@ pub fn rules_of(command: &str) -> &'static [&'static str] {
         "refund_payment" => {
             &["refund_already_recorded", "unknown_payment", "refund_exceeds_refundable"]
         }
-        "cancel_order" => &["order_cancelled", "order_shipped", "captured_funds_not_refunded"],
-        "ship_order" => &["order_cancelled", "order_shipped", "not_fully_paid"],
+        "cancel_order" => &[
+            "order_cancelled",
+            "order_shipped",
+            "captured_funds_not_refunded",
+            "cancellation_requested",
+            "refund_not_possible",
+        ],
+        "ship_order" => {
+            &["order_cancelled", "order_shipped", "not_fully_paid", "cancellation_requested"]
+        }
         _ => &[],
     }
 }
@@ -131,6 +140,8 @@ pub struct PlaceOrder {
     pub(crate) total: Money,
     /// Where the order came from; recorded, not used by any rule.
     pub(crate) sales_channel: SalesChannel,
+    /// How the payment service is to charge it, if it is to.
+    pub(crate) payment: Option<PaymentInstruction>,
 }
 
 impl PlaceOrder {
@@ -175,7 +186,26 @@ impl PlaceOrder {
             items,
             total: Money::new(total_minor, currency),
             sales_channel,
+            payment: None,
         })
+    }
+
+    /// Asks the payment service to charge the order. Refused for an order with nothing to
+    /// pay: it is settled on placement.
+    pub fn with_payment(mut self, payment: PaymentInstruction) -> Result<Self, ValidationError> {
+        if self.total.amount_minor() == 0 {
+            return Err(ValidationError::new(
+                "payment",
+                "an order whose total is zero has nothing to charge; leave out the payment \
+                 instruction",
+            ));
+        }
+        self.payment = Some(payment);
+        Ok(self)
+    }
+
+    pub fn payment(&self) -> Option<&PaymentInstruction> {
+        self.payment.as_ref()
     }
 
     pub fn order_id(&self) -> OrderId {
@@ -213,11 +243,22 @@ pub struct CapturePayment {
     pub(crate) payment_id: PaymentId,
     pub(crate) amount: PositiveAmount,
     pub(crate) method: PaymentMethod,
+    pub(crate) provider_reference: Option<ProviderReference>,
 }
 
 impl CapturePayment {
+    /// Names the payment provider's record of it.
+    pub fn with_provider_reference(mut self, reference: ProviderReference) -> Self {
+        self.provider_reference = Some(reference);
+        self
+    }
+
+    pub fn provider_reference(&self) -> Option<&ProviderReference> {
+        self.provider_reference.as_ref()
+    }
+
     pub fn new(payment_id: PaymentId, amount: PositiveAmount, method: PaymentMethod) -> Self {
-        Self { payment_id, amount, method }
+        Self { payment_id, amount, method, provider_reference: None }
     }
 
     pub fn payment_id(&self) -> &PaymentId {
@@ -239,11 +280,22 @@ pub struct RecordPaymentFailure {
     pub(crate) payment_id: PaymentId,
     pub(crate) amount: PositiveAmount,
     pub(crate) reason: Reason,
+    pub(crate) provider_reference: Option<ProviderReference>,
 }
 
 impl RecordPaymentFailure {
+    /// Names the payment provider's record of it.
+    pub fn with_provider_reference(mut self, reference: ProviderReference) -> Self {
+        self.provider_reference = Some(reference);
+        self
+    }
+
+    pub fn provider_reference(&self) -> Option<&ProviderReference> {
+        self.provider_reference.as_ref()
+    }
+
     pub fn new(payment_id: PaymentId, amount: PositiveAmount, reason: Reason) -> Self {
-        Self { payment_id, amount, reason }
+        Self { payment_id, amount, reason, provider_reference: None }
     }
 
     pub fn payment_id(&self) -> &PaymentId {
@@ -266,16 +318,27 @@ pub struct RefundPayment {
     pub(crate) payment_id: PaymentId,
     pub(crate) amount: PositiveAmount,
     pub(crate) reason: Reason,
+    pub(crate) provider_reference: Option<ProviderReference>,
 }
 
 impl RefundPayment {
+    /// Names the payment provider's record of it.
+    pub fn with_provider_reference(mut self, reference: ProviderReference) -> Self {
+        self.provider_reference = Some(reference);
+        self
+    }
+
+    pub fn provider_reference(&self) -> Option<&ProviderReference> {
+        self.provider_reference.as_ref()
+    }
+
     pub fn new(
         refund_id: RefundId,
         payment_id: PaymentId,
         amount: PositiveAmount,
         reason: Reason,
     ) -> Self {
-        Self { refund_id, payment_id, amount, reason }
+        Self { refund_id, payment_id, amount, reason, provider_reference: None }
     }
 
     pub fn refund_id(&self) -> &RefundId {
@@ -298,11 +361,24 @@ impl RefundPayment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CancelOrder {
     pub(crate) reason: Reason,
+    /// Give captured money back first, through the payment service.
+    pub(crate) refund: bool,
 }
 
 impl CancelOrder {
     pub fn new(reason: Reason) -> Self {
-        Self { reason }
+        Self { reason, refund: false }
+    }
+
+    /// Cancels an order that holds captured money: the payment service refunds it all
+    /// through the provider, then cancels.
+    pub fn with_refund(mut self) -> Self {
+        self.refund = true;
+        self
+    }
+
+    pub fn refund(&self) -> bool {
+        self.refund
     }
 
     pub fn reason(&self) -> &Reason {

@@ -59,13 +59,31 @@ pub enum Rule {
     OrderAlreadyPlaced,
     OrderCancelled,
     OrderShipped,
-    CaptureExceedsOutstanding { outstanding: i64, requested: i64 },
+    CaptureExceedsOutstanding {
+        outstanding: i64,
+        requested: i64,
+    },
     PaymentAlreadyCaptured,
     UnknownPayment,
     RefundAlreadyRecorded,
-    RefundExceedsRefundable { refundable: i64, requested: i64 },
-    CapturedFundsNotRefunded { net_captured: i64 },
-    NotFullyPaid { outstanding: i64 },
+    RefundExceedsRefundable {
+        refundable: i64,
+        requested: i64,
+    },
+    CapturedFundsNotRefunded {
+        net_captured: i64,
+    },
+    NotFullyPaid {
+        outstanding: i64,
+    },
+    /// A cancellation with refund is under way: the order cannot ship, nor be asked to
+    /// cancel again.
+    CancellationRequested,
+    /// A cancellation with refund needs every payment holding money to be known to the
+    /// payment provider; this one was recorded without a provider reference.
+    RefundNotPossible {
+        payment_id: String,
+    },
 }
 
 impl Rule {
@@ -81,6 +99,8 @@ impl Rule {
             Self::RefundExceedsRefundable { .. } => "refund_exceeds_refundable",
             Self::CapturedFundsNotRefunded { .. } => "captured_funds_not_refunded",
             Self::NotFullyPaid { .. } => "not_fully_paid",
+            Self::CancellationRequested => "cancellation_requested",
+            Self::RefundNotPossible { .. } => "refund_not_possible",
         }
     }
 }
@@ -110,6 +130,14 @@ impl fmt::Display for Rule {
             Self::NotFullyPaid { outstanding } => {
                 write!(f, "the order is not fully paid ({outstanding} outstanding)")
             }
+            Self::CancellationRequested => {
+                write!(f, "the order's cancellation with refund is under way")
+            }
+            Self::RefundNotPossible { payment_id } => write!(
+                f,
+                "payment {payment_id} was not taken through the payment provider, so it cannot \
+                 be refunded there; refund it and record the refund, then cancel"
+            ),
         }
     }
 }

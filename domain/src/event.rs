@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Carrier, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, Reason, RefundId,
-    SalesChannel, Sku, TrackingNumber,
+    Carrier, CustomerEmail, CustomerId, Money, OrderId, PaymentId, PaymentMethod, PaymentMethodId,
+    ProviderReference, Reason, RefundId, SalesChannel, Sku, TrackingNumber,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +18,7 @@ pub enum Event {
     PaymentFailed(PaymentFailed),
     PaymentRefunded(PaymentRefunded),
     OrderFullyPaid(OrderFullyPaid),
+    OrderCancellationRequested(OrderCancellationRequested),
     OrderCancelled(OrderCancelled),
     OrderShipped(OrderShipped),
 }
@@ -31,6 +32,7 @@ impl Event {
             Self::PaymentFailed(_) => "PaymentFailed",
             Self::PaymentRefunded(_) => "PaymentRefunded",
             Self::OrderFullyPaid(_) => "OrderFullyPaid",
+            Self::OrderCancellationRequested(_) => "OrderCancellationRequested",
             Self::OrderCancelled(_) => "OrderCancelled",
             Self::OrderShipped(_) => "OrderShipped",
         }
@@ -54,6 +56,17 @@ pub struct OrderPlaced {
     /// Where the order came from. New in version 2 of the stored event; version 1 events
     /// are read as [`SalesChannel::unknown`].
     pub sales_channel: SalesChannel,
+    /// How the payment service is to charge the order. New in version 3; earlier versions
+    /// read as `None` (the client records payments itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentInstruction>,
+}
+
+/// What the payment service needs to charge an order: the provider's token for the
+/// customer's payment method. Never card details.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentInstruction {
+    pub payment_method: PaymentMethodId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +74,10 @@ pub struct PaymentCaptured {
     pub payment_id: PaymentId,
     pub amount: Money,
     pub method: PaymentMethod,
+    /// The payment provider's id for it (`pi_…`, `re_…`), when one is known. New in
+    /// version 2; version 1 reads as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_reference: Option<ProviderReference>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +85,10 @@ pub struct PaymentFailed {
     pub payment_id: PaymentId,
     pub amount: Money,
     pub reason: Reason,
+    /// The payment provider's id for it (`pi_…`, `re_…`), when one is known. New in
+    /// version 2; version 1 reads as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_reference: Option<ProviderReference>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +97,10 @@ pub struct PaymentRefunded {
     pub payment_id: PaymentId,
     pub amount: Money,
     pub reason: Reason,
+    /// The payment provider's id for it (`pi_…`, `re_…`), when one is known. New in
+    /// version 2; version 1 reads as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_reference: Option<ProviderReference>,
 }
 
 /// The balance reached zero: captures now equal the order total. Refunds do not reopen the
@@ -84,6 +109,14 @@ pub struct PaymentRefunded {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderFullyPaid {
     pub total: Money,
+}
+
+/// A client asked to cancel an order that holds captured money, and to give that money
+/// back: the payment service refunds each captured payment through the provider, then
+/// cancels. Until then the order cannot ship.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancellationRequested {
+    pub reason: Reason,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

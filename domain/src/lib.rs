@@ -32,8 +32,8 @@ pub use command::{
 };
 pub use error::{DomainError, Rule, ValidationError};
 pub use event::{
-    Event, OrderCancelled, OrderFullyPaid, OrderLine, OrderPlaced, OrderShipped, PaymentCaptured,
-    PaymentFailed, PaymentRefunded,
+    Event, OrderCancellationRequested, OrderCancelled, OrderFullyPaid, OrderLine, OrderPlaced,
+    OrderShipped, PaymentCaptured, PaymentFailed, PaymentInstruction, PaymentRefunded,
 };
 pub use ids::{CustomerId, OrderId, PaymentId, RefundId};
 pub use money::{Currency, Money};
@@ -41,6 +41,6 @@ pub use order::{
     decide, evolve, CapturedPayment, Fulfilment, Order, PlacedOrder, ORDER_SHAPE_VERSION,
 };
 pub use text::{
-    Carrier, CustomerEmail, PaymentMethod, Reason, SalesChannel, Sku, TextClass, TextRule,
-    TrackingNumber,
+    Carrier, CustomerEmail, PaymentMethod, PaymentMethodId, ProviderReference, Reason,
+    SalesChannel, Sku, TextClass, TextRule, TrackingNumber,
 };

@@ -11,15 +11,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Command, Currency, CustomerEmail, CustomerId, DomainError, Event, Money, OrderCancelled,
-    OrderFullyPaid, OrderId, OrderLine, OrderPlaced, OrderShipped, PaymentCaptured, PaymentFailed,
-    PaymentId, PaymentMethod, PaymentRefunded, Reason, RefundId, Rule, SalesChannel,
+    Command, Currency, CustomerEmail, CustomerId, DomainError, Event, Money,
+    OrderCancellationRequested, OrderCancelled, OrderFullyPaid, OrderId, OrderLine, OrderPlaced,
+    OrderShipped, PaymentCaptured, PaymentFailed, PaymentId, PaymentInstruction, PaymentMethod,
+    PaymentRefunded, ProviderReference, Reason, RefundId, Rule, SalesChannel,
 };
 
 /// The shape of [`Order`] as snapshots store it. Bump it whenever the state's fields or
 /// their meaning change: snapshots of another shape are then ignored (and replaced as
 /// orders are written), never misread. `tests/snapshot_shape.rs` fails until you do.
-pub const ORDER_SHAPE_VERSION: i32 = 1;
+pub const ORDER_SHAPE_VERSION: i32 = 2;
 
 /// An order as its events made it. `Unplaced` is the state of an empty stream.
 // One state lives per command for a few microseconds; boxing the placed order would only
@@ -40,6 +41,8 @@ pub struct PlacedOrder {
     pub lines: Vec<OrderLine>,
     pub total: Money,
     pub sales_channel: SalesChannel,
+    /// How the payment service charges it, if it does.
+    pub payment: Option<PaymentInstruction>,
     /// Sum of all captures, in minor units of the order's currency.
     pub captured_minor: i64,
     /// Sum of all refunds.
@@ -55,6 +58,8 @@ pub struct CapturedPayment {
     pub captured_minor: i64,
     pub refunded_minor: i64,
     pub method: PaymentMethod,
+    /// The provider's id of the charge, when the capture recorded one.
+    pub provider_reference: Option<ProviderReference>,
 }
 
 impl CapturedPayment {
@@ -66,8 +71,18 @@ impl CapturedPayment {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fulfilment {
     Open,
-    Cancelled { reason: Reason },
-    Shipped { carrier: crate::Carrier, tracking_number: crate::TrackingNumber },
+    /// A cancellation with refund was asked for: the payment service is giving the money
+    /// back, then cancels.
+    Cancelling {
+        reason: Reason,
+    },
+    Cancelled {
+        reason: Reason,
+    },
+    Shipped {
+        carrier: crate::Carrier,
+        tracking_number: crate::TrackingNumber,
+    },
 }
 
 impl PlacedOrder {
@@ -95,12 +110,26 @@ impl PlacedOrder {
         Money::new(amount_minor, self.currency())
     }
 
+    /// Not cancelled and not shipped. A cancellation under way still lets payments be
+    /// recorded: a charge the provider made before it must be on the books to be refunded.
     fn ensure_open(&self) -> Result<(), Rule> {
         match self.fulfilment {
-            Fulfilment::Open => Ok(()),
+            Fulfilment::Open | Fulfilment::Cancelling { .. } => Ok(()),
             Fulfilment::Cancelled { .. } => Err(Rule::OrderCancelled),
             Fulfilment::Shipped { .. } => Err(Rule::OrderShipped),
         }
+    }
+
+    fn ensure_not_cancelling(&self) -> Result<(), Rule> {
+        match self.fulfilment {
+            Fulfilment::Cancelling { .. } => Err(Rule::CancellationRequested),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a cancellation with refund is under way.
+    pub fn is_cancelling(&self) -> bool {
+        matches!(self.fulfilment, Fulfilment::Cancelling { .. })
     }
 }
 
@@ -123,6 +152,7 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
                     .collect(),
                 total: place.total,
                 sales_channel: place.sales_channel,
+                payment: place.payment,
             };
             let total = placed.total;
             let mut events = vec![Event::OrderPlaced(placed)];
@@ -156,6 +186,7 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
                 payment_id: capture.payment_id,
                 amount: order.money(amount),
                 method: capture.method,
+                provider_reference: capture.provider_reference,
             })];
             if amount == outstanding {
                 events.push(Event::OrderFullyPaid(OrderFullyPaid { total: order.total }));
@@ -173,6 +204,7 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
                 payment_id: failure.payment_id,
                 amount: order.money(failure.amount.minor_units()),
                 reason: failure.reason,
+                provider_reference: failure.provider_reference,
             })])
         }
         Command::RefundPayment(refund) => {
@@ -191,18 +223,32 @@ pub fn decide(order: &Order, command: Command) -> Result<Vec<Event>, DomainError
                 payment_id: refund.payment_id,
                 amount: order.money(amount),
                 reason: refund.reason,
+                provider_reference: refund.provider_reference,
             })])
         }
         Command::CancelOrder(cancel) => {
             order.ensure_open()?;
             let net_captured = order.net_captured_minor();
-            if net_captured > 0 {
+            if net_captured == 0 {
+                return Ok(vec![Event::OrderCancelled(OrderCancelled { reason: cancel.reason })]);
+            }
+            if !cancel.refund {
                 return Err(Rule::CapturedFundsNotRefunded { net_captured }.into());
             }
-            Ok(vec![Event::OrderCancelled(OrderCancelled { reason: cancel.reason })])
+            order.ensure_not_cancelling()?;
+            let unknown_to_provider = order.payments.iter().find(|(_, payment)| {
+                payment.refundable_minor() > 0 && payment.provider_reference.is_none()
+            });
+            if let Some((payment_id, _)) = unknown_to_provider {
+                return Err(Rule::RefundNotPossible { payment_id: payment_id.to_string() }.into());
+            }
+            Ok(vec![Event::OrderCancellationRequested(OrderCancellationRequested {
+                reason: cancel.reason,
+            })])
         }
         Command::ShipOrder(ship) => {
             order.ensure_open()?;
+            order.ensure_not_cancelling()?;
             if !order.is_fully_paid() {
                 return Err(Rule::NotFullyPaid { outstanding: order.outstanding_minor() }.into());
             }
@@ -225,6 +271,7 @@ pub fn evolve(order: Order, event: &Event) -> Order {
             lines: placed.lines.clone(),
             total: placed.total,
             sales_channel: placed.sales_channel.clone(),
+            payment: placed.payment.clone(),
             captured_minor: 0,
             refunded_minor: 0,
             payments: BTreeMap::new(),
@@ -251,6 +298,7 @@ fn apply(order: &mut PlacedOrder, event: &Event) {
                     captured_minor: captured.amount.amount_minor(),
                     refunded_minor: 0,
                     method: captured.method.clone(),
+                    provider_reference: captured.provider_reference.clone(),
                 },
             );
         }
@@ -261,6 +309,9 @@ fn apply(order: &mut PlacedOrder, event: &Event) {
             if let Some(payment) = order.payments.get_mut(&refunded.payment_id) {
                 payment.refunded_minor += refunded.amount.amount_minor();
             }
+        }
+        Event::OrderCancellationRequested(requested) => {
+            order.fulfilment = Fulfilment::Cancelling { reason: requested.reason.clone() };
         }
         Event::OrderCancelled(cancelled) => {
             order.fulfilment = Fulfilment::Cancelled { reason: cancelled.reason.clone() };

@@ -19,6 +19,9 @@ pub enum TextClass {
     /// An email address (a token with one `@` between a local part of at most 64
     /// characters and a domain that neither starts nor ends with `.`).
     Email,
+    /// A payment provider's payment method id: `pm_` then ASCII letters, digits and `_`.
+    /// Only the provider's token ever reaches the ledger, never card details.
+    PaymentMethodId,
 }
 
 /// The rule a bounded text is checked by: its class and its length in characters. The
@@ -41,6 +44,7 @@ impl TextRule {
             TextClass::Text => check_text(raw, self.min, self.max),
             TextClass::Code => check_code(raw, self.min, self.max),
             TextClass::Email => check_email(raw, self.min, self.max),
+            TextClass::PaymentMethodId => check_payment_method_id(raw, self.min, self.max),
         }
     }
 
@@ -53,6 +57,7 @@ impl TextRule {
             }
             TextClass::Code => "^[a-z0-9_-]*$",
             TextClass::Email => "^[!-?A-~]{1,64}@(?:[!--/-?A-~]|[!--/-?A-~][!-?A-~]*[!--/-?A-~])$",
+            TextClass::PaymentMethodId => "^pm_[A-Za-z0-9_]*$",
         }
     }
 }
@@ -87,6 +92,16 @@ fn check_code(raw: &str, min: usize, max: usize) -> Result<(), String> {
         Ok(())
     } else {
         Err("must contain only lower-case letters a-z, digits, '_' and '-'".to_owned())
+    }
+}
+
+fn check_payment_method_id(raw: &str, min: usize, max: usize) -> Result<(), String> {
+    check_length(raw, min, max)?;
+    match raw.strip_prefix("pm_") {
+        Some(rest) if rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => Ok(()),
+        _ => Err("must be the payment provider's payment method id, such as pm_card_visa \
+                  (pm_ then letters, digits and '_'), never card details"
+            .to_owned()),
     }
 }
 
@@ -207,6 +222,20 @@ bounded!(
     TextRule { class: TextClass::Code, min: 1, max: 32 }
 );
 
+bounded!(
+    /// The payment provider's id of a charge or refund (`pi_…`, `re_…`), recorded on the
+    /// payment events the payment service issues so each can be found at the provider.
+    ProviderReference,
+    "provider_reference",
+    TextRule::token(1, 255)
+);
+bounded!(
+    /// The payment provider's payment method id the payment service charges (`pm_…`).
+    PaymentMethodId,
+    "payment.payment_method",
+    TextRule { class: TextClass::PaymentMethodId, min: 4, max: 255 }
+);
+
 impl SalesChannel {
     /// The channel of an order whose placement did not record one.
     pub fn unknown() -> Self {
@@ -258,6 +287,18 @@ mod tests {
         assert!(SalesChannel::parse("point of sale").is_err());
         assert!(SalesChannel::parse("café").is_err());
         assert_eq!(SalesChannel::unknown().as_str(), "unknown");
+    }
+
+    #[test]
+    fn payment_method_ids_are_provider_tokens_not_card_numbers() {
+        assert!(PaymentMethodId::parse("pm_card_visa").is_ok());
+        assert!(PaymentMethodId::parse("pm_1Q0PsIJvEtkwdCNYMSaVuRz6").is_ok());
+        assert!(PaymentMethodId::parse("pm_").is_err());
+        assert!(PaymentMethodId::parse("4242424242424242").is_err());
+        assert!(PaymentMethodId::parse("pm_4242 4242 4242 4242").is_err());
+        assert!(PaymentMethodId::parse("card_visa").is_err());
+        assert!(PaymentMethodId::parse(&format!("pm_{}", "x".repeat(252))).is_ok());
+        assert!(PaymentMethodId::parse(&format!("pm_{}", "x".repeat(253))).is_err());
     }
 
     #[test]

@@ -15,7 +15,9 @@ use domain::{decide, evolve, Command, DomainError, Event, Fulfilment, Order, Rul
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use support::{cancel, capture, fail, place_order_with, refund, ship};
+use support::{
+    cancel, cancel_with_refund, capture, capture_via_provider, fail, place_order_with, refund, ship,
+};
 
 /// An amount chosen when the command is issued, relative to a base the state gives.
 #[derive(Clone, Debug)]
@@ -47,6 +49,8 @@ enum Action {
     Capture {
         payment: u8,
         amount: Amount,
+        /// Recorded by the payment service, naming the provider's charge.
+        via_provider: bool,
     },
     Fail {
         payment: u8,
@@ -58,7 +62,10 @@ enum Action {
         payment: RefundOf,
         amount: Amount,
     },
-    Cancel,
+    /// `refund`: give captured money back through the payment service first.
+    Cancel {
+        refund: bool,
+    },
     Ship,
 }
 
@@ -93,11 +100,12 @@ fn refund_of() -> impl Strategy<Value = RefundOf> {
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         1 => Just(Action::Place),
-        6 => (0u8..8, amount()).prop_map(|(payment, amount)| Action::Capture { payment, amount }),
+        6 => (0u8..8, amount(), any::<bool>())
+            .prop_map(|(payment, amount, via_provider)| Action::Capture { payment, amount, via_provider }),
         1 => (0u8..8, 1i64..=4_000).prop_map(|(payment, amount)| Action::Fail { payment, amount }),
         5 => (0u8..12, refund_of(), amount())
             .prop_map(|(refund, payment, amount)| Action::Refund { refund, payment, amount }),
-        1 => Just(Action::Cancel),
+        1 => any::<bool>().prop_map(|refund| Action::Cancel { refund }),
         1 => Just(Action::Ship),
     ]
 }
@@ -130,9 +138,14 @@ fn command(action: &Action, items: &[(i64, i64)], order: &Order) -> Command {
                 .collect();
             place_order_with(&items)
         }
-        Action::Capture { payment, amount } => {
+        Action::Capture { payment, amount, via_provider } => {
             let outstanding = placed.map_or(0, |order| order.outstanding_minor());
-            capture(&format!("pay_{payment}"), amount.against(outstanding))
+            let (payment, amount) = (format!("pay_{payment}"), amount.against(outstanding));
+            if *via_provider {
+                capture_via_provider(&payment, amount)
+            } else {
+                capture(&payment, amount)
+            }
         }
         Action::Fail { payment, amount } => fail(&format!("pay_{payment}"), *amount),
         Action::Refund { refund: refund_number, payment, amount } => {
@@ -147,7 +160,8 @@ fn command(action: &Action, items: &[(i64, i64)], order: &Order) -> Command {
             };
             refund(&format!("re_{refund_number}"), &payment, amount.against(refundable))
         }
-        Action::Cancel => cancel(),
+        Action::Cancel { refund: false } => cancel(),
+        Action::Cancel { refund: true } => cancel_with_refund(),
         Action::Ship => ship(),
     }
 }
@@ -217,7 +231,7 @@ fn check_invariants(order: &Order) -> Result<(), TestCaseError> {
             prop_assert_eq!(order.net_captured_minor(), 0, "a cancelled order keeps no money")
         }
         Fulfilment::Shipped { .. } => prop_assert!(order.is_fully_paid()),
-        Fulfilment::Open => {}
+        Fulfilment::Open | Fulfilment::Cancelling { .. } => {}
     }
     Ok(())
 }
@@ -359,13 +373,15 @@ fn the_random_histories_reach_every_event_and_every_refusal() -> Result<(), Stri
         Rule::RefundExceedsRefundable { refundable: 0, requested: 0 },
         Rule::CapturedFundsNotRefunded { net_captured: 0 },
         Rule::NotFullyPaid { outstanding: 0 },
+        Rule::CancellationRequested,
+        Rule::RefundNotPossible { payment_id: String::new() },
     ]
     .iter()
     .map(Rule::code)
     .chain(["order_not_found"])
     .collect::<BTreeSet<_>>();
     assert_eq!(refusals, every_refusal);
-    assert_eq!(events.len(), 7, "every event type is recorded: {events:?}");
+    assert_eq!(events.len(), 8, "every event type is recorded: {events:?}");
     // Neither kind of answer is rare (about one command in five is accepted: once an order
     // ships or is cancelled, most of what follows is refused).
     assert!(accepted * 10 > accepted + refused, "{accepted} accepted, {refused} refused");

@@ -283,6 +283,72 @@ fn no_capture_or_failure_after_shipping() {
 
 // Every refusal has a stable code for clients.
 
+// Cancelling with a refund through the payment service
+
+#[test]
+fn cancel_with_refund_of_an_order_holding_provider_captures_asks_for_the_refunds_first() {
+    given([placed_to_charge(), captured_via_provider("pay_1", 1000)])
+        .when(cancel_with_refund())
+        .then_expect([cancellation_requested()])
+        .and_state(|order| assert!(order.is_cancelling()));
+}
+
+#[test]
+fn while_the_refunds_are_under_way_the_order_cannot_ship_nor_be_asked_again() {
+    let cancelling = [
+        placed_to_charge(),
+        captured_via_provider("pay_1", TOTAL),
+        fully_paid(TOTAL),
+        cancellation_requested(),
+    ];
+    given(cancelling.clone()).when(ship()).then_expect_error(Rule::CancellationRequested);
+    given(cancelling.clone())
+        .when(cancel_with_refund())
+        .then_expect_error(Rule::CancellationRequested);
+    // A charge the provider made before the request is still recorded, to be refunded.
+    given([placed_to_charge(), cancellation_requested()])
+        .when(capture_via_provider("pay_1", 1000))
+        .then_expect([captured_via_provider("pay_1", 1000)]);
+}
+
+#[test]
+fn once_everything_is_refunded_the_requested_cancellation_is_recorded() {
+    given([
+        placed_to_charge(),
+        captured_via_provider("pay_1", 1000),
+        cancellation_requested(),
+        refunded("re_1", "pay_1", 1000),
+    ])
+    .when(cancel())
+    .then_expect([cancelled()]);
+}
+
+#[test]
+fn cancel_with_refund_of_an_order_holding_no_money_cancels_at_once() {
+    given([placed_to_charge()]).when(cancel_with_refund()).then_expect([cancelled()]);
+}
+
+#[test]
+fn cancel_with_refund_needs_every_payment_holding_money_to_be_known_to_the_provider() {
+    given([placed(), captured_via_provider("pay_1", 1000), captured("pay_2", 500)])
+        .when(cancel_with_refund())
+        .then_expect_error(Rule::RefundNotPossible { payment_id: "pay_2".to_owned() });
+    // Refunded by hand, it no longer stands in the way.
+    given([placed(), captured("pay_2", 500), refunded("re_1", "pay_2", 500)])
+        .when(cancel_with_refund())
+        .then_expect([cancelled()]);
+}
+
+#[test]
+fn a_payment_instruction_on_an_order_with_nothing_to_pay_is_refused() {
+    let free = try_place_order(line_items(&[("GIFT", 1, 0)])).expect("a valid order");
+    let instruction = domain::PaymentInstruction {
+        payment_method: domain::PaymentMethodId::parse(PAYMENT_METHOD_ID).expect("valid"),
+    };
+    let refused = free.with_payment(instruction).map(|_| ()).map_err(|error| error.field);
+    assert_eq!(refused, Err("payment".to_owned()));
+}
+
 #[test]
 fn each_rule_has_its_own_stable_code() {
     let rules = [
@@ -480,8 +546,8 @@ mod validation {
 
 mod stored_json {
     use domain::{
-        decide, evolve, Event, OrderCancelled, OrderFullyPaid, OrderPlaced, OrderShipped,
-        PaymentCaptured, PaymentFailed, PaymentRefunded,
+        decide, evolve, Event, OrderCancellationRequested, OrderCancelled, OrderFullyPaid,
+        OrderPlaced, OrderShipped, PaymentCaptured, PaymentFailed, PaymentRefunded,
     };
     use serde_json::{json, Value};
 
@@ -496,6 +562,7 @@ mod stored_json {
             Event::PaymentFailed(payload) => serde_json::to_value(payload),
             Event::PaymentRefunded(payload) => serde_json::to_value(payload),
             Event::OrderFullyPaid(payload) => serde_json::to_value(payload),
+            Event::OrderCancellationRequested(payload) => serde_json::to_value(payload),
             Event::OrderCancelled(payload) => serde_json::to_value(payload),
             Event::OrderShipped(payload) => serde_json::to_value(payload),
         }
@@ -518,6 +585,11 @@ mod stored_json {
             "OrderCancelled" => {
                 Event::OrderCancelled(serde_json::from_value::<OrderCancelled>(json)?)
             }
+            "OrderCancellationRequested" => {
+                Event::OrderCancellationRequested(serde_json::from_value::<
+                    OrderCancellationRequested,
+                >(json)?)
+            }
             "OrderShipped" => Event::OrderShipped(serde_json::from_value::<OrderShipped>(json)?),
             other => return Err(serde_json::Error::custom(format!("unknown event type {other}"))),
         })
@@ -536,6 +608,11 @@ mod stored_json {
                 ship(),
             ],
             vec![place_order_with(&[("GIFT", 1, 0)]), cancel()],
+            vec![
+                place_order_to_charge(),
+                capture_via_provider("pay_1", 1000),
+                cancel_with_refund(),
+            ],
         ] {
             let mut order = domain::Order::default();
             for command in history {
@@ -554,7 +631,7 @@ mod stored_json {
         let mut kinds: Vec<&str> = events.iter().map(Event::event_type).collect();
         kinds.sort_unstable();
         kinds.dedup();
-        assert_eq!(kinds.len(), 7, "every variant is exercised: {kinds:?}");
+        assert_eq!(kinds.len(), 8, "every variant is exercised: {kinds:?}");
         for event in &events {
             let stored = serde_json::to_string(&to_json(event)?)?;
             let read = from_json(event.event_type(), serde_json::from_str(&stored)?)?;
@@ -601,6 +678,33 @@ mod stored_json {
             ),
             (fully_paid(TOTAL), json!({ "total": eur(TOTAL) })),
             (cancelled(), json!({ "reason": CANCEL_REASON })),
+            (cancellation_requested(), json!({ "reason": CANCEL_REASON })),
+            (
+                placed_to_charge(),
+                json!({
+                    "order_id": ORDER_ID,
+                    "customer_id": CUSTOMER_ID,
+                    "customer_email": CUSTOMER_EMAIL,
+                    "lines": [
+                        { "sku": "BOOK-1", "quantity": 2, "unit_price": eur(1250) },
+                        { "sku": "PEN-7", "quantity": 1, "unit_price": eur(500) },
+                    ],
+                    "total": eur(TOTAL),
+                    "sales_channel": SALES_CHANNEL,
+                    // Version 3: absent when the client records payments itself.
+                    "payment": { "payment_method": PAYMENT_METHOD_ID },
+                }),
+            ),
+            (
+                captured_via_provider("pay_1", 1000),
+                json!({
+                    "payment_id": "pay_1",
+                    "amount": eur(1000),
+                    "method": METHOD,
+                    // Version 2 of the payment events: absent when not known.
+                    "provider_reference": PROVIDER_REFERENCE,
+                }),
+            ),
             (shipped(), json!({ "carrier": CARRIER, "tracking_number": TRACKING_NUMBER })),
         ];
         for (event, json) in expected {

@@ -11,10 +11,10 @@ use support::*;
 /// An order that has been through every kind of event.
 fn lived_order() -> Order {
     let commands: Vec<Command> = vec![
-        place_order(),
+        place_order_to_charge(),
         fail("pay_declined", 1000),
         capture("pay_1", 1000),
-        capture("pay_2", 2000),
+        capture_via_provider("pay_2", 2000),
         refund("ref_1", "pay_1", 400),
         ship(),
     ];

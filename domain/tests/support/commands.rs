@@ -6,8 +6,9 @@
 
 use domain::{
     CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail, CustomerId, LineItem,
-    OrderId, PaymentId, PaymentMethod, PlaceOrder, PositiveAmount, Reason, RecordPaymentFailure,
-    RefundId, RefundPayment, SalesChannel, ShipOrder, TrackingNumber, ValidationError,
+    OrderId, PaymentId, PaymentInstruction, PaymentMethod, PaymentMethodId, PlaceOrder,
+    PositiveAmount, ProviderReference, Reason, RecordPaymentFailure, RefundId, RefundPayment,
+    SalesChannel, ShipOrder, TrackingNumber, ValidationError,
 };
 
 /// The standard order's total, in EUR cents.
@@ -142,6 +143,38 @@ pub fn refund(refund: &str, payment: &str, amount_minor: i64) -> Command {
 
 pub fn cancel() -> Command {
     Command::CancelOrder(CancelOrder::new(reason(CANCEL_REASON)))
+}
+
+/// Cancels, asking the payment service to refund what was captured first.
+pub fn cancel_with_refund() -> Command {
+    Command::CancelOrder(CancelOrder::new(reason(CANCEL_REASON)).with_refund())
+}
+
+pub const PROVIDER_REFERENCE: &str = "pi_3PqT1x2eZvKYlo2C";
+pub const PAYMENT_METHOD_ID: &str = "pm_card_visa";
+
+pub fn provider_reference() -> ProviderReference {
+    ProviderReference::parse(PROVIDER_REFERENCE).expect("a valid provider reference")
+}
+
+/// A capture the payment service recorded: it names the provider's charge.
+pub fn capture_via_provider(payment: &str, amount_minor: i64) -> Command {
+    Command::CapturePayment(
+        CapturePayment::new(payment_id(payment), amount(amount_minor), method())
+            .with_provider_reference(provider_reference()),
+    )
+}
+
+/// The standard order, to be charged by the payment service.
+pub fn place_order_to_charge() -> Command {
+    let place = try_place_order(line_items(STANDARD_ITEMS))
+        .and_then(|place| {
+            place.with_payment(PaymentInstruction {
+                payment_method: PaymentMethodId::parse(PAYMENT_METHOD_ID)?,
+            })
+        })
+        .expect("a valid order to charge");
+    Command::PlaceOrder(place)
 }
 
 pub fn ship() -> Command {

@@ -3,13 +3,15 @@
 //! the code under test.
 
 use domain::{
-    Event, Money, OrderCancelled, OrderFullyPaid, OrderLine, OrderPlaced, OrderShipped,
-    PaymentCaptured, PaymentFailed, PaymentRefunded,
+    Event, Money, OrderCancellationRequested, OrderCancelled, OrderFullyPaid, OrderLine,
+    OrderPlaced, OrderShipped, PaymentCaptured, PaymentFailed, PaymentInstruction, PaymentMethodId,
+    PaymentRefunded,
 };
 
 use super::commands::{
-    carrier, customer_email, customer_id, eur, method, order_id, payment_id, reason, refund_id,
-    sales_channel, tracking_number, CANCEL_REASON, FAILURE_REASON, REFUND_REASON, STANDARD_ITEMS,
+    carrier, customer_email, customer_id, eur, method, order_id, payment_id, provider_reference,
+    reason, refund_id, sales_channel, tracking_number, CANCEL_REASON, FAILURE_REASON,
+    PAYMENT_METHOD_ID, REFUND_REASON, STANDARD_ITEMS,
 };
 
 pub fn euros(amount_minor: i64) -> Money {
@@ -40,6 +42,7 @@ pub fn placed_with(items: &[(&str, i64, i64)]) -> Event {
         lines,
         total: euros(total),
         sales_channel: sales_channel(),
+        payment: None,
     })
 }
 
@@ -48,6 +51,7 @@ pub fn captured(payment: &str, amount_minor: i64) -> Event {
         payment_id: payment_id(payment),
         amount: euros(amount_minor),
         method: method(),
+        provider_reference: None,
     })
 }
 
@@ -56,6 +60,7 @@ pub fn failed(payment: &str, amount_minor: i64) -> Event {
         payment_id: payment_id(payment),
         amount: euros(amount_minor),
         reason: reason(FAILURE_REASON),
+        provider_reference: None,
     })
 }
 
@@ -65,6 +70,7 @@ pub fn refunded(refund: &str, payment: &str, amount_minor: i64) -> Event {
         payment_id: payment_id(payment),
         amount: euros(amount_minor),
         reason: reason(REFUND_REASON),
+        provider_reference: None,
     })
 }
 
@@ -74,6 +80,33 @@ pub fn fully_paid(total_minor: i64) -> Event {
 
 pub fn cancelled() -> Event {
     Event::OrderCancelled(OrderCancelled { reason: reason(CANCEL_REASON) })
+}
+
+/// The standard order was placed, to be charged by the payment service.
+pub fn placed_to_charge() -> Event {
+    match placed() {
+        Event::OrderPlaced(placed) => Event::OrderPlaced(OrderPlaced {
+            payment: Some(PaymentInstruction {
+                payment_method: PaymentMethodId::parse(PAYMENT_METHOD_ID)
+                    .expect("a valid payment method id"),
+            }),
+            ..placed
+        }),
+        other => other,
+    }
+}
+
+pub fn captured_via_provider(payment: &str, amount_minor: i64) -> Event {
+    Event::PaymentCaptured(PaymentCaptured {
+        payment_id: payment_id(payment),
+        amount: euros(amount_minor),
+        method: method(),
+        provider_reference: Some(provider_reference()),
+    })
+}
+
+pub fn cancellation_requested() -> Event {
+    Event::OrderCancellationRequested(OrderCancellationRequested { reason: reason(CANCEL_REASON) })
 }
 
 pub fn shipped() -> Event {

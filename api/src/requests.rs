@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use domain::{
     CancelOrder, CapturePayment, Carrier, Command, Currency, CustomerEmail, CustomerId, LineItem,
-    OrderId, PaymentId, PaymentMethod, PlaceOrder, PositiveAmount, Reason, RecordPaymentFailure,
-    RefundId, RefundPayment, SalesChannel, ShipOrder, TrackingNumber, ValidationError,
+    OrderId, PaymentId, PaymentInstruction, PaymentMethod, PaymentMethodId, PlaceOrder,
+    PositiveAmount, ProviderReference, Reason, RecordPaymentFailure, RefundId, RefundPayment,
+    SalesChannel, ShipOrder, TrackingNumber, ValidationError,
 };
 
 use crate::error::ApiError;
@@ -82,6 +83,18 @@ pub struct PlaceOrderRequest {
     /// Where the order came from: 1–32 of `a-z`, `0-9`, `_`, `-`. Default `api`.
     #[schema(schema_with = crate::shapes::sales_channel)]
     pub sales_channel: Option<String>,
+    /// Have the payment service charge the order (when it runs): the payment provider's
+    /// payment method id. Not allowed on an order whose total is zero.
+    pub payment: Option<PaymentInstructionRequest>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentInstructionRequest {
+    /// The provider's payment method id (`pm_…`, e.g. Stripe's `pm_card_visa` in test
+    /// mode). Never card details.
+    #[schema(schema_with = crate::shapes::payment_method_id)]
+    pub payment_method: String,
 }
 
 /// The sales channel of an order placed through this API without naming one.
@@ -111,6 +124,12 @@ impl PlaceOrderRequest {
         let sales_channel = errors.check(SalesChannel::parse(
             self.sales_channel.as_deref().unwrap_or(DEFAULT_SALES_CHANNEL),
         ));
+        let payment = match &self.payment {
+            Some(payment) => errors
+                .check(PaymentMethodId::parse(&payment.payment_method))
+                .map(|payment_method| Some(PaymentInstruction { payment_method })),
+            None => Some(None),
+        };
         let items: Vec<Option<LineItem>> = match currency {
             Some(currency) => self
                 .items
@@ -126,19 +145,27 @@ impl PlaceOrderRequest {
             None => Vec::new(),
         };
         let complete = errors.0.is_empty();
-        let place = match (customer_id, customer_email, currency, sales_channel) {
-            (Some(customer_id), Some(customer_email), Some(currency), Some(sales_channel))
-                if complete =>
-            {
-                errors.check(PlaceOrder::new(
+        let place = match (customer_id, customer_email, currency, sales_channel, payment) {
+            (
+                Some(customer_id),
+                Some(customer_email),
+                Some(currency),
+                Some(sales_channel),
+                Some(payment),
+            ) if complete => errors.check(
+                PlaceOrder::new(
                     order_id,
                     customer_id,
                     customer_email,
                     currency,
                     items.into_iter().flatten().collect(),
                     sales_channel,
-                ))
-            }
+                )
+                .and_then(|place| match payment {
+                    Some(payment) => place.with_payment(payment),
+                    None => Ok(place),
+                }),
+            ),
             _ => None,
         };
         errors.finish(|| place.map(Command::PlaceOrder))
@@ -155,6 +182,9 @@ pub struct CapturePaymentRequest {
     pub amount_minor: i64,
     #[schema(schema_with = crate::shapes::method)]
     pub method: String,
+    /// The payment provider's id of it (`pi_…`, `re_…`), if it went through one.
+    #[schema(schema_with = crate::shapes::provider_reference)]
+    pub provider_reference: Option<String>,
 }
 
 impl CapturePaymentRequest {
@@ -163,8 +193,13 @@ impl CapturePaymentRequest {
         let payment_id = errors.check(PaymentId::parse(&self.payment_id));
         let amount = errors.check(PositiveAmount::parse("amount_minor", self.amount_minor));
         let method = errors.check(PaymentMethod::parse(&self.method));
+        let reference = errors.check(provider_reference(self.provider_reference.as_deref()));
         errors.finish(|| {
-            Some(Command::CapturePayment(CapturePayment::new(payment_id?, amount?, method?)))
+            let capture = CapturePayment::new(payment_id?, amount?, method?);
+            Some(Command::CapturePayment(match reference? {
+                Some(reference) => capture.with_provider_reference(reference),
+                None => capture,
+            }))
         })
     }
 }
@@ -179,6 +214,9 @@ pub struct RecordPaymentFailureRequest {
     pub amount_minor: i64,
     #[schema(schema_with = crate::shapes::reason)]
     pub reason: String,
+    /// The payment provider's id of it (`pi_…`, `re_…`), if it went through one.
+    #[schema(schema_with = crate::shapes::provider_reference)]
+    pub provider_reference: Option<String>,
 }
 
 impl RecordPaymentFailureRequest {
@@ -187,12 +225,13 @@ impl RecordPaymentFailureRequest {
         let payment_id = errors.check(PaymentId::parse(&self.payment_id));
         let amount = errors.check(PositiveAmount::parse("amount_minor", self.amount_minor));
         let reason = errors.check(Reason::parse(&self.reason));
+        let reference = errors.check(provider_reference(self.provider_reference.as_deref()));
         errors.finish(|| {
-            Some(Command::RecordPaymentFailure(RecordPaymentFailure::new(
-                payment_id?,
-                amount?,
-                reason?,
-            )))
+            let failure = RecordPaymentFailure::new(payment_id?, amount?, reason?);
+            Some(Command::RecordPaymentFailure(match reference? {
+                Some(reference) => failure.with_provider_reference(reference),
+                None => failure,
+            }))
         })
     }
 }
@@ -209,6 +248,9 @@ pub struct RefundPaymentRequest {
     pub amount_minor: i64,
     #[schema(schema_with = crate::shapes::reason)]
     pub reason: String,
+    /// The payment provider's id of it (`pi_…`, `re_…`), if it went through one.
+    #[schema(schema_with = crate::shapes::provider_reference)]
+    pub provider_reference: Option<String>,
 }
 
 impl RefundPaymentRequest {
@@ -218,13 +260,13 @@ impl RefundPaymentRequest {
         let payment_id = errors.check(PaymentId::parse(&self.payment_id));
         let amount = errors.check(PositiveAmount::parse("amount_minor", self.amount_minor));
         let reason = errors.check(Reason::parse(&self.reason));
+        let reference = errors.check(provider_reference(self.provider_reference.as_deref()));
         errors.finish(|| {
-            Some(Command::RefundPayment(RefundPayment::new(
-                refund_id?,
-                payment_id?,
-                amount?,
-                reason?,
-            )))
+            let refund = RefundPayment::new(refund_id?, payment_id?, amount?, reason?);
+            Some(Command::RefundPayment(match reference? {
+                Some(reference) => refund.with_provider_reference(reference),
+                None => refund,
+            }))
         })
     }
 }
@@ -234,13 +276,23 @@ impl RefundPaymentRequest {
 pub struct CancelOrderRequest {
     #[schema(schema_with = crate::shapes::reason)]
     pub reason: String,
+    /// Give back what was captured first: the payment service refunds each captured
+    /// payment through the provider, then cancels (the order is `cancelling` until then).
+    /// Default `false`: an order holding captured money is then refused.
+    #[serde(default)]
+    pub refund: bool,
 }
 
 impl CancelOrderRequest {
     pub fn parse(self) -> Result<Command, ApiError> {
-        let reason = Reason::parse(&self.reason)?;
-        Ok(Command::CancelOrder(CancelOrder::new(reason)))
+        let cancel = CancelOrder::new(Reason::parse(&self.reason)?);
+        Ok(Command::CancelOrder(if self.refund { cancel.with_refund() } else { cancel }))
     }
+}
+
+/// An optional provider reference: `Ok(None)` when absent.
+fn provider_reference(raw: Option<&str>) -> Result<Option<ProviderReference>, ValidationError> {
+    raw.map(ProviderReference::parse).transpose()
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

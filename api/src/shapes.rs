@@ -4,8 +4,8 @@
 //! `#[schema(schema_with = …)]`.
 
 use domain::{
-    Carrier, Currency, CustomerEmail, CustomerId, PaymentId, PaymentMethod, Reason, RefundId,
-    SalesChannel, Sku, TextRule, TrackingNumber, LIMITS,
+    Carrier, Currency, CustomerEmail, CustomerId, PaymentId, PaymentMethod, PaymentMethodId,
+    ProviderReference, Reason, RefundId, SalesChannel, Sku, TextRule, TrackingNumber, LIMITS,
 };
 use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, Type,
@@ -49,6 +49,8 @@ text_fields!(
     carrier => Carrier,
     tracking_number => TrackingNumber,
     sales_channel => SalesChannel,
+    payment_method_id => PaymentMethodId,
+    provider_reference => ProviderReference,
 );
 
 pub(crate) fn currency() -> Object {

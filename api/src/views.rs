@@ -61,7 +61,13 @@ pub struct OrderView {
     pub refunded_minor: i64,
     pub outstanding_minor: i64,
     pub fully_paid: bool,
+    /// `open`, `cancelling` (a cancellation with refund is under way), `cancelled` or
+    /// `shipped`.
     pub status: &'static str,
+    /// How the payment service charges the order: its payment method id, when the order
+    /// was placed with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
     pub payments: Vec<PaymentView>,
     pub failed_payment_attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +90,9 @@ pub struct LineView {
 pub struct PaymentView {
     pub payment_id: String,
     pub method: String,
+    /// The payment provider's id of the charge, when one was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_reference: Option<String>,
     pub captured_minor: i64,
     pub refunded_minor: i64,
 }
@@ -98,6 +107,7 @@ impl OrderView {
     pub fn new(order: &PlacedOrder, stream_version: u32, position: i64) -> Self {
         let (status, cancellation_reason, shipment) = match &order.fulfilment {
             Fulfilment::Open => ("open", None, None),
+            Fulfilment::Cancelling { reason } => ("cancelling", Some(reason.to_string()), None),
             Fulfilment::Cancelled { reason } => ("cancelled", Some(reason.to_string()), None),
             Fulfilment::Shipped { carrier, tracking_number } => (
                 "shipped",
@@ -134,12 +144,17 @@ impl OrderView {
             outstanding_minor: order.outstanding_minor(),
             fully_paid: order.is_fully_paid(),
             status,
+            payment_method: order
+                .payment
+                .as_ref()
+                .map(|payment| payment.payment_method.to_string()),
             payments: order
                 .payments
                 .iter()
                 .map(|(payment_id, payment)| PaymentView {
                     payment_id: payment_id.to_string(),
                     method: payment.method.to_string(),
+                    provider_reference: payment.provider_reference.as_ref().map(|r| r.to_string()),
                     captured_minor: payment.captured_minor,
                     refunded_minor: payment.refunded_minor,
                 })

@@ -12,11 +12,20 @@
 //! | event | version | shape |
 //! |---|---|---|
 //! | `OrderPlaced` | 1 | `OrderPlacedV1`: no sales channel; upcast as [`SalesChannel::unknown`] |
-//! | `OrderPlaced` | 2 | the domain [`OrderPlaced`], with `sales_channel` |
+//! | `OrderPlaced` | 2 | `OrderPlacedV2`: a sales channel, no payment instruction (upcast as none) |
+//! | `OrderPlaced` | 3 | the domain [`OrderPlaced`]: an optional `payment` instruction |
+//! | `PaymentCaptured`, `PaymentFailed`, `PaymentRefunded` | 1 | no provider reference (upcast as none) |
+//! | `PaymentCaptured`, `PaymentFailed`, `PaymentRefunded` | 2 | the domain type: an optional `provider_reference` |
+//! | `OrderCancellationRequested` | 1 | its domain type |
 //! | every other event | 1 | its domain type |
+//!
+//! An old version is read by a struct of exactly its fields (`deny_unknown_fields`): a
+//! payload of a newer shape stored under an old version is refused, not read with facts
+//! dropped.
 
 use domain::{
-    CustomerEmail, CustomerId, Event, Money, OrderId, OrderLine, OrderPlaced, SalesChannel,
+    CustomerEmail, CustomerId, Event, Money, OrderId, OrderLine, OrderPlaced, PaymentCaptured,
+    PaymentFailed, PaymentId, PaymentMethod, PaymentRefunded, Reason, RefundId, SalesChannel,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -38,11 +47,10 @@ pub enum SchemaError {
 /// The version `encode` writes for an event: the newest shape of its type.
 pub fn current_version(event: &Event) -> i16 {
     match event {
-        Event::OrderPlaced(_) => 2,
-        Event::PaymentCaptured(_)
-        | Event::PaymentFailed(_)
-        | Event::PaymentRefunded(_)
-        | Event::OrderFullyPaid(_)
+        Event::OrderPlaced(_) => 3,
+        Event::PaymentCaptured(_) | Event::PaymentFailed(_) | Event::PaymentRefunded(_) => 2,
+        Event::OrderFullyPaid(_)
+        | Event::OrderCancellationRequested(_)
         | Event::OrderCancelled(_)
         | Event::OrderShipped(_) => 1,
     }
@@ -70,6 +78,95 @@ impl From<OrderPlacedV1> for OrderPlaced {
             lines: v1.lines,
             total: v1.total,
             sales_channel: SalesChannel::unknown(),
+            payment: None,
+        }
+    }
+}
+
+/// `OrderPlaced` as version 2 stored it, before payment instructions.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrderPlacedV2 {
+    order_id: OrderId,
+    customer_id: CustomerId,
+    customer_email: CustomerEmail,
+    lines: Vec<OrderLine>,
+    total: Money,
+    sales_channel: SalesChannel,
+}
+
+impl From<OrderPlacedV2> for OrderPlaced {
+    fn from(v2: OrderPlacedV2) -> Self {
+        Self {
+            order_id: v2.order_id,
+            customer_id: v2.customer_id,
+            customer_email: v2.customer_email,
+            lines: v2.lines,
+            total: v2.total,
+            sales_channel: v2.sales_channel,
+            payment: None,
+        }
+    }
+}
+
+/// `PaymentCaptured` as version 1 stored it, before provider references.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentCapturedV1 {
+    payment_id: PaymentId,
+    amount: Money,
+    method: PaymentMethod,
+}
+
+impl From<PaymentCapturedV1> for PaymentCaptured {
+    fn from(v1: PaymentCapturedV1) -> Self {
+        Self {
+            payment_id: v1.payment_id,
+            amount: v1.amount,
+            method: v1.method,
+            provider_reference: None,
+        }
+    }
+}
+
+/// `PaymentFailed` as version 1 stored it, before provider references.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentFailedV1 {
+    payment_id: PaymentId,
+    amount: Money,
+    reason: Reason,
+}
+
+impl From<PaymentFailedV1> for PaymentFailed {
+    fn from(v1: PaymentFailedV1) -> Self {
+        Self {
+            payment_id: v1.payment_id,
+            amount: v1.amount,
+            reason: v1.reason,
+            provider_reference: None,
+        }
+    }
+}
+
+/// `PaymentRefunded` as version 1 stored it, before provider references.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentRefundedV1 {
+    refund_id: RefundId,
+    payment_id: PaymentId,
+    amount: Money,
+    reason: Reason,
+}
+
+impl From<PaymentRefundedV1> for PaymentRefunded {
+    fn from(v1: PaymentRefundedV1) -> Self {
+        Self {
+            refund_id: v1.refund_id,
+            payment_id: v1.payment_id,
+            amount: v1.amount,
+            reason: v1.reason,
+            provider_reference: None,
         }
     }
 }
@@ -92,6 +189,7 @@ pub fn encode(event: &Event) -> Result<NewEvent, serde_json::Error> {
         Event::PaymentFailed(data) => serde_json::to_value(data),
         Event::PaymentRefunded(data) => serde_json::to_value(data),
         Event::OrderFullyPaid(data) => serde_json::to_value(data),
+        Event::OrderCancellationRequested(data) => serde_json::to_value(data),
         Event::OrderCancelled(data) => serde_json::to_value(data),
         Event::OrderShipped(data) => serde_json::to_value(data),
     }?;
@@ -156,10 +254,15 @@ fn decode_from(
     let p = (event_type, event_version, payload);
     Ok(match (event_type, event_version) {
         ("OrderPlaced", 1) => Event::OrderPlaced(data::<OrderPlacedV1>(p)?.into()),
-        ("OrderPlaced", 2) => Event::OrderPlaced(data(p)?),
-        ("PaymentCaptured", 1) => Event::PaymentCaptured(data(p)?),
-        ("PaymentFailed", 1) => Event::PaymentFailed(data(p)?),
-        ("PaymentRefunded", 1) => Event::PaymentRefunded(data(p)?),
+        ("OrderPlaced", 2) => Event::OrderPlaced(data::<OrderPlacedV2>(p)?.into()),
+        ("OrderPlaced", 3) => Event::OrderPlaced(data(p)?),
+        ("PaymentCaptured", 1) => Event::PaymentCaptured(data::<PaymentCapturedV1>(p)?.into()),
+        ("PaymentCaptured", 2) => Event::PaymentCaptured(data(p)?),
+        ("PaymentFailed", 1) => Event::PaymentFailed(data::<PaymentFailedV1>(p)?.into()),
+        ("PaymentFailed", 2) => Event::PaymentFailed(data(p)?),
+        ("PaymentRefunded", 1) => Event::PaymentRefunded(data::<PaymentRefundedV1>(p)?.into()),
+        ("PaymentRefunded", 2) => Event::PaymentRefunded(data(p)?),
+        ("OrderCancellationRequested", 1) => Event::OrderCancellationRequested(data(p)?),
         ("OrderFullyPaid", 1) => Event::OrderFullyPaid(data(p)?),
         ("OrderCancelled", 1) => Event::OrderCancelled(data(p)?),
         ("OrderShipped", 1) => Event::OrderShipped(data(p)?),

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use domain::{
     Carrier, Currency, CustomerEmail, CustomerId, Event, Money, OrderCancelled, OrderFullyPaid,
     OrderId, OrderLine, OrderPlaced, OrderShipped, PaymentCaptured, PaymentFailed, PaymentId,
-    PaymentMethod, PaymentRefunded, Reason, RefundId, SalesChannel, Sku, TrackingNumber,
+    PaymentInstruction, PaymentMethod, PaymentMethodId, PaymentRefunded, ProviderReference, Reason,
+    RefundId, SalesChannel, Sku, TrackingNumber,
 };
 use eventstore::schema::{self, SchemaError};
 use serde_json::{json, Value};
@@ -55,16 +56,19 @@ fn expected_v1(event_type: &str) -> anyhow::Result<Event> {
             ],
             total: euros(3000)?,
             sales_channel: SalesChannel::unknown(),
+            payment: None,
         }),
         "PaymentFailed" => Event::PaymentFailed(PaymentFailed {
             payment_id: PaymentId::parse("pay_declined")?,
             amount: euros(3000)?,
             reason: Reason::parse("card declined")?,
+            provider_reference: None,
         }),
         "PaymentCaptured" => Event::PaymentCaptured(PaymentCaptured {
             payment_id: PaymentId::parse("pay_1")?,
             amount: euros(1000)?,
             method: PaymentMethod::parse("card")?,
+            provider_reference: None,
         }),
         "OrderFullyPaid" => Event::OrderFullyPaid(OrderFullyPaid { total: euros(3000)? }),
         "PaymentRefunded" => Event::PaymentRefunded(PaymentRefunded {
@@ -72,6 +76,7 @@ fn expected_v1(event_type: &str) -> anyhow::Result<Event> {
             payment_id: PaymentId::parse("pay_1")?,
             amount: euros(400)?,
             reason: Reason::parse("arrived damaged")?,
+            provider_reference: None,
         }),
         "OrderShipped" => Event::OrderShipped(OrderShipped {
             carrier: Carrier::parse("DHL")?,
@@ -126,11 +131,42 @@ fn order_placed_v1_is_upcast_with_an_unknown_sales_channel() -> anyhow::Result<(
 }
 
 #[test]
-fn encode_writes_order_placed_v2_and_every_other_event_v1() -> anyhow::Result<()> {
+fn order_placed_v2_is_upcast_without_a_payment_instruction() -> anyhow::Result<()> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2/OrderPlaced.json");
+    let v2: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let Event::OrderPlaced(placed) = schema::decode("OrderPlaced", 2, &v2)? else {
+        anyhow::bail!("OrderPlaced decoded into another event");
+    };
+    assert_eq!(placed.sales_channel.as_str(), "web");
+    assert_eq!(placed.payment, None, "version 2 never carried an instruction");
+    assert_eq!(placed.total, euros(3000)?);
+    Ok(())
+}
+
+#[test]
+fn payment_events_v1_are_upcast_without_a_provider_reference() -> anyhow::Result<()> {
+    for event_type in ["PaymentCaptured", "PaymentFailed", "PaymentRefunded"] {
+        let reference = match schema::decode(event_type, 1, &fixture(event_type)?)? {
+            Event::PaymentCaptured(e) => e.provider_reference,
+            Event::PaymentFailed(e) => e.provider_reference,
+            Event::PaymentRefunded(e) => e.provider_reference,
+            other => anyhow::bail!("{event_type} decoded as {other:?}"),
+        };
+        assert_eq!(reference, None, "{event_type}");
+    }
+    Ok(())
+}
+
+#[test]
+fn encode_writes_the_newest_version_of_each_event() -> anyhow::Result<()> {
     for event_type in EVENT_TYPES {
         let event = expected_v1(event_type)?;
         let encoded = schema::encode(&event)?;
-        let version = if event_type == "OrderPlaced" { 2 } else { 1 };
+        let version = match event_type {
+            "OrderPlaced" => 3,
+            "PaymentCaptured" | "PaymentFailed" | "PaymentRefunded" => 2,
+            _ => 1,
+        };
         assert_eq!(encoded.event_type, event_type);
         assert_eq!(encoded.event_version, version, "{event_type}");
         assert_eq!(schema::current_version(&event), version, "{event_type}");
@@ -142,12 +178,23 @@ fn encode_writes_order_placed_v2_and_every_other_event_v1() -> anyhow::Result<()
 fn current_versions_round_trip() -> anyhow::Result<()> {
     for event_type in EVENT_TYPES {
         let mut event = expected_v1(event_type)?;
-        if let Event::OrderPlaced(placed) = &mut event {
-            placed.sales_channel = SalesChannel::parse("web")?;
+        let reference = Some(ProviderReference::parse("pi_3PqT1x2eZvKYlo2C")?);
+        match &mut event {
+            Event::OrderPlaced(placed) => {
+                placed.sales_channel = SalesChannel::parse("web")?;
+                placed.payment = Some(PaymentInstruction {
+                    payment_method: PaymentMethodId::parse("pm_card_visa")?,
+                });
+            }
+            Event::PaymentCaptured(e) => e.provider_reference = reference,
+            Event::PaymentFailed(e) => e.provider_reference = reference,
+            Event::PaymentRefunded(e) => e.provider_reference = reference,
+            _ => {}
         }
         let encoded = schema::encode(&event)?;
         if event_type == "OrderPlaced" {
             assert_eq!(encoded.payload["sales_channel"], "web");
+            assert_eq!(encoded.payload["payment"]["payment_method"], "pm_card_visa");
         }
         let decoded = schema::decode(encoded.event_type, encoded.event_version, &encoded.payload)?;
         assert_eq!(decoded, event, "{event_type} v{}", encoded.event_version);
@@ -163,9 +210,9 @@ fn unknown_types_and_versions_are_typed_errors() -> anyhow::Result<()> {
     let placed = fixture("OrderPlaced")?;
     let captured = fixture("PaymentCaptured")?;
     for (event_type, version, payload) in [
-        ("OrderPlaced", 3, &placed),
+        ("OrderPlaced", 4, &placed),
         ("OrderPlaced", 0, &placed),
-        ("PaymentCaptured", 2, &captured),
+        ("PaymentCaptured", 3, &captured),
         ("OrderRefunded", 1, &captured),
     ] {
         match schema::decode(event_type, version, payload) {
@@ -191,6 +238,20 @@ fn a_payload_under_the_wrong_version_is_refused() -> anyhow::Result<()> {
     v2["sales_channel"] = json!("web");
     assert!(matches!(
         schema::decode("OrderPlaced", 1, &v2),
+        Err(SchemaError::Payload { event_version: 1, .. })
+    ));
+    // A version 3 payload with an instruction, labelled 2, would lose the instruction…
+    let mut v3 = v2.clone();
+    v3["payment"] = json!({ "payment_method": "pm_card_visa" });
+    assert!(matches!(
+        schema::decode("OrderPlaced", 2, &v3),
+        Err(SchemaError::Payload { event_version: 2, .. })
+    ));
+    // …and a payment event with a provider reference, labelled 1, its reference.
+    let mut captured = fixture("PaymentCaptured")?;
+    captured["provider_reference"] = json!("pi_1");
+    assert!(matches!(
+        schema::decode("PaymentCaptured", 1, &captured),
         Err(SchemaError::Payload { event_version: 1, .. })
     ));
     // An invalid channel is as invalid in storage as in a request.

@@ -228,6 +228,7 @@ async fn a_random_mix_of_transactions_loses_nothing_and_doubles_nothing() -> any
                                 payment_id: domain::PaymentId::parse(&format!("pay_late_{step}"))?,
                                 amount: domain::Money::new(250, domain::Currency::parse("EUR")?),
                                 method: domain::PaymentMethod::parse("card")?,
+                                provider_reference: None,
                             },
                         ))?;
                         unit.append_to_stream(order_id, 1, &[captured], &Metadata::default())

@@ -64,6 +64,15 @@ pub(crate) fn render(event: &Event, order_id: Uuid) -> Option<Rendered> {
             format!("Refund issued for order {short}"),
             format!("We refunded {} ({}).", money(&refunded.amount), refunded.reason),
         ),
+        Event::OrderCancellationRequested(requested) => (
+            "cancellation_requested",
+            format!("Cancelling order {short}"),
+            format!(
+                "We are cancelling your order ({}) and refunding what you paid; you will hear \
+                 from us when it is done.",
+                requested.reason
+            ),
+        ),
         Event::OrderCancelled(cancelled) => (
             "order_cancelled",
             format!("Order {short} cancelled"),

@@ -123,7 +123,9 @@ pub(crate) fn changes_payments(event: &Event) -> bool {
         | Event::PaymentFailed(_)
         | Event::PaymentRefunded(_)
         | Event::OrderCancelled(_) => true,
-        Event::OrderFullyPaid(_) | Event::OrderShipped(_) => false,
+        Event::OrderFullyPaid(_)
+        | Event::OrderShipped(_)
+        | Event::OrderCancellationRequested(_) => false,
     }
 }
 

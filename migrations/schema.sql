@@ -337,6 +337,48 @@ CREATE TABLE public.payment_attempts (
 
 
 --
+-- Name: payment_process_inbox; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.payment_process_inbox (
+    event_id uuid NOT NULL,
+    order_id uuid NOT NULL,
+    "position" bigint NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: payment_process_revisions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.payment_process_revisions (
+    order_id uuid NOT NULL,
+    revision integer NOT NULL,
+    state jsonb NOT NULL,
+    through_position bigint NOT NULL,
+    changed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+
+--
+-- Name: payment_processes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.payment_processes (
+    order_id uuid NOT NULL,
+    state jsonb NOT NULL,
+    step text NOT NULL,
+    due_at timestamp with time zone,
+    lease_until timestamp with time zone,
+    revision integer NOT NULL,
+    through_position bigint NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT payment_processes_revision_check CHECK ((revision > 0))
+);
+
+
+--
 -- Name: payment_versions; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -584,6 +626,30 @@ ALTER TABLE ONLY public.payment_attempts
 
 
 --
+-- Name: payment_process_inbox payment_process_inbox_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.payment_process_inbox
+    ADD CONSTRAINT payment_process_inbox_pkey PRIMARY KEY (event_id);
+
+
+--
+-- Name: payment_process_revisions payment_process_revisions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.payment_process_revisions
+    ADD CONSTRAINT payment_process_revisions_pkey PRIMARY KEY (order_id, revision);
+
+
+--
+-- Name: payment_processes payment_processes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.payment_processes
+    ADD CONSTRAINT payment_processes_pkey PRIMARY KEY (order_id);
+
+
+--
 -- Name: payment_versions payment_versions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -710,6 +776,13 @@ CREATE INDEX notifications_by_order ON public.notifications USING btree (order_i
 --
 
 CREATE INDEX notifications_by_position ON public.notifications USING btree ("position");
+
+
+--
+-- Name: payment_processes_due; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX payment_processes_due ON public.payment_processes USING btree (due_at) WHERE (due_at IS NOT NULL);
 
 
 --

@@ -55,6 +55,8 @@ pub struct Roles {
     pub tasks: Option<watch::Receiver<Vec<TaskHealth>>>,
     /// The dispatcher, when this process delivers notifications.
     pub dispatcher: Option<watch::Receiver<delivery::DispatcherStatus>>,
+    /// The payment service's worker, when this process runs it.
+    pub payments: Option<watch::Receiver<payment_service::ServiceStatus>>,
 }
 
 /// One consumer: its loop's status, and what its projection applied.

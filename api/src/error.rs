@@ -281,6 +281,16 @@ impl From<delivery::DeliveryError> for ApiError {
     }
 }
 
+impl From<payment_service::ServiceError> for ApiError {
+    fn from(error: payment_service::ServiceError) -> Self {
+        match error {
+            payment_service::ServiceError::Database(error) => error.into(),
+            payment_service::ServiceError::Command(error) => error.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         if error.is_transient() {

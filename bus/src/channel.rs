@@ -29,8 +29,14 @@ impl Channels {
         format!("{}{DEAD_LETTER_SUFFIX}", self.orders())
     }
 
-    /// The consumer group of a subscriber called `name`.
+    /// The consumer group of the projection called `name`.
     pub fn group(&self, name: &str) -> String {
         format!("{}ledger-projection-{name}", self.prefix)
+    }
+
+    /// The consumer group of a service that acts on the events (not a projection), such
+    /// as `payment-service`.
+    pub fn service_group(&self, name: &str) -> String {
+        format!("{}ledger-{name}", self.prefix)
     }
 }

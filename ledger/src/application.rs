@@ -66,9 +66,21 @@ impl Application {
         if settings.runs(Role::Dispatcher) {
             roles.dispatcher = Some(roles::start_dispatcher(&settings, &pool, &mut supervisor)?);
         }
+        let commands = CommandService::new(EventStore::new(pool.clone()), settings.group_commit);
+        if settings.runs(Role::Payments) {
+            let payments = settings.payments.as_ref().context(
+                "the payments role needs LEDGER_PAYMENT_PROVIDER_URL and LEDGER_PAYMENT_PROVIDER_KEY",
+            )?;
+            roles.payments = Some(roles::start_payments(
+                &settings,
+                payments,
+                &pool,
+                &commands,
+                &mut supervisor,
+            )?);
+        }
         roles.tasks = Some(supervisor.health());
 
-        let commands = CommandService::new(EventStore::new(pool), settings.group_commit);
         let context = ApiContext::new(commands, roles, applied, api::metrics::install());
         Ok(Self {
             listener,

@@ -14,6 +14,7 @@ use commands::GroupCommitSettings;
 use eventstore::PoolSettings;
 
 use crate::delivery_args::DeliveryArgs;
+use crate::payment_args::PaymentArgs;
 use crate::settings::*;
 
 #[derive(Args, Clone, Debug)]
@@ -72,6 +73,8 @@ pub struct ServeArgs {
     pub projector: ProjectorArgs,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+    #[command(flatten)]
+    pub payments: PaymentArgs,
     /// Skip applying migrations at start-up (when `ledger migrate` runs as a separate step).
     #[arg(long, env = "LEDGER_SKIP_MIGRATIONS", value_name = "BOOL")]
     #[arg(action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false",
@@ -94,13 +97,20 @@ impl ServeArgs {
         settings.http_addr = self.http_addr;
         settings.channels = self.delivery.channels()?;
         settings.delivery = self.delivery.settings();
+        settings.payments = self.payments.settings()?;
         settings.roles = match &self.roles {
             Some(roles) => roles.clone(),
-            None if settings.channels.any() => {
-                Role::ALL.into_iter().chain([Role::Dispatcher]).collect()
-            }
-            None => Role::ALL.to_vec(),
+            None => Role::ALL
+                .into_iter()
+                .chain(settings.channels.any().then_some(Role::Dispatcher))
+                .chain(settings.payments.is_some().then_some(Role::Payments))
+                .collect(),
         };
+        if settings.runs(Role::Payments) && settings.payments.is_none() {
+            anyhow::bail!(
+                "LEDGER_ROLES (--roles) names payments, but no payment provider is configured:                  set LEDGER_PAYMENT_PROVIDER_URL and LEDGER_PAYMENT_PROVIDER_KEY"
+            );
+        }
         if settings.runs(Role::Dispatcher) && !settings.channels.any() {
             anyhow::bail!(
                 "LEDGER_ROLES (--roles) names dispatcher, but no channel is configured: set \
@@ -293,6 +303,51 @@ mod tests {
         }
         assert!(parse(&["--insecure-no-auth"])?.access.insecure_no_auth);
         assert!(parse(&["--insecure-no-auth=maybe"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn a_payment_provider_that_cannot_work_is_refused_naming_the_setting() -> Result<(), clap::Error>
+    {
+        let refusal = |args: &[&str]| {
+            let args: Vec<&str> = args.iter().copied().chain(["--insecure-no-auth"]).collect();
+            parse(&args).map(|a| a.settings().err().map(|e| e.to_string()))
+        };
+        let bad_url =
+            refusal(&["--payment-provider-url", "not a url", "--payment-provider-key", "k"])?;
+        assert!(bad_url.is_some_and(|e| e.contains("LEDGER_PAYMENT_PROVIDER_URL")));
+        let no_key = refusal(&["--payment-provider-url", "https://api.stripe.com"])?;
+        assert!(no_key.is_some_and(|e| e.contains("LEDGER_PAYMENT_PROVIDER_KEY")));
+        let short_lease = refusal(&[
+            "--payment-provider-url",
+            "https://api.stripe.com",
+            "--payment-provider-key",
+            "sk_test_x",
+            "--payment-lease-ms",
+            "1000",
+        ])?;
+        assert!(short_lease.is_some_and(|e| e.contains("LEDGER_PAYMENT_LEASE_MS")));
+        if std::env::var_os("LEDGER_PAYMENT_PROVIDER_URL").is_none() {
+            let no_provider = refusal(&["--roles", "api,payments"])?;
+            assert!(no_provider.is_some_and(|e| e.contains("LEDGER_PAYMENT_PROVIDER_URL")));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_configured_provider_turns_the_payment_service_on() -> Result<(), clap::Error> {
+        if std::env::var_os("LEDGER_ROLES").is_some() {
+            return Ok(());
+        }
+        let args = [
+            "--insecure-no-auth",
+            "--payment-provider-url",
+            "https://api.stripe.com",
+            "--payment-provider-key",
+            "sk_test_x",
+        ];
+        let roles = parse(&args)?.settings().ok().map(|s| s.roles);
+        assert_eq!(roles, Some(vec![Role::Api, Role::Relay, Role::Projector, Role::Payments]));
         Ok(())
     }
 

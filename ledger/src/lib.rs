@@ -3,7 +3,8 @@
 //! - [`Settings`] (typed) and [`config`] (flags and environment variables into settings).
 //! - [`Application`]: connect, migrate, start the roles this process runs, serve HTTP,
 //!   shut down gracefully. `main` and the tests build it the same way.
-//! - [`roles`]: the relay, the projection consumers and the dispatcher, run under a [`supervisor`] that
+//! - [`roles`]: the relay, the projection consumers, the dispatcher and the payment
+//!   service, run under a [`supervisor`] that
 //!   restarts a task that ends unexpectedly and tells `/readyz`.
 //! - [`cli`]: the subcommands (`serve`, `migrate`, `relay status`, `projections …`,
 //!   `openapi`, `bench`); [`telemetry`] and [`shutdown`]: logs and signals.
@@ -12,6 +13,7 @@ mod application;
 pub mod cli;
 pub mod config;
 mod delivery_args;
+pub mod payment_args;
 mod rebuild_cli;
 mod roles;
 mod settings;

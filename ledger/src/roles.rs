@@ -9,6 +9,7 @@ use projections::{AppliedSignal, CatchUp, ProjectionHandler, ProjectionKind, Pro
 use tokio::sync::watch;
 
 use crate::delivery_args::channels;
+use crate::payment_args::PaymentSettings;
 use crate::settings::Settings;
 use crate::supervisor::Supervisor;
 
@@ -116,6 +117,74 @@ pub fn start_dispatcher(
     supervisor.supervise("dispatcher", move |shutdown| {
         Dispatcher::new(pool.clone(), channels.clone(), delivery.clone(), status.clone())
             .run(shutdown)
+    });
+    Ok(view)
+}
+
+/// Starts the payment service: its consumer of the order events (own consumer group) and
+/// its worker; returns the worker's status.
+pub fn start_payments(
+    settings: &Settings,
+    payments: &PaymentSettings,
+    pool: &eventstore::Pool,
+    commands: &commands::CommandService,
+    supervisor: &mut Supervisor,
+) -> anyhow::Result<watch::Receiver<payment_service::ServiceStatus>> {
+    let provider =
+        payment_provider::stripe::Stripe::new(payments.provider.clone()).map_err(|error| {
+            anyhow::anyhow!("LEDGER_PAYMENT_PROVIDER_URL (--payment-provider-url): {error}")
+        })?;
+    let provider = std::sync::Arc::new(provider);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let status = watch::Sender::new(payment_service::ServiceStatus::default());
+    let view = status.subscribe();
+    let consumer_status = watch::Sender::new(ConsumerStatus {
+        name: payment_service::CONSUMER.to_owned(),
+        ..ConsumerStatus::default()
+    });
+    let undelivered = std::sync::Arc::new(payment_service::UndeliveredAt::default());
+    supervisor.supervise("payments:catch-up", {
+        let (pool, wake, undelivered) = (pool.clone(), wake.clone(), undelivered.clone());
+        let (grace, interval) = (payments.service.catch_up_grace, payments.service.poll);
+        move |shutdown| {
+            payment_service::CatchUp::new(
+                pool.clone(),
+                wake.clone(),
+                undelivered.clone(),
+                grace,
+                interval,
+            )
+            .run(shutdown)
+        }
+    });
+    let (kafka, consumer) = (settings.kafka.clone(), settings.consumer.clone());
+    supervisor.supervise("payments:consumer", {
+        let (pool, wake) = (pool.clone(), wake.clone());
+        move |shutdown| {
+            let handler = payment_service::PaymentHandler::new(
+                pool.clone(),
+                wake.clone(),
+                undelivered.clone(),
+            );
+            let consumer = Consumer::new(handler, consumer.clone(), consumer_status.clone());
+            let kafka = kafka.clone();
+            async move {
+                let group = kafka.channels.service_group(payment_service::CONSUMER);
+                consumer.run(|| KafkaSubscriber::join(&kafka, &group), shutdown).await;
+            }
+        }
+    });
+    let (pool, commands, service) = (pool.clone(), commands.clone(), payments.service.clone());
+    supervisor.supervise("payments:worker", move |shutdown| {
+        payment_service::Worker::new(
+            pool.clone(),
+            commands.clone(),
+            provider.clone(),
+            service.clone(),
+            status.clone(),
+            wake.clone(),
+        )
+        .run(shutdown)
     });
     Ok(view)
 }

@@ -44,6 +44,9 @@ pub enum Role {
     Projector,
     /// Delivers the notifications (email, webhooks); needs a channel configured.
     Dispatcher,
+    /// The payment service: charges orders placed with a payment instruction, retries,
+    /// compensates; needs a payment provider configured.
+    Payments,
 }
 
 impl Role {
@@ -73,6 +76,8 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     /// Where notifications go (none: the dispatcher role cannot run).
     pub channels: ChannelSettings,
+    /// The payment provider and service (none: the payments role cannot run).
+    pub payments: Option<crate::payment_args::PaymentSettings>,
     /// Do not migrate at start-up (`ledger migrate` runs as a separate step).
     pub skip_migrations: bool,
     pub access: Access,
@@ -115,6 +120,7 @@ impl Settings {
             },
             delivery: DeliverySettings::default(),
             channels: ChannelSettings::default(),
+            payments: None,
             skip_migrations: false,
             access: Access {
                 tokens,

@@ -17,6 +17,9 @@ const CRATES: &[&str] = &[
     "projections",
     "delivery",
     "delivery-channels",
+    "payment-service",
+    "payment-provider",
+    "payment-standin",
     "api",
     "ledger",
     "bench",
@@ -317,9 +320,16 @@ fn the_http_adapter_and_the_core_carry_no_broker_or_load_generator() -> std::io:
     for heavy in ["reqwest", "hdrhistogram", "rdkafka"] {
         assert!(!api.contains(heavy), "api depends on {heavy}");
     }
-    for core in ["domain", "eventstore", "commands", "projections", "bus"] {
+    for core in ["domain", "eventstore", "commands", "projections", "bus", "payment-service"] {
         assert!(!dependencies_of(core)?.contains("rdkafka"), "{core} builds librdkafka");
     }
+    // The saga speaks to the provider through its trait; the HTTP client is the adapter's.
+    assert!(
+        !dependencies_of("payment-service")?.contains("reqwest"),
+        "payment-service speaks HTTP"
+    );
+    // The stand-in is for tests and demos: the binary never links it.
+    assert!(!dependencies_of("ledger")?.contains("payment-standin"), "ledger links the stand-in");
     let domain = dependencies_of("domain")?;
     for io in ["tokio", "tokio-postgres", "axum"] {
         assert!(!domain.contains(io), "the domain depends on {io}");

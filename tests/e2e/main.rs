@@ -24,6 +24,8 @@ mod idempotency;
 mod lifecycle;
 mod logs;
 mod operations;
+mod payment_crashes;
+mod payment_service;
 mod projections;
 mod rebuild;
 mod relay;

@@ -94,11 +94,17 @@ async fn every_event_of_concurrent_writers_arrives_in_stream_order() -> anyhow::
     assert_eq!(message.headers["event-type"], message.envelope.event_type);
     assert_eq!(message.headers["content-type"], "application/json");
     assert!(message.headers.contains_key("correlation-id"));
-    // Each event goes out with the version it was stored at: OrderPlaced is at 2.
+    // Each event goes out with the version it was stored at: OrderPlaced is at 3, the
+    // payment events at 2.
     for message in &reader.messages {
         let version = message.envelope.event_version;
         assert_eq!(message.headers["event-version"], version.to_string());
-        assert_eq!(version, if message.envelope.event_type == "OrderPlaced" { 2 } else { 1 });
+        let expected = match message.envelope.event_type.as_str() {
+            "OrderPlaced" => 3,
+            "PaymentCaptured" | "PaymentFailed" | "PaymentRefunded" => 2,
+            _ => 1,
+        };
+        assert_eq!(version, expected, "{}", message.envelope.event_type);
     }
     // One order, one partition: every message of a stream shares it.
     let mut partitions: HashMap<Uuid, HashSet<i32>> = HashMap::new();

@@ -14,6 +14,7 @@
 //!   that records the mail it accepts; it can refuse mail, or stop and start again.
 //! - [`TestReceiver`]: a real HTTP server that records the Standard Webhooks it receives,
 //!   checks their signatures, and answers with the statuses the test programs.
+//! - [`payments`]: a ledger charging through a payment-provider stand-in of the test's own.
 //! - [`poll_until`]: waiting on a condition with a deadline, never a bare sleep.
 
 // A test that reads a value of another type than it expects should stop right there.
@@ -28,6 +29,7 @@ pub mod audit;
 mod broker;
 mod database;
 mod mail;
+pub mod payments;
 mod poll;
 pub mod postgres;
 pub mod process;

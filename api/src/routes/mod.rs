@@ -7,6 +7,7 @@ mod delivery;
 mod health;
 mod notifications;
 mod orders;
+mod payment_process;
 mod payments;
 
 use axum::extract::DefaultBodyLimit;
@@ -82,6 +83,7 @@ fn routes(serve_api: bool, gate: &Gate) -> OpenApiRouter<ApiContext> {
         .routes(routes!(admin::redrive))
         .routes(routes!(delivery::delivery))
         .routes(routes!(delivery::resend))
+        .routes(routes!(payment_process::payment_service))
         .routes(routes!(admin::start_rebuild, admin::cancel_rebuild))
         .route_layer(needs(Access::Admin));
     let open = open.merge(admin);
@@ -99,6 +101,7 @@ fn routes(serve_api: bool, gate: &Gate) -> OpenApiRouter<ApiContext> {
     let queries = OpenApiRouter::new()
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::get_order_events))
+        .routes(routes!(payment_process::get_payment_process))
         .routes(routes!(payments::list_payments))
         .routes(routes!(payments::get_payments))
         .routes(routes!(payments::customer_balance))

@@ -1,0 +1,359 @@
+//! The saga's worker: claims the processes that are due and takes their steps, one at a
+//! time, writing the state after each.
+//!
+//! A step that calls the provider is always preceded by a write that fixes what it sends
+//! (the attempt with its idempotency key and amount, the refund with its key), and
+//! followed by a write of what came back. A crash anywhere in between leaves a state from
+//! which the same step is taken again with the same keys: the provider answers a repeated
+//! key with the first result (one charge, one refund), and the command layer answers a
+//! repeated command key with the first events (one `PaymentCaptured`). See
+//! `docs/payment-service.md` for the whole argument.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use commands::{CommandError, CommandService};
+use deadpool_postgres::Pool;
+use domain::{Fulfilment, Order, Rule};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ServiceError;
+use crate::issue::{self, Issued};
+use crate::process::{ChargeAttempt, Ended, PaymentProcess, Step};
+use crate::provider::{ChargeOutcome, ChargeRequest, DeclineKind, PaymentProvider, ProviderError};
+use crate::settings::ServiceSettings;
+use crate::status::ServiceStatus;
+use crate::store::{self, Stored};
+
+mod refunds;
+
+/// Steps one claim may take before the process goes back to the queue (a guard against a
+/// step that never settles; a normal charge takes three, a cancellation two per payment).
+const STEPS_PER_CLAIM: usize = 16;
+
+pub struct Worker<P> {
+    pool: Pool,
+    commands: CommandService,
+    provider: Arc<P>,
+    settings: ServiceSettings,
+    status: watch::Sender<ServiceStatus>,
+    wake: Arc<Notify>,
+}
+
+/// Whether the worker goes on with the same process after writing its state.
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl<P: PaymentProvider> Worker<P> {
+    pub fn new(
+        pool: Pool,
+        commands: CommandService,
+        provider: Arc<P>,
+        settings: ServiceSettings,
+        status: watch::Sender<ServiceStatus>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self { pool, commands, provider, settings, status, wake }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        self.status.send_modify(|status| status.running = true);
+        while !shutdown.is_cancelled() {
+            let pause = match self.round().await {
+                Ok(0) => self.until_next_due().await,
+                Ok(_) => Duration::ZERO,
+                Err(error) => {
+                    let error = error.chain();
+                    tracing::warn!(%error, "the payment service could not take its steps");
+                    self.status.send_modify(|status| status.last_error = Some(error));
+                    self.settings.poll
+                }
+            };
+            if pause > Duration::ZERO {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+        self.status.send_modify(|status| status.running = false);
+    }
+
+    /// How long to sleep when nothing is due: until the next process is, at most `poll`.
+    async fn until_next_due(&self) -> Duration {
+        let next = match self.pool.get().await {
+            Ok(client) => store::next_due(&client).await.ok().flatten(),
+            Err(_) => None,
+        };
+        match next {
+            Some(due) => (due - Utc::now()).to_std().unwrap_or_default().min(self.settings.poll),
+            None => self.settings.poll,
+        }
+        .max(Duration::from_millis(10))
+    }
+
+    /// Claims what is due and advances each claimed process; answers how many.
+    async fn round(&self) -> Result<usize, ServiceError> {
+        let claimed = {
+            let client = self.pool.get().await?;
+            let limit = i64::try_from(self.settings.concurrency).unwrap_or(i64::MAX);
+            store::claim_due(&client, limit, self.settings.lease).await?
+        };
+        let count = claimed.len();
+        let mut running: FuturesUnordered<_> =
+            claimed.into_iter().map(|stored| self.advance(stored)).collect();
+        while let Some(result) = running.next().await {
+            if let Err(error) = result {
+                let error = error.chain();
+                tracing::warn!(%error, "a payment process step failed; it is taken again later");
+                self.status.send_modify(|status| status.last_error = Some(error));
+            }
+        }
+        self.status.send_modify(|status| {
+            status.rounds += 1;
+            status.last_round_at = Some(Utc::now());
+        });
+        Ok(count)
+    }
+
+    /// Takes the claimed process's steps until it waits, ends or changes under it.
+    async fn advance(&self, stored: Stored) -> Result<(), ServiceError> {
+        let Stored { mut process, mut revision, .. } = stored;
+        for _ in 0..STEPS_PER_CLAIM {
+            let next = match self.step(&mut process, Utc::now()).await {
+                Ok(next) => next,
+                Err(error) => {
+                    // The store or the command layer failed: try again soon, from the
+                    // stored state (what this step learned is learned again).
+                    let client = self.pool.get().await?;
+                    store::release(&client, process.order_id, revision).await?;
+                    return Err(error);
+                }
+            };
+            let keep = matches!(next, Next::Continue);
+            let client = self.pool.get().await?;
+            match store::save(&client, &process, Some(revision), keep).await? {
+                Some(saved) => revision = saved,
+                // The consumer changed the process meanwhile: its state wins, and the
+                // next round repeats this step from it with the same keys.
+                None => return Ok(()),
+            }
+            if !keep {
+                return Ok(());
+            }
+        }
+        let client = self.pool.get().await?;
+        store::release(&client, process.order_id, revision).await
+    }
+
+    /// One step: resolve the charge in flight if there is one, else do what the step says.
+    async fn step(
+        &self,
+        process: &mut PaymentProcess,
+        now: DateTime<Utc>,
+    ) -> Result<Next, ServiceError> {
+        if let Some(charge) = process.charge.clone() {
+            return self.resolve_charge(process, &charge, now).await;
+        }
+        let (order, position) = self.order(process).await?;
+        let Order::Placed(order) = order else {
+            process.retry_later(
+                "the order is not in the store yet".into(),
+                self.settings.poll,
+                now,
+            );
+            return Ok(Next::Stop);
+        };
+        match process.step.clone() {
+            Step::Charging => match &order.fulfilment {
+                Fulfilment::Cancelled { .. } | Fulfilment::Shipped { .. } => {
+                    process.finish(Step::Closed, position);
+                    Ok(Next::Stop)
+                }
+                Fulfilment::Cancelling { reason } => {
+                    process.step = Step::Cancelling { reason: reason.to_string() };
+                    Ok(Next::Continue)
+                }
+                Fulfilment::Open if order.outstanding_minor() == 0 => {
+                    process.finish(Step::Paid, position);
+                    Ok(Next::Stop)
+                }
+                Fulfilment::Open => {
+                    if process.payment_method.is_none() {
+                        process.finish(Step::Closed, position);
+                        return Ok(Next::Stop);
+                    }
+                    // Written before the provider is called: a crash after the charge
+                    // finds the key.
+                    process.begin_charge(order.outstanding_minor(), order.currency().code(), now);
+                    Ok(Next::Continue)
+                }
+            },
+            Step::Cancelling { reason } => {
+                self.cancel(process, &order, &reason, position, now).await
+            }
+            Step::Paid | Step::Cancelled | Step::Closed | Step::Stuck { .. } => {
+                process.due_at = None;
+                Ok(Next::Stop)
+            }
+        }
+    }
+
+    /// The order as the store has it now, and the position of its last event.
+    async fn order(&self, process: &PaymentProcess) -> Result<(Order, i64), ServiceError> {
+        let history = self.commands.store().load(process.order_id, eventstore::Cut::Latest).await?;
+        let position = history.last().map_or(process.through_position, |e| e.global_position);
+        let (order, _) = commands::rehydrate::fold_all(&history)?;
+        Ok((order, position))
+    }
+
+    async fn resolve_charge(
+        &self,
+        process: &mut PaymentProcess,
+        charge: &ChargeAttempt,
+        now: DateTime<Utc>,
+    ) -> Result<Next, ServiceError> {
+        if charge.succeeded {
+            return self.record_capture(process, charge, now).await;
+        }
+        let started = std::time::Instant::now();
+        let answer = match &charge.intent_id {
+            // The provider named the intent (it was processing): look it up.
+            Some(intent_id) => self.provider.retrieve(intent_id).await,
+            // Same key, same parameters: the first charge's result, or the charge itself.
+            None => self.provider.charge(&charge_request(process, charge)).await,
+        };
+        metrics::histogram!("ledger_payment_provider_seconds", "call" => "charge")
+            .record(started.elapsed().as_secs_f64());
+        match answer {
+            Ok(ChargeOutcome::Succeeded { intent_id, .. }) => {
+                process.charge_succeeded(intent_id, now);
+                Ok(Next::Continue)
+            }
+            Ok(ChargeOutcome::Pending { intent_id }) => {
+                metrics::counter!("ledger_payment_charges_total", "outcome" => "pending")
+                    .increment(1);
+                process.outcome_unknown(
+                    Some(intent_id),
+                    "processing".into(),
+                    &self.settings.policy,
+                    now,
+                );
+                Ok(Next::Stop)
+            }
+            Ok(ChargeOutcome::Declined(decline)) => {
+                let soft = decline.kind == DeclineKind::Soft;
+                let detail = decline.describe();
+                let reference = decline.intent_id.clone();
+                self.record_failure(process, charge, soft, detail, reference, now).await
+            }
+            Err(ProviderError::Unknown { reason, retry_after }) => {
+                metrics::counter!("ledger_payment_charges_total", "outcome" => "unknown")
+                    .increment(1);
+                tracing::warn!(order_id = %process.order_id, attempt = charge.number, %reason,
+                    "the charge's outcome is unknown; asking again with the same key");
+                process.outcome_unknown(None, reason, &self.settings.policy, now);
+                if let Some(after) = retry_after {
+                    process.due_at = process.due_at.map(|due| due.max(now + after));
+                }
+                Ok(Next::Stop)
+            }
+            // The provider refused the request itself (an amount it does not accept, a
+            // parameter it rejects): this charge can never be made as asked.
+            Err(ProviderError::Refused { status, code, message }) => {
+                let detail = format!("refused by the provider ({status} {code}): {message}");
+                self.record_failure(process, charge, false, detail, None, now).await
+            }
+        }
+    }
+
+    async fn record_capture(
+        &self,
+        process: &mut PaymentProcess,
+        charge: &ChargeAttempt,
+        now: DateTime<Utc>,
+    ) -> Result<Next, ServiceError> {
+        let intent_id = charge.intent_id.clone().unwrap_or_default();
+        match self.commands.execute(issue::capture(process, charge, &intent_id)?).await {
+            Ok(outcome) => {
+                metrics::counter!("ledger_payment_charges_total", "outcome" => "succeeded")
+                    .increment(1);
+                let issued = Issued::of(&outcome, "PaymentCaptured");
+                process.attempt_recorded(
+                    Ended::Succeeded,
+                    issued.event_id,
+                    issued.position,
+                    &self.settings.policy,
+                    now,
+                );
+                Ok(Next::Continue)
+            }
+            Err(CommandError::Rejected(Rule::PaymentAlreadyCaptured)) => {
+                process.attempt_recorded(
+                    Ended::Succeeded,
+                    None,
+                    process.through_position,
+                    &self.settings.policy,
+                    now,
+                );
+                Ok(Next::Continue)
+            }
+            // The money was taken but the order no longer takes it (cancelled, shipped, or
+            // paid by other means meanwhile): give it back.
+            Err(CommandError::Rejected(rule)) => {
+                self.return_charge(process, charge, &intent_id, rule.code(), now).await
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        process: &mut PaymentProcess,
+        charge: &ChargeAttempt,
+        soft: bool,
+        detail: String,
+        intent_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Next, ServiceError> {
+        let outcome = if soft { "soft_decline" } else { "hard_decline" };
+        metrics::counter!("ledger_payment_charges_total", "outcome" => outcome).increment(1);
+        let request = issue::failure(process, charge, &detail, intent_id.as_deref())?;
+        let (event_id, position) = match self.commands.execute(request).await {
+            Ok(outcome) => {
+                let issued = Issued::of(&outcome, "PaymentFailed");
+                (issued.event_id, issued.position)
+            }
+            // The order moved on (cancelled, shipped): the failure is still the saga's fact.
+            Err(CommandError::Rejected(_)) => (None, process.through_position),
+            Err(error) => return Err(error.into()),
+        };
+        let mut charge = charge.clone();
+        charge.intent_id = intent_id.or(charge.intent_id);
+        process.charge = Some(charge);
+        process.attempt_recorded(
+            Ended::Declined { soft, detail },
+            event_id,
+            position,
+            &self.settings.policy,
+            now,
+        );
+        Ok(Next::Continue)
+    }
+}
+
+fn charge_request(process: &PaymentProcess, charge: &ChargeAttempt) -> ChargeRequest {
+    ChargeRequest {
+        order_id: process.order_id.to_string(),
+        amount_minor: charge.amount_minor,
+        currency: charge.currency.clone(),
+        payment_method: process.payment_method.clone().unwrap_or_default(),
+        idempotency_key: charge.idempotency_key.clone(),
+    }
+}

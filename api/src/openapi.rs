@@ -29,7 +29,9 @@ use crate::error::{FieldProblem, Problem};
         (name = "queries", description = "Read orders and read models (read access)"),
         (name = "operations", description = "Health, metrics and administration (admin access under /v1/admin)"),
     ),
-    components(schemas(Problem, FieldProblem))
+    // `ItemRequest` is named by the items schema of `shapes::items`, which utoipa cannot
+    // follow to register it.
+    components(schemas(Problem, FieldProblem, crate::requests::ItemRequest))
 )]
 struct ApiDoc;
 
@@ -122,6 +124,7 @@ fn document_rules(spec: &mut Spec) {
 const ORDER_OPERATIONS: &[&str] = &[
     "get_order",
     "get_order_events",
+    "get_payment_process",
     "get_payments",
     "capture_payment",
     "record_payment_failure",

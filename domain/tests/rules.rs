@@ -643,22 +643,23 @@ mod stored_json {
     #[test]
     fn the_stored_shape_of_each_event_is_stable() -> TestResult {
         let eur = |amount: i64| json!({ "amount_minor": amount, "currency": "EUR" });
+        let placed_json = json!({
+            "order_id": ORDER_ID,
+            "customer_id": CUSTOMER_ID,
+            "customer_email": CUSTOMER_EMAIL,
+            "lines": [
+                { "sku": "BOOK-1", "quantity": 2, "unit_price": eur(1250) },
+                { "sku": "PEN-7", "quantity": 1, "unit_price": eur(500) },
+            ],
+            "total": eur(TOTAL),
+            // Version 2; version 1 had no channel (see eventstore/tests/versions.rs).
+            "sales_channel": SALES_CHANNEL,
+        });
+        // Version 3: the instruction, absent when the client records payments itself.
+        let mut placed_to_charge_json = placed_json.clone();
+        placed_to_charge_json["payment"] = json!({ "payment_method": PAYMENT_METHOD_ID });
         let expected = [
-            (
-                placed(),
-                json!({
-                    "order_id": ORDER_ID,
-                    "customer_id": CUSTOMER_ID,
-                    "customer_email": CUSTOMER_EMAIL,
-                    "lines": [
-                        { "sku": "BOOK-1", "quantity": 2, "unit_price": eur(1250) },
-                        { "sku": "PEN-7", "quantity": 1, "unit_price": eur(500) },
-                    ],
-                    "total": eur(TOTAL),
-                    // Version 2; version 1 had no channel (see eventstore/tests/versions.rs).
-                    "sales_channel": SALES_CHANNEL,
-                }),
-            ),
+            (placed(), placed_json),
             (
                 captured("pay_1", 1000),
                 json!({ "payment_id": "pay_1", "amount": eur(1000), "method": METHOD }),
@@ -679,22 +680,7 @@ mod stored_json {
             (fully_paid(TOTAL), json!({ "total": eur(TOTAL) })),
             (cancelled(), json!({ "reason": CANCEL_REASON })),
             (cancellation_requested(), json!({ "reason": CANCEL_REASON })),
-            (
-                placed_to_charge(),
-                json!({
-                    "order_id": ORDER_ID,
-                    "customer_id": CUSTOMER_ID,
-                    "customer_email": CUSTOMER_EMAIL,
-                    "lines": [
-                        { "sku": "BOOK-1", "quantity": 2, "unit_price": eur(1250) },
-                        { "sku": "PEN-7", "quantity": 1, "unit_price": eur(500) },
-                    ],
-                    "total": eur(TOTAL),
-                    "sales_channel": SALES_CHANNEL,
-                    // Version 3: absent when the client records payments itself.
-                    "payment": { "payment_method": PAYMENT_METHOD_ID },
-                }),
-            ),
+            (placed_to_charge(), placed_to_charge_json),
             (
                 captured_via_provider("pay_1", 1000),
                 json!({

@@ -145,19 +145,30 @@ impl PaymentProcess {
         position: i64,
         now: DateTime<Utc>,
     ) -> Self {
+        Self::new(order_id, correlation_id, Some(payment_method), cause, position, Some(now))
+    }
+
+    fn new(
+        order_id: Uuid,
+        correlation_id: String,
+        payment_method: Option<String>,
+        cause: Uuid,
+        through_position: i64,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Self {
         Self {
             order_id,
             correlation_id,
-            payment_method: Some(payment_method),
+            payment_method,
             step: Step::Charging,
             attempts: 0,
             charge: None,
             outcomes: Vec::new(),
             refunds: Vec::new(),
             cause,
-            due_at: Some(now),
+            due_at,
             last_error: None,
-            through_position: position,
+            through_position,
         }
     }
 
@@ -172,20 +183,8 @@ impl PaymentProcess {
         position: i64,
         now: DateTime<Utc>,
     ) -> Self {
-        let mut process = existing.unwrap_or(Self {
-            order_id,
-            correlation_id,
-            payment_method: None,
-            step: Step::Charging,
-            attempts: 0,
-            charge: None,
-            outcomes: Vec::new(),
-            refunds: Vec::new(),
-            cause,
-            due_at: None,
-            last_error: None,
-            through_position: position,
-        });
+        let mut process = existing
+            .unwrap_or_else(|| Self::new(order_id, correlation_id, None, cause, position, None));
         if matches!(process.step, Step::Charging | Step::Paid) {
             process.step = Step::Cancelling { reason };
             process.cause = cause;

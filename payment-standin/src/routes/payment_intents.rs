@@ -5,11 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::request::{detached, idempotency_key};
+use super::request::{accept, detached, Accepted};
 use crate::answer;
-use crate::form::Params;
 use crate::intent::CreateIntent;
-use crate::reservation::{self, Claimed, Reservation};
+use crate::reservation::Reservation;
 use crate::script::Step;
 use crate::state::Shared;
 
@@ -20,19 +19,11 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = match Params::parse(&body) {
-        Ok(params) => params,
-        Err(refusal) => return refusal.into_response(),
+    let accepted = match accept(&shared, &headers, &body, ENDPOINT, CreateIntent::from_params) {
+        Ok(accepted) => accepted,
+        Err(answered) => return answered,
     };
-    let request = match CreateIntent::from_params(&params) {
-        Ok(request) => request,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let key = idempotency_key(&headers);
-    let reservation = match reservation::claim(&shared, key.clone(), params.fingerprint(ENDPOINT)) {
-        Claimed::Fresh(reservation) => reservation,
-        Claimed::Answered(response) => return response,
-    };
+    let Accepted { request, key, reservation } = accepted;
     detached(charge(shared, request, key, reservation)).await
 }
 

@@ -5,10 +5,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::request::{detached, idempotency_key};
-use crate::form::Params;
+use super::request::{accept, detached, Accepted};
 use crate::refund::CreateRefund;
-use crate::reservation::{self, Claimed};
 use crate::state::Shared;
 
 const ENDPOINT: &str = "POST /v1/refunds";
@@ -18,19 +16,11 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = match Params::parse(&body) {
-        Ok(params) => params,
-        Err(refusal) => return refusal.into_response(),
+    let accepted = match accept(&shared, &headers, &body, ENDPOINT, CreateRefund::from_params) {
+        Ok(accepted) => accepted,
+        Err(answered) => return answered,
     };
-    let request = match CreateRefund::from_params(&params) {
-        Ok(request) => request,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let key = idempotency_key(&headers);
-    let reservation = match reservation::claim(&shared, key.clone(), params.fingerprint(ENDPOINT)) {
-        Claimed::Fresh(reservation) => reservation,
-        Claimed::Answered(response) => return response,
-    };
+    let Accepted { request, key, reservation } = accepted;
     detached(async move {
         shared.work().await;
         let answer = shared.lock().refund(&request, key);

@@ -1,15 +1,40 @@
-//! What the two idempotent endpoints share: reading the key, and running the work so it
-//! finishes even when the caller hangs up.
+//! What the two idempotent endpoints share: reading the form and the key, claiming the
+//! key, and running the work so it finishes even when the caller hangs up.
 
 use std::future::Future;
 
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use crate::answer;
+use crate::answer::{self, Answer};
+use crate::form::Params;
+use crate::reservation::{self, Claimed, Reservation};
+use crate::state::Shared;
 
-pub(super) fn idempotency_key(headers: &HeaderMap) -> Option<String> {
-    headers.get("Idempotency-Key").and_then(|value| value.to_str().ok()).map(str::to_owned)
+/// An accepted request to `endpoint`: its parsed parameters, its key and the claim on it.
+pub(super) struct Accepted<T> {
+    pub request: T,
+    pub key: Option<String>,
+    pub reservation: Reservation,
+}
+
+/// Parses the form into a request, then claims its idempotency key; or the answer the
+/// caller gets instead (a refusal of the parameters, a replay, a refusal of the key).
+pub(super) fn accept<T>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    endpoint: &str,
+    parse: impl FnOnce(&Params) -> Result<T, Answer>,
+) -> Result<Accepted<T>, Response> {
+    let params = Params::parse(body).map_err(IntoResponse::into_response)?;
+    let request = parse(&params).map_err(IntoResponse::into_response)?;
+    let key =
+        headers.get("Idempotency-Key").and_then(|value| value.to_str().ok()).map(str::to_owned);
+    match reservation::claim(shared, key.clone(), params.fingerprint(endpoint)) {
+        Claimed::Fresh(reservation) => Ok(Accepted { request, key, reservation }),
+        Claimed::Answered(response) => Err(response),
+    }
 }
 
 /// Runs the work on its own task, so it finishes — and its answer is stored — even when

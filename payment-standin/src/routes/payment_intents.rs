@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::request::{accept, detached, Accepted};
+use super::request::{accept, detached, Accepted, Admission};
 use crate::answer;
 use crate::intent::CreateIntent;
 use crate::reservation::Reservation;
@@ -20,8 +20,8 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Response {
     let accepted = match accept(&shared, &headers, &body, ENDPOINT, CreateIntent::from_params) {
-        Ok(accepted) => accepted,
-        Err(answered) => return answered,
+        Admission::Accepted(accepted) => accepted,
+        Admission::Answered(answered) => return answered,
     };
     let Accepted { request, key, reservation } = accepted;
     detached(charge(shared, request, key, reservation)).await

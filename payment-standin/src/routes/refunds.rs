@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::request::{accept, detached, Accepted};
+use super::request::{accept, detached, Accepted, Admission};
 use crate::refund::CreateRefund;
 use crate::state::Shared;
 
@@ -17,8 +17,8 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Response {
     let accepted = match accept(&shared, &headers, &body, ENDPOINT, CreateRefund::from_params) {
-        Ok(accepted) => accepted,
-        Err(answered) => return answered,
+        Admission::Accepted(accepted) => accepted,
+        Admission::Answered(answered) => return answered,
     };
     let Accepted { request, key, reservation } = accepted;
     detached(async move {

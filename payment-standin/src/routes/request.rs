@@ -18,22 +18,31 @@ pub(super) struct Accepted<T> {
     pub reservation: Reservation,
 }
 
-/// Parses the form into a request, then claims its idempotency key; or the answer the
-/// caller gets instead (a refusal of the parameters, a replay, a refusal of the key).
+/// What became of a request before any work: accepted, or already answered (a refusal of
+/// the parameters, a replay, a refusal of the key).
+pub(super) enum Admission<T> {
+    Accepted(Accepted<T>),
+    Answered(Response),
+}
+
+/// Parses the form into a request, then claims its idempotency key.
 pub(super) fn accept<T>(
     shared: &Shared,
     headers: &HeaderMap,
     body: &[u8],
     endpoint: &str,
     parse: impl FnOnce(&Params) -> Result<T, Answer>,
-) -> Result<Accepted<T>, Response> {
-    let params = Params::parse(body).map_err(IntoResponse::into_response)?;
-    let request = parse(&params).map_err(IntoResponse::into_response)?;
+) -> Admission<T> {
+    let parsed = Params::parse(body).and_then(|params| Ok((parse(&params)?, params)));
+    let (request, params) = match parsed {
+        Ok(parsed) => parsed,
+        Err(refusal) => return Admission::Answered(refusal.into_response()),
+    };
     let key =
         headers.get("Idempotency-Key").and_then(|value| value.to_str().ok()).map(str::to_owned);
     match reservation::claim(shared, key.clone(), params.fingerprint(endpoint)) {
-        Claimed::Fresh(reservation) => Ok(Accepted { request, key, reservation }),
-        Claimed::Answered(response) => Err(response),
+        Claimed::Fresh(reservation) => Admission::Accepted(Accepted { request, key, reservation }),
+        Claimed::Answered(response) => Admission::Answered(response),
     }
 }
 

@@ -6,8 +6,9 @@ use serde::Serialize;
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ServiceStatus {
     pub running: bool,
-    pub rounds: u64,
-    pub last_round_at: Option<DateTime<Utc>>,
+    /// Claims of a process taken to their end (the process waits, ends or changed).
+    pub advanced: u64,
+    pub last_advanced_at: Option<DateTime<Utc>>,
     /// The last error that stopped a step (it is taken again later).
     pub last_error: Option<String>,
 }

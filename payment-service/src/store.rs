@@ -78,13 +78,20 @@ pub async fn save(
 ) -> Result<Option<i32>, ServiceError> {
     let state = serde_json::to_value(process).map_err(ServiceError::State)?;
     let step = process.step.name();
+    // One statement: the row and its revision record together (the worker writes after
+    // every step, so its round trips count).
     let row = match read {
         None => {
             client
                 .query_opt(
-                    "INSERT INTO payment_processes (order_id, state, step, due_at, revision, through_position)
-                     VALUES ($1, $2, $3, $4, 1, $5)
-                     ON CONFLICT (order_id) DO NOTHING RETURNING revision",
+                    "WITH written AS (
+                        INSERT INTO payment_processes (order_id, state, step, due_at, revision, through_position)
+                        VALUES ($1, $2, $3, $4, 1, $5)
+                        ON CONFLICT (order_id) DO NOTHING RETURNING revision),
+                     kept AS (
+                        INSERT INTO payment_process_revisions (order_id, revision, state, through_position)
+                        SELECT $1, revision, $2, $5 FROM written RETURNING revision)
+                     SELECT revision FROM kept",
                     &[&process.order_id, &state, &step, &process.due_at, &process.through_position],
                 )
                 .await?
@@ -92,12 +99,17 @@ pub async fn save(
         Some(read) => {
             client
                 .query_opt(
-                    "UPDATE payment_processes
-                        SET state = $2, step = $3, due_at = $4, revision = revision + 1,
-                            through_position = $5, updated_at = now(),
-                            lease_until = CASE WHEN $7 THEN lease_until END
-                      WHERE order_id = $1 AND revision = $6
-                     RETURNING revision",
+                    "WITH written AS (
+                        UPDATE payment_processes
+                           SET state = $2, step = $3, due_at = $4, revision = revision + 1,
+                               through_position = $5, updated_at = now(),
+                               lease_until = CASE WHEN $7 THEN lease_until END
+                         WHERE order_id = $1 AND revision = $6
+                        RETURNING revision),
+                     kept AS (
+                        INSERT INTO payment_process_revisions (order_id, revision, state, through_position)
+                        SELECT $1, revision, $2, $5 FROM written RETURNING revision)
+                     SELECT revision FROM kept",
                     &[
                         &process.order_id,
                         &state,
@@ -111,16 +123,7 @@ pub async fn save(
                 .await?
         }
     };
-    let Some(row) = row else { return Ok(None) };
-    let revision: i32 = row.try_get(0)?;
-    client
-        .execute(
-            "INSERT INTO payment_process_revisions (order_id, revision, state, through_position)
-             VALUES ($1, $2, $3, $4)",
-            &[&process.order_id, &revision, &state, &process.through_position],
-        )
-        .await?;
-    Ok(Some(revision))
+    row.map(|row| row.try_get(0)).transpose().map_err(Into::into)
 }
 
 /// Claims up to `limit` processes that are due and not claimed, for `lease`.

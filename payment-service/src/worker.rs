@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use commands::{CommandError, CommandService};
 use deadpool_postgres::Pool;
 use domain::{Fulfilment, Order, Rule};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceError;
@@ -61,28 +61,74 @@ impl<P: PaymentProvider> Worker<P> {
         Self { pool, commands, provider, settings, status, wake }
     }
 
+    /// Keeps up to `concurrency` processes advancing, each on a task of its own: as one
+    /// finishes, more due ones are claimed, so a slow provider call holds up only its own
+    /// order (and a claim waiting for a connection never stops the steps that hold one).
     pub async fn run(self, shutdown: CancellationToken) {
         self.status.send_modify(|status| status.running = true);
+        let worker = Arc::new(self);
+        let mut running = JoinSet::new();
         while !shutdown.is_cancelled() {
-            let pause = match self.round().await {
-                Ok(0) => self.until_next_due().await,
-                Ok(_) => Duration::ZERO,
-                Err(error) => {
-                    let error = error.chain();
-                    tracing::warn!(%error, "the payment service could not take its steps");
-                    self.status.send_modify(|status| status.last_error = Some(error));
-                    self.settings.poll
-                }
-            };
-            if pause > Duration::ZERO {
-                tokio::select! {
-                    () = shutdown.cancelled() => {}
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(pause) => {}
+            let free = worker.settings.concurrency.saturating_sub(running.len());
+            let mut pause = Duration::ZERO;
+            if free > 0 {
+                match worker.claim(free).await {
+                    Ok(claimed) => {
+                        if claimed.is_empty() && running.is_empty() {
+                            pause = worker.until_next_due().await;
+                        }
+                        for stored in claimed {
+                            let worker = worker.clone();
+                            running.spawn(async move { worker.advance(stored).await });
+                        }
+                    }
+                    Err(error) => {
+                        worker.failed("the payment service could not claim its work", &error);
+                        pause = worker.settings.poll;
+                    }
                 }
             }
+            if running.is_empty() && pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = worker.wake.notified() => {}
+                () = tokio::time::sleep(pause), if !pause.is_zero() && running.is_empty() => {}
+                Some(joined) = running.join_next(), if !running.is_empty() => worker.finished(joined),
+            }
         }
-        self.status.send_modify(|status| status.running = false);
+        // Steps under way finish (their provider calls are bounded by the timeout).
+        while let Some(joined) = running.join_next().await {
+            worker.finished(joined);
+        }
+        worker.status.send_modify(|status| status.running = false);
+    }
+
+    fn finished(&self, joined: Result<Result<(), ServiceError>, tokio::task::JoinError>) {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                self.failed("a payment process step failed; it is taken again later", &error)
+            }
+            Err(error) => tracing::error!(%error, "a payment process step panicked"),
+        }
+        self.status.send_modify(|status| {
+            status.advanced += 1;
+            status.last_advanced_at = Some(Utc::now());
+        });
+    }
+
+    fn failed(&self, what: &str, error: &ServiceError) {
+        let error = error.chain();
+        tracing::warn!(%error, "{what}");
+        self.status.send_modify(|status| status.last_error = Some(error));
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<Stored>, ServiceError> {
+        let client = self.pool.get().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        store::claim_due(&client, limit, self.settings.lease).await
     }
 
     /// How long to sleep when nothing is due: until the next process is, at most `poll`.
@@ -96,30 +142,6 @@ impl<P: PaymentProvider> Worker<P> {
             None => self.settings.poll,
         }
         .max(Duration::from_millis(10))
-    }
-
-    /// Claims what is due and advances each claimed process; answers how many.
-    async fn round(&self) -> Result<usize, ServiceError> {
-        let claimed = {
-            let client = self.pool.get().await?;
-            let limit = i64::try_from(self.settings.concurrency).unwrap_or(i64::MAX);
-            store::claim_due(&client, limit, self.settings.lease).await?
-        };
-        let count = claimed.len();
-        let mut running: FuturesUnordered<_> =
-            claimed.into_iter().map(|stored| self.advance(stored)).collect();
-        while let Some(result) = running.next().await {
-            if let Err(error) = result {
-                let error = error.chain();
-                tracing::warn!(%error, "a payment process step failed; it is taken again later");
-                self.status.send_modify(|status| status.last_error = Some(error));
-            }
-        }
-        self.status.send_modify(|status| {
-            status.rounds += 1;
-            status.last_round_at = Some(Utc::now());
-        });
-        Ok(count)
     }
 
     /// Takes the claimed process's steps until it waits, ends or changes under it.
@@ -232,9 +254,14 @@ impl<P: PaymentProvider> Worker<P> {
         metrics::histogram!("ledger_payment_provider_seconds", "call" => "charge")
             .record(started.elapsed().as_secs_f64());
         match answer {
+            // Recorded at once: were the process to die first, the same key would find the
+            // same charge again.
             Ok(ChargeOutcome::Succeeded { intent_id, .. }) => {
                 process.charge_succeeded(intent_id, now);
-                Ok(Next::Continue)
+                match process.charge.clone() {
+                    Some(charge) => self.record_capture(process, &charge, now).await,
+                    None => Ok(Next::Continue),
+                }
             }
             Ok(ChargeOutcome::Pending { intent_id }) => {
                 metrics::counter!("ledger_payment_charges_total", "outcome" => "pending")
@@ -292,6 +319,12 @@ impl<P: PaymentProvider> Worker<P> {
                     &self.settings.policy,
                     now,
                 );
+                // The capture settled the order: nothing left to look at.
+                let settled = Issued::of(&outcome, "OrderFullyPaid").event_id.is_some();
+                if settled && process.step == Step::Charging {
+                    process.finish(Step::Paid, issued.position);
+                    return Ok(Next::Stop);
+                }
                 Ok(Next::Continue)
             }
             Err(CommandError::Rejected(Rule::PaymentAlreadyCaptured)) => {

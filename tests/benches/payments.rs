@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use bench::measure::{env_or, percentile};
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, FuturesUnordered, StreamExt};
 use ledger_tests::payments::{charged_order_body, spawn_charging};
 use ledger_tests::{expect_status, poll_until, TestApp};
 use payment_standin::{Options, StandIn};
@@ -88,19 +88,17 @@ async fn main() -> anyhow::Result<()> {
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let count = (u64::from(rate) * seconds) as usize;
     let mut ticker = tokio::time::interval(interval);
-    let mut sent = Vec::with_capacity(count);
-    for n in 0..count {
-        ticker.tick().await;
-        let app = &app;
-        sent.push(async move { place(app, 2 * orders + n, true).await });
+    // Each order is sent at its tick, whether or not the ones before it were answered.
+    let (mut running, mut sent) = (FuturesUnordered::new(), 0);
+    while sent < count || !running.is_empty() {
+        tokio::select! {
+            _ = ticker.tick(), if sent < count => {
+                running.push(place(&app, 2 * orders + sent, true));
+                sent += 1;
+            }
+            Some(placed) = running.next(), if !running.is_empty() => placed?,
+        }
     }
-    // Sent on schedule: each request is started at its tick, not after the previous one.
-    stream::iter(sent)
-        .buffer_unordered(count.max(1))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()?;
     poll_until(DEADLINE, "the steady load paid", || async {
         Ok((paid(&app).await? >= before + count as i64).then_some(()))
     })

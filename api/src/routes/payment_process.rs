@@ -124,7 +124,7 @@ pub struct PaymentServiceView {
     path = "/v1/admin/payments",
     tag = "operations",
     summary = "The payment service",
-    description = "This process's payment worker (running, rounds, last error) and the processes per step (`stuck` ones need a person).",
+    description = "This process's payment worker (running, processes advanced, last error) and the processes per step (`stuck` ones need a person).",
     responses((status = 200, description = "Payment service state", body = Object))
 )]
 pub async fn payment_service(

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bench::measure::{env_or, percentile};
 use futures_util::stream::{self, FuturesUnordered, StreamExt};
-use ledger_tests::payments::{charged_order_body, spawn_charging};
+use ledger_tests::payments::{charged_order_body, spawn_charging_with};
 use ledger_tests::{expect_status, poll_until, TestApp};
 use payment_standin::{Options, StandIn};
 use uuid::Uuid;
@@ -65,7 +65,11 @@ async fn main() -> anyhow::Result<()> {
     let rate: u32 = env_or("BENCH_RATE", 20);
     let seconds: u64 = env_or("BENCH_SECONDS", 15);
     let standin = StandIn::start(Options::default()).await?;
-    let app = spawn_charging(&standin).await?;
+    // The ledger's default pool (the harness's 8 connections would be the bottleneck).
+    let app = spawn_charging_with(&standin, |settings| {
+        settings.database.max_size = ledger::DEFAULT_POOL_SIZE;
+    })
+    .await?;
 
     // Baseline: plain commands through the same API, same process, same run.
     let started = Instant::now();
@@ -82,6 +86,39 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let charged = orders as f64 / started.elapsed().as_secs_f64();
     assert_eq!(standin.charges().len(), orders, "one charge per order");
+    // Where the time went: the first and last charge and payment after the first placement.
+    let client = app.database.client().await?;
+    let timeline = client
+        .query_one(
+            "WITH placed AS (SELECT min(recorded_at) AS at FROM events
+                              WHERE event_type = 'OrderPlaced' AND payload ? 'payment'),
+                  paid AS (SELECT recorded_at FROM events WHERE event_type = 'OrderFullyPaid'
+                              AND recorded_at >= (SELECT at FROM placed)),
+                  started AS (SELECT min(changed_at) AS first, max(changed_at) AS last
+                                FROM payment_process_revisions WHERE revision = 1)
+             SELECT extract(epoch FROM (SELECT first FROM started) - (SELECT at FROM placed))::float8,
+                    extract(epoch FROM (SELECT last FROM started) - (SELECT at FROM placed))::float8,
+                    extract(epoch FROM (SELECT min(recorded_at) FROM paid) - (SELECT at FROM placed))::float8,
+                    extract(epoch FROM (SELECT max(recorded_at) FROM paid) - (SELECT at FROM placed))::float8",
+            &[],
+        )
+        .await?;
+    let (first_process, last_process, first_paid, last_paid): (f64, f64, f64, f64) =
+        (timeline.get(0), timeline.get(1), timeline.get(2), timeline.get(3));
+    let metrics = app.get("/metrics").send().await?.text().await?;
+    let mean = |name: &str, labels: &str| {
+        let value = |suffix: &str| {
+            metrics
+                .lines()
+                .find(|line| line.starts_with(&format!("{name}_{suffix}")) && line.contains(labels))
+                .and_then(|line| line.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        value("sum") / value("count") * 1e3
+    };
+    let provider_ms = mean("ledger_payment_provider_seconds", "call=\"charge\"");
+    let capture_ms = mean("ledger_command_duration_seconds", "command=\"capture_payment\"");
 
     // Steady moderate load: placed → fully paid, from the events' own times.
     let before = paid(&app).await?;
@@ -103,7 +140,6 @@ async fn main() -> anyhow::Result<()> {
         Ok((paid(&app).await? >= before + count as i64).then_some(()))
     })
     .await?;
-    let client = app.database.client().await?;
     let rows = client
         .query(
             "SELECT extract(epoch FROM p.recorded_at - o.recorded_at)::float8
@@ -126,6 +162,12 @@ async fn main() -> anyhow::Result<()> {
         "  charged orders placed → fully paid: {charged:.0}/s ({:.2} × plain; placing alone took {:.1} s)",
         charged / plain,
         placed_in.as_secs_f64()
+    );
+    println!(
+        "  after the first placement: processes started {first_process:.2}–{last_process:.2} s, first paid {first_paid:.2} s, last paid {last_paid:.2} s"
+    );
+    println!(
+        "  mean provider charge call {provider_ms:.1} ms, mean capture command {capture_ms:.1} ms"
     );
     println!(
         "  steady {rate}/s for {seconds} s, placed → fully paid: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} orders)",

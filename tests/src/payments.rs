@@ -45,12 +45,21 @@ pub fn settings(standin: &StandIn) -> anyhow::Result<PaymentSettings> {
 /// Every role (API, relay, projector, payments) on the shared broker, charging through
 /// `standin`.
 pub async fn spawn_charging(standin: &StandIn) -> anyhow::Result<TestApp> {
+    spawn_charging_with(standin, |_| {}).await
+}
+
+/// [`spawn_charging`], with more changes to the settings.
+pub async fn spawn_charging_with(
+    standin: &StandIn,
+    configure: impl Fn(&mut ledger::Settings) + Send + Sync + 'static,
+) -> anyhow::Result<TestApp> {
     let payments = settings(standin)?;
     let brokers = crate::kafka_brokers();
     TestApp::spawn_with(move |settings| {
         settings.roles = Role::ALL.into_iter().chain([Role::Payments]).collect();
         settings.kafka.brokers.clone_from(&brokers);
         settings.payments = Some(payments.clone());
+        configure(settings);
     })
     .await
 }

@@ -6,6 +6,13 @@
 //!
 //! An event is the catch-up's only once it is older than `grace` (the bus's usual delay,
 //! with room to spare): while the bus keeps up, every look finds nothing.
+//!
+//! Each look reads the store above a cursor, less a look-back (a transaction that
+//! committed late may have appended below the newest events). The cursor starts at the
+//! newest event the inbox holds (after downtime, everything since is looked at), or at the
+//! end of the store when the inbox is empty, and moves up to the newest event older than
+//! `grace` after each look: a look costs the events since the last one plus the
+//! look-back, however long the history.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +31,23 @@ const BATCH: i64 = 500;
 /// late may have appended below it.
 const LOOKBACK: i64 = 10_000;
 
+/// Where the first look starts: the newest event the inbox holds, else the store's end.
+const START: &str = "
+    SELECT coalesce((SELECT max(position) FROM payment_process_inbox),
+                    (SELECT max(global_position) FROM events), 0)";
+
+/// The newest event above the cursor that is older than the grace.
+const SETTLED: &str = "
+    SELECT max(global_position) FROM events
+     WHERE global_position > $1 AND recorded_at < now() - make_interval(secs => $2::float8)";
+
 /// The saga's events in the store that the inbox does not hold: placements with a payment
 /// instruction, cancellation requests, and the end of orders that have a process.
 const UNHANDLED: &str = "
     SELECT e.event_id, e.stream_id, e.global_position, e.event_type, e.event_version,
            e.payload, coalesce(e.metadata->>'correlation_id', e.stream_id::text)
       FROM events e
-     WHERE e.global_position > coalesce((SELECT max(position) FROM payment_process_inbox), 0) - $1
+     WHERE e.global_position > $1
        AND e.recorded_at < now() - make_interval(secs => $2::float8)
        AND (   (e.event_type = 'OrderPlaced' AND e.payload ? 'payment')
             OR  e.event_type = 'OrderCancellationRequested'
@@ -60,8 +77,9 @@ impl CatchUp {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut cursor = None;
         while !shutdown.is_cancelled() {
-            match self.round().await {
+            match self.round(&mut cursor).await {
                 Ok(handled) if handled > 0 => {
                     tracing::info!(handled, "the payment service handled events from the store that the bus had not delivered");
                     continue;
@@ -78,10 +96,23 @@ impl CatchUp {
         }
     }
 
-    /// Handles what the bus did not deliver; answers how many events.
-    async fn round(&self) -> Result<usize, ServiceError> {
+    /// Handles what the bus did not deliver above the cursor; answers how many events.
+    async fn round(&self, cursor: &mut Option<i64>) -> Result<usize, ServiceError> {
         let mut client = self.pool.get().await?;
-        let rows = client.query(UNHANDLED, &[&LOOKBACK, &self.grace.as_secs_f64(), &BATCH]).await?;
+        let grace = self.grace.as_secs_f64();
+        let from = match *cursor {
+            Some(from) => from,
+            None => client.query_one(START, &[]).await?.try_get(0)?,
+        };
+        let rows = client.query(UNHANDLED, &[&(from - LOOKBACK), &grace, &BATCH]).await?;
+        // A full batch may leave more behind it: the next look starts at its last event.
+        // Otherwise everything old enough above the cursor was looked at.
+        let reached: Option<i64> = if rows.len() as i64 >= BATCH {
+            rows.last().map(|row| row.try_get(2)).transpose()?
+        } else {
+            client.query_one(SETTLED, &[&from, &grace]).await?.try_get(0)?
+        };
+        *cursor = Some(reached.map_or(from, |reached| reached.max(from)));
         if rows.is_empty() {
             return Ok(0);
         }

@@ -150,16 +150,24 @@ pub async fn claim_due(
     rows.iter().map(stored).collect()
 }
 
-/// Gives a claim back without changing the process (a step that could not finish).
+/// Gives a claim back without changing the process (a step that could not finish), due
+/// again no sooner than `after` from now.
 pub async fn release(
     client: &impl GenericClient,
     order_id: Uuid,
     revision: i32,
+    after: Duration,
 ) -> Result<(), ServiceError> {
+    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
     client
         .execute(
-            "UPDATE payment_processes SET lease_until = NULL WHERE order_id = $1 AND revision = $2",
-            &[&order_id, &revision],
+            "UPDATE payment_processes
+                SET lease_until = NULL,
+                    due_at = CASE WHEN due_at IS NOT NULL
+                                  THEN greatest(due_at, now() + make_interval(secs => $3::bigint / 1000.0))
+                             END
+              WHERE order_id = $1 AND revision = $2",
+            &[&order_id, &revision, &after_ms],
         )
         .await?;
     Ok(())

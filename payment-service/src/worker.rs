@@ -151,10 +151,10 @@ impl<P: PaymentProvider> Worker<P> {
             let next = match self.step(&mut process, Utc::now()).await {
                 Ok(next) => next,
                 Err(error) => {
-                    // The store or the command layer failed: try again soon, from the
-                    // stored state (what this step learned is learned again).
+                    // The store or the command layer failed: try again after a pause, from
+                    // the stored state (what this step learned is learned again).
                     let client = self.pool.get().await?;
-                    store::release(&client, process.order_id, revision).await?;
+                    store::release(&client, process.order_id, revision, self.settings.poll).await?;
                     return Err(error);
                 }
             };
@@ -171,7 +171,7 @@ impl<P: PaymentProvider> Worker<P> {
             }
         }
         let client = self.pool.get().await?;
-        store::release(&client, process.order_id, revision).await
+        store::release(&client, process.order_id, revision, Duration::ZERO).await
     }
 
     /// One step: resolve the charge in flight if there is one, else do what the step says.

@@ -110,6 +110,7 @@ async fn killed_under_load(
 #[tokio::test]
 async fn commands_are_accepted_while_the_broker_is_down_and_everything_is_projected_after(
 ) -> anyhow::Result<()> {
+    let _heavy = ledger_tests::process::one_heavy_spec_at_a_time().await;
     let mut broker = TestBroker::start().await?;
     let database = TestDatabase::create().await?;
     let config = LedgerConfig::new(&database.url)?.roles(ALL_ROLES).kafka(&broker.address());

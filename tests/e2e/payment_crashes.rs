@@ -47,6 +47,7 @@ async fn killed_mid_charge_again_and_again_every_order_is_charged_exactly_once(
 ) -> anyhow::Result<()> {
     const ORDERS: usize = 200;
     const KILLS: usize = 6;
+    let _heavy = ledger_tests::process::one_heavy_spec_at_a_time().await;
     let standin = StandIn::start(Options::default()).await?;
     // Slow enough that a kill lands between a charge and its record.
     standin.set_latency(Duration::from_millis(40));
@@ -107,6 +108,7 @@ async fn killed_mid_charge_again_and_again_every_order_is_charged_exactly_once(
 
 #[tokio::test]
 async fn a_cancellation_with_refund_survives_a_crash_between_the_refunds() -> anyhow::Result<()> {
+    let _heavy = ledger_tests::process::one_heavy_spec_at_a_time().await;
     let standin = StandIn::start(Options::default()).await?;
     let database = TestDatabase::create().await?;
     let config = LedgerConfig::new(&database.url)?.roles("api,relay,projector,payments");

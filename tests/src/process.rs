@@ -307,3 +307,11 @@ pub fn start_load(
         Arc::new(Unobserved),
     ))
 }
+
+/// Held by the specs that run several `ledger` processes under load and time what they
+/// see (a broker outage, kill -9 mid-charge): one at a time, so on two cores one does not
+/// starve another past its deadlines. Other specs run beside them as usual.
+pub async fn one_heavy_spec_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}

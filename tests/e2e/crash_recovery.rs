@@ -83,6 +83,7 @@ async fn assert_projected_once(database: &TestDatabase) -> anyhow::Result<()> {
 #[tokio::test]
 async fn restarted_after_kill_9_the_read_models_are_current_within_2s_of_ready(
 ) -> anyhow::Result<()> {
+    let _heavy = ledger_tests::process::one_heavy_spec_at_a_time().await;
     let database = TestDatabase::create().await?;
     let config = LedgerConfig::new(&database.url)?.roles("api,relay,projector");
     let mut ledger = LedgerProcess::start(config).await?;
@@ -136,6 +137,7 @@ async fn partitions(ledger: &LedgerProcess) -> anyhow::Result<HashMap<String, Ve
 #[tokio::test]
 async fn when_the_projector_holding_the_partitions_dies_the_survivor_applies_them(
 ) -> anyhow::Result<()> {
+    let _heavy = ledger_tests::process::one_heavy_spec_at_a_time().await;
     let database = TestDatabase::create().await?;
     let config = LedgerConfig::new(&database.url)?.roles("api,relay");
     let mut writer = LedgerProcess::start(config.clone()).await?;

@@ -25,7 +25,7 @@ impl BusError {
 }
 
 /// `error` and its causes on one line, `: `-separated.
-pub(crate) fn chain(error: &dyn Error) -> String {
+pub fn chain(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -19,6 +19,6 @@ mod subscribe;
 
 pub use channel::{Channels, DEAD_LETTER_SUFFIX, ORDERS};
 pub use consume::{Consumer, ConsumerSettings, ConsumerState, ConsumerStatus};
-pub use error::BusError;
+pub use error::{chain, BusError};
 pub use publish::{Pending, Publisher};
 pub use subscribe::{Delivery, Failure, Handler, HandlerError, Subscriber};

@@ -141,12 +141,7 @@ fn no_answer(error: reqwest::Error) -> ProviderError {
     } else {
         "the exchange broke off"
     };
-    let mut reason = format!("{what}: {error}");
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        reason.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
+    let reason = format!("{what}: {}", bus::chain(&error));
     ProviderError::unknown(reason)
 }
 

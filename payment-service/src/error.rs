@@ -26,13 +26,6 @@ impl From<deadpool_postgres::PoolError> for ServiceError {
 impl ServiceError {
     /// The error and its causes on one line, for logs and `last_error`.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        bus::chain(self)
     }
 }

@@ -1,6 +1,16 @@
 //! Channel names. Every broker carries the order events on one channel (a Kafka topic, a
 //! NATS subject, a RabbitMQ exchange) and parks what cannot be processed on its
 //! dead-letter channel; a configurable prefix lets tenants and tests share a broker.
+//!
+//! The names on each bus, one place for the adapters and the published contract:
+//!
+//! | | Kafka | NATS JetStream | RabbitMQ |
+//! |---|---|---|---|
+//! | orders | topic [`Channels::orders`], key = order id | subjects [`Channels::partition`] `<orders>.<p>` in stream [`Channels::stream`] | direct exchange [`Channels::orders`], routing key `<p>` |
+//! | per consumer group | the group | a durable consumer per partition ([`Channels::partition_consumer`]) | a queue per partition ([`Channels::partition_queue`]) |
+//! | dead letters | topic [`Channels::dead_letters`] | subject [`Channels::dead_letters`] in stream [`Channels::dead_letter_stream`] | exchange [`Channels::dead_letters`] and its queue of the same name |
+//!
+//! `<p>` is [`crate::partition::partition_of`] the order id.
 
 /// The order events' channel, before the prefix.
 pub const ORDERS: &str = "ledger.orders.v1";
@@ -29,6 +39,31 @@ impl Channels {
         format!("{}{DEAD_LETTER_SUFFIX}", self.orders())
     }
 
+    /// The subject (NATS) of partition `p` of the orders channel.
+    pub fn partition(&self, p: u32) -> String {
+        format!("{}.{p}", self.orders())
+    }
+
+    /// The JetStream stream holding the orders subjects (stream names allow no dots).
+    pub fn stream(&self) -> String {
+        stream_name(&self.orders())
+    }
+
+    /// The JetStream stream holding the dead-letter subject.
+    pub fn dead_letter_stream(&self) -> String {
+        stream_name(&self.dead_letters())
+    }
+
+    /// The durable JetStream consumer of `group` on partition `p`.
+    pub fn partition_consumer(&self, group: &str, p: u32) -> String {
+        format!("{}-{p}", stream_name(group))
+    }
+
+    /// The RabbitMQ queue of `group` for partition `p`.
+    pub fn partition_queue(&self, group: &str, p: u32) -> String {
+        format!("{group}.{p}")
+    }
+
     /// The consumer group of the projection called `name`.
     pub fn group(&self, name: &str) -> String {
         format!("{}ledger-projection-{name}", self.prefix)
@@ -38,5 +73,27 @@ impl Channels {
     /// as `payment-service`.
     pub fn service_group(&self, name: &str) -> String {
         format!("{}ledger-{name}", self.prefix)
+    }
+}
+
+/// `name` as a JetStream stream, consumer or bucket name: only letters, digits, `-` and `_`.
+pub fn stream_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_on_each_bus_derive_from_the_prefix() {
+        let channels = Channels::new("t1.");
+        assert_eq!(channels.orders(), "t1.ledger.orders.v1");
+        assert_eq!(channels.partition(3), "t1.ledger.orders.v1.3");
+        assert_eq!(channels.stream(), "t1_ledger_orders_v1");
+        assert_eq!(channels.dead_letter_stream(), "t1_ledger_orders_v1_dlq");
+        let group = channels.group("payments");
+        assert_eq!(channels.partition_consumer(&group, 2), "t1_ledger-projection-payments-2");
+        assert_eq!(channels.partition_queue(&group, 2), "t1.ledger-projection-payments.2");
     }
 }

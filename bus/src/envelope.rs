@@ -13,6 +13,9 @@ pub const HEADER_EVENT_VERSION: &str = "event-version";
 pub const HEADER_CORRELATION_ID: &str = "correlation-id";
 pub const HEADER_CONTENT_TYPE: &str = "content-type";
 pub const CONTENT_TYPE_JSON: &str = "application/json";
+/// On a bus whose messages have no key of their own (NATS, RabbitMQ): the key, the order
+/// id. Kafka carries it as the record's key.
+pub const HEADER_KEY: &str = "key";
 
 /// `D` is the event's data: raw JSON when publishing (no re-parsing), a value or a typed
 /// event when consuming.
@@ -33,6 +36,9 @@ pub struct Envelope<D> {
 /// One message, ready for any broker: the key, the value and the headers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// The event's id: what a broker that deduplicates keys its window on (JetStream's
+    /// `Nats-Msg-Id`, RabbitMQ's `message_id`).
+    pub id: Uuid,
     pub key: String,
     pub payload: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
@@ -62,6 +68,7 @@ pub fn encode(event: &CommittedEvent) -> Result<Message, serde_json::Error> {
         headers.push((HEADER_CORRELATION_ID, correlation_id.clone()));
     }
     Ok(Message {
+        id: event.event_id,
         key: event.stream_id.to_string(),
         payload: serde_json::to_vec(&envelope)?,
         headers,

@@ -13,11 +13,12 @@ mod channel;
 mod consume;
 pub mod envelope;
 mod error;
+pub mod partition;
 mod publish;
 pub mod relay;
 mod subscribe;
 
-pub use channel::{Channels, DEAD_LETTER_SUFFIX, ORDERS};
+pub use channel::{stream_name, Channels, DEAD_LETTER_SUFFIX, ORDERS};
 pub use consume::{Consumer, ConsumerSettings, ConsumerState, ConsumerStatus};
 pub use error::{chain, BusError};
 pub use publish::{Pending, Publisher};

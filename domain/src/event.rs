@@ -39,14 +39,14 @@ impl Event {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderLine {
     pub sku: Sku,
     pub quantity: u32,
     pub unit_price: Money,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderPlaced {
     pub order_id: OrderId,
     pub customer_id: CustomerId,
@@ -64,12 +64,12 @@ pub struct OrderPlaced {
 
 /// What the payment service needs to charge an order: the provider's token for the
 /// customer's payment method. Never card details.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PaymentInstruction {
     pub payment_method: PaymentMethodId,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PaymentCaptured {
     pub payment_id: PaymentId,
     pub amount: Money,
@@ -80,7 +80,7 @@ pub struct PaymentCaptured {
     pub provider_reference: Option<ProviderReference>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PaymentFailed {
     pub payment_id: PaymentId,
     pub amount: Money,
@@ -91,7 +91,7 @@ pub struct PaymentFailed {
     pub provider_reference: Option<ProviderReference>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PaymentRefunded {
     pub refund_id: RefundId,
     pub payment_id: PaymentId,
@@ -106,7 +106,7 @@ pub struct PaymentRefunded {
 /// The balance reached zero: captures now equal the order total. Refunds do not reopen the
 /// balance, so an order records this at most once: with the capture that settles it, or on
 /// placement when its total is zero.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderFullyPaid {
     pub total: Money,
 }
@@ -114,17 +114,17 @@ pub struct OrderFullyPaid {
 /// A client asked to cancel an order that holds captured money, and to give that money
 /// back: the payment service refunds each captured payment through the provider, then
 /// cancels. Until then the order cannot ship.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderCancellationRequested {
     pub reason: Reason,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderCancelled {
     pub reason: Reason,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderShipped {
     pub carrier: Carrier,
     pub tracking_number: TrackingNumber,

@@ -48,6 +48,17 @@ impl TextRule {
         }
     }
 
+    /// The JSON Schema of a string this rule accepts: its class as a pattern, its length
+    /// in characters (JSON Schema counts code points, as [`TextRule::check`] does).
+    pub fn json_schema(&self) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": self.min,
+            "maxLength": self.max,
+            "pattern": self.pattern(),
+        })
+    }
+
     /// The class as an ECMA-262 regular expression (lengths are stated apart).
     pub fn pattern(&self) -> &'static str {
         match self.class {
@@ -173,6 +184,16 @@ macro_rules! bounded {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                Self::RULE.json_schema()
             }
         }
     };

@@ -24,8 +24,9 @@
 //! dropped.
 
 use domain::{
-    CustomerEmail, CustomerId, Event, Money, OrderId, OrderLine, OrderPlaced, PaymentCaptured,
-    PaymentFailed, PaymentId, PaymentMethod, PaymentRefunded, Reason, RefundId, SalesChannel,
+    CustomerEmail, CustomerId, Event, Money, OrderCancellationRequested, OrderCancelled,
+    OrderFullyPaid, OrderId, OrderLine, OrderPlaced, OrderShipped, PaymentCaptured, PaymentFailed,
+    PaymentId, PaymentMethod, PaymentRefunded, Reason, RefundId, SalesChannel,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -59,7 +60,7 @@ pub fn current_version(event: &Event) -> i16 {
 /// `OrderPlaced` as version 1 stored it, before the sales channel was recorded. Exactly
 /// those fields: a payload with more (a newer shape under the wrong version) is refused
 /// rather than read with its extra facts dropped.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OrderPlacedV1 {
     order_id: OrderId,
@@ -84,7 +85,7 @@ impl From<OrderPlacedV1> for OrderPlaced {
 }
 
 /// `OrderPlaced` as version 2 stored it, before payment instructions.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OrderPlacedV2 {
     order_id: OrderId,
@@ -110,7 +111,7 @@ impl From<OrderPlacedV2> for OrderPlaced {
 }
 
 /// `PaymentCaptured` as version 1 stored it, before provider references.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentCapturedV1 {
     payment_id: PaymentId,
@@ -130,7 +131,7 @@ impl From<PaymentCapturedV1> for PaymentCaptured {
 }
 
 /// `PaymentFailed` as version 1 stored it, before provider references.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentFailedV1 {
     payment_id: PaymentId,
@@ -150,7 +151,7 @@ impl From<PaymentFailedV1> for PaymentFailed {
 }
 
 /// `PaymentRefunded` as version 1 stored it, before provider references.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentRefundedV1 {
     refund_id: RefundId,
@@ -169,6 +170,39 @@ impl From<PaymentRefundedV1> for PaymentRefunded {
             provider_reference: None,
         }
     }
+}
+
+/// The JSON Schema of one stored shape: what the payload of `event_type` at `event_version`
+/// holds, generated from the type that reads it (and, at the current version, writes it).
+#[derive(Clone, Debug)]
+pub struct EventSchema {
+    pub event_type: &'static str,
+    pub event_version: i16,
+    pub schema: schemars::Schema,
+}
+
+/// One entry per event type and version [`decode`] accepts, in the order of its match
+/// (by type, then version): the published contract is generated from this list, so a new
+/// version added to `decode` must be added here too (a test holds the two together).
+pub fn event_schemas() -> Vec<EventSchema> {
+    fn entry<T: schemars::JsonSchema>(event_type: &'static str, event_version: i16) -> EventSchema {
+        EventSchema { event_type, event_version, schema: schemars::schema_for!(T) }
+    }
+    vec![
+        entry::<OrderPlacedV1>("OrderPlaced", 1),
+        entry::<OrderPlacedV2>("OrderPlaced", 2),
+        entry::<OrderPlaced>("OrderPlaced", 3),
+        entry::<PaymentCapturedV1>("PaymentCaptured", 1),
+        entry::<PaymentCaptured>("PaymentCaptured", 2),
+        entry::<PaymentFailedV1>("PaymentFailed", 1),
+        entry::<PaymentFailed>("PaymentFailed", 2),
+        entry::<PaymentRefundedV1>("PaymentRefunded", 1),
+        entry::<PaymentRefunded>("PaymentRefunded", 2),
+        entry::<OrderCancellationRequested>("OrderCancellationRequested", 1),
+        entry::<OrderFullyPaid>("OrderFullyPaid", 1),
+        entry::<OrderCancelled>("OrderCancelled", 1),
+        entry::<OrderShipped>("OrderShipped", 1),
+    ]
 }
 
 /// An event about to be appended, encoded by [`encode`].
@@ -268,4 +302,49 @@ fn decode_from(
         ("OrderShipped", 1) => Event::OrderShipped(data(p)?),
         _ => return Err(SchemaError::Unknown { event_type: event_type.to_owned(), event_version }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every listed shape is one `decode` knows, and `decode` knows no other: an empty
+    /// payload is refused as a bad payload for a listed version, as unknown just above one.
+    #[test]
+    fn event_schemas_list_exactly_the_versions_decode_reads() {
+        let empty = serde_json::json!({});
+        let schemas = event_schemas();
+        for listed in &schemas {
+            let known = decode(listed.event_type, listed.event_version, &empty);
+            assert!(
+                matches!(known, Err(SchemaError::Payload { .. })),
+                "{} v{} is listed but decode does not read it",
+                listed.event_type,
+                listed.event_version
+            );
+            let listed_next = schemas.iter().any(|s| {
+                s.event_type == listed.event_type && s.event_version == listed.event_version + 1
+            });
+            if !listed_next {
+                let next = decode(listed.event_type, listed.event_version + 1, &empty);
+                assert!(
+                    matches!(next, Err(SchemaError::Unknown { .. })),
+                    "{} v{} is read by decode but not listed",
+                    listed.event_type,
+                    listed.event_version + 1
+                );
+            }
+            assert!(
+                listed.event_version == 1
+                    || schemas.iter().any(|s| {
+                        s.event_type == listed.event_type
+                            && s.event_version == listed.event_version - 1
+                    }),
+                "versions of {} are listed without a gap",
+                listed.event_type
+            );
+        }
+        let types: std::collections::BTreeSet<_> = schemas.iter().map(|s| s.event_type).collect();
+        assert_eq!(types.len(), 8, "every event type is listed: {types:?}");
+    }
 }

@@ -20,11 +20,22 @@ pub const DEAD_LETTER_SUFFIX: &str = ".dlq";
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Channels {
     prefix: String,
+    /// The orders channel's name when it is not `<prefix>ledger.orders.v1`: a back-fill
+    /// target (`ledger relay republish --to`).
+    orders: Option<String>,
 }
 
 impl Channels {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self { prefix: prefix.into(), orders: None }
+    }
+
+    /// These channels with the orders channel (and so its partitions and dead letters)
+    /// called `name`: where `ledger relay republish --to` sends history.
+    #[must_use]
+    pub fn with_orders(mut self, name: impl Into<String>) -> Self {
+        self.orders = Some(name.into());
+        self
     }
 
     pub fn prefix(&self) -> &str {
@@ -32,7 +43,10 @@ impl Channels {
     }
 
     pub fn orders(&self) -> String {
-        format!("{}{ORDERS}", self.prefix)
+        match &self.orders {
+            Some(name) => name.clone(),
+            None => format!("{}{ORDERS}", self.prefix),
+        }
     }
 
     pub fn dead_letters(&self) -> String {
@@ -95,5 +109,8 @@ mod tests {
         let group = channels.group("payments");
         assert_eq!(channels.partition_consumer(&group, 2), "t1_ledger-projection-payments-2");
         assert_eq!(channels.partition_queue(&group, 2), "t1.ledger-projection-payments.2");
+        let backfill = channels.with_orders("replay.orders");
+        assert_eq!(backfill.partition(0), "replay.orders.0");
+        assert_eq!(backfill.stream(), "replay_orders");
     }
 }

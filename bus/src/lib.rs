@@ -6,6 +6,8 @@
 //!   (`bus-kafka`); everything else here is the same whatever the broker.
 //! - [`relay`]: publishes every committed event from the store (the outbox) in the
 //!   gap-safe order, one active relay at a time.
+//! - [`republish`]: re-sends a range of history to a channel of its own (back-fill for a
+//!   new consumer), without touching the relay.
 //! - [`Consumer`]: the loop every subscriber runs: batches to a [`Handler`], acknowledged
 //!   after the handler's work is durable; retries, dead letters.
 
@@ -16,6 +18,7 @@ mod error;
 pub mod partition;
 mod publish;
 pub mod relay;
+pub mod republish;
 mod subscribe;
 
 pub use channel::{stream_name, Channels, DEAD_LETTER_SUFFIX, ORDERS};

@@ -63,6 +63,17 @@ impl NatsSettings {
         }
     }
 
+    /// Whether every comma-separated URL is a server address, for a start-up check (the
+    /// connection is made later, and again whenever it was lost).
+    pub fn check_url(&self) -> Result<(), String> {
+        for url in self.url.split(',') {
+            url.trim()
+                .parse::<async_nats::ServerAddr>()
+                .map_err(|error| format!("{}: {error}", url.trim()))?;
+        }
+        Ok(())
+    }
+
     /// Connects to the server (a new connection per call) and returns its JetStream
     /// context. `name` shows in the server's connection list.
     pub async fn connect(&self, name: &str) -> Result<jetstream::Context, BusError> {

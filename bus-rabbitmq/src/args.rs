@@ -42,6 +42,9 @@ pub struct RabbitArgs {
     #[arg(long, env = "LEDGER_RABBITMQ_REBALANCE_INTERVAL_MS", default_value_t = DEFAULT_REBALANCE_INTERVAL_MS,
           value_parser = value_parser!(u64).range(1..))]
     pub rabbitmq_rebalance_interval_ms: u64,
+    /// Delete the ledger's queues once unused this long (`x-expires`); unset: never.
+    #[arg(long, env = "LEDGER_RABBITMQ_QUEUE_EXPIRES_MS", value_parser = value_parser!(u64).range(1..))]
+    pub rabbitmq_queue_expires_ms: Option<u64>,
 }
 
 impl RabbitArgs {
@@ -54,6 +57,7 @@ impl RabbitArgs {
         settings.delivery_limit = self.rabbitmq_delivery_limit;
         settings.publish_timeout = Duration::from_millis(self.rabbitmq_publish_timeout_ms);
         settings.rebalance_interval = Duration::from_millis(self.rabbitmq_rebalance_interval_ms);
+        settings.queue_expires = self.rabbitmq_queue_expires_ms.map(Duration::from_millis);
         settings
     }
 }

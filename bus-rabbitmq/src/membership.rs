@@ -138,7 +138,7 @@ impl Membership {
         let connection = self.settings.connect(&format!("ledger-{}", self.group)).await?;
         let control = connection.create_channel().await.map_err(failed)?;
         declare(&control, &self.settings, std::slice::from_ref(&self.group)).await?;
-        declare_members(&control, &self.group).await?;
+        declare_members(&control, &self.settings, &self.group).await?;
         let presence = control
             .basic_consume(
                 members_queue(&self.group).as_str().into(),

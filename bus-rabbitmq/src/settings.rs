@@ -61,6 +61,10 @@ pub struct RabbitSettings {
     pub publish_timeout: Duration,
     /// How often a member looks at the group: live members, free partitions, its share.
     pub rebalance_interval: Duration,
+    /// Queues unused this long (no consumer, no declaration) are deleted by the broker
+    /// (`x-expires`); `None`: kept for ever. For groups that come and go (tests, demos):
+    /// a production group down for longer would lose its queue and what it held.
+    pub queue_expires: Option<Duration>,
 }
 
 impl RabbitSettings {
@@ -75,7 +79,14 @@ impl RabbitSettings {
             delivery_limit: DEFAULT_DELIVERY_LIMIT,
             publish_timeout: Duration::from_millis(DEFAULT_PUBLISH_TIMEOUT_MS),
             rebalance_interval: Duration::from_millis(DEFAULT_REBALANCE_INTERVAL_MS),
+            queue_expires: None,
         }
+    }
+
+    /// Whether the URL is an AMQP URI, for a start-up check (the connection is made later,
+    /// and again whenever it was lost).
+    pub fn check_url(&self) -> Result<(), String> {
+        self.url.parse::<lapin::uri::AMQPUri>().map(|_| ())
     }
 
     /// A new connection named `name` (as the management tools show it). lapin does not

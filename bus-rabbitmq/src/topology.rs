@@ -51,7 +51,7 @@ pub(crate) async fn declare(
         .queue_declare(
             dead_letters.as_str().into(),
             QueueDeclareOptions::durable(),
-            queue_type(settings.queue_type),
+            expiring(queue_type(settings.queue_type), settings),
         )
         .await
         .map_err(failed)?;
@@ -103,12 +103,16 @@ pub(crate) async fn declare(
 
 /// Declares the presence queue of `group`: classic whatever the settings (it holds no
 /// message, and a classic queue counts its consumers without a Raft round).
-pub(crate) async fn declare_members(channel: &Channel, group: &str) -> Result<(), BusError> {
+pub(crate) async fn declare_members(
+    channel: &Channel,
+    settings: &RabbitSettings,
+    group: &str,
+) -> Result<(), BusError> {
     channel
         .queue_declare(
             members_queue(group).as_str().into(),
             QueueDeclareOptions::durable(),
-            queue_type(QueueType::Classic),
+            expiring(queue_type(QueueType::Classic), settings),
         )
         .await
         .map(|_| ())
@@ -121,8 +125,17 @@ fn queue_type(queue_type: QueueType) -> FieldTable {
     arguments
 }
 
+/// `arguments` with `x-expires` when the settings ask for queues that go away once unused.
+fn expiring(mut arguments: FieldTable, settings: &RabbitSettings) -> FieldTable {
+    if let Some(expires) = settings.queue_expires {
+        let millis = i64::try_from(expires.as_millis()).unwrap_or(i64::MAX);
+        arguments.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
+    }
+    arguments
+}
+
 fn partition_queue_arguments(settings: &RabbitSettings) -> FieldTable {
-    let mut arguments = queue_type(settings.queue_type);
+    let mut arguments = expiring(queue_type(settings.queue_type), settings);
     arguments
         .insert("x-dead-letter-exchange".into(), long_string(&settings.channels.dead_letters()));
     // Whatever the claims do, the broker delivers to one consumer at a time.

@@ -25,6 +25,26 @@ pub struct ApiContext {
     pub metrics: Option<PrometheusHandle>,
     /// Projection rebuilds started through this process's admin API.
     pub(crate) rebuilds: Rebuilds,
+    /// The bus this ledger publishes to.
+    pub bus: BusInfo,
+}
+
+/// The bus: whose relay checkpoint the status reports read, and the published contract.
+#[derive(Clone, Debug)]
+pub struct BusInfo {
+    /// The relay's name on this bus (its checkpoint row).
+    pub relay_name: String,
+    /// The AsyncAPI document `/asyncapi.json` serves.
+    pub asyncapi: Arc<serde_json::Value>,
+}
+
+impl Default for BusInfo {
+    fn default() -> Self {
+        Self {
+            relay_name: bus::relay::RELAY_NAME.to_owned(),
+            asyncapi: Arc::new(serde_json::Value::Null),
+        }
+    }
 }
 
 impl ApiContext {
@@ -34,7 +54,21 @@ impl ApiContext {
         applied: AppliedSignal,
         metrics: Option<PrometheusHandle>,
     ) -> Self {
-        Self { commands, roles, applied, metrics, rebuilds: Rebuilds::default() }
+        Self {
+            commands,
+            roles,
+            applied,
+            metrics,
+            rebuilds: Rebuilds::default(),
+            bus: BusInfo::default(),
+        }
+    }
+
+    /// This context on `bus`.
+    #[must_use]
+    pub fn with_bus(mut self, bus: BusInfo) -> Self {
+        self.bus = bus;
+        self
     }
 
     pub(crate) fn store(&self) -> &EventStore {

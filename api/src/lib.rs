@@ -30,5 +30,5 @@ mod shapes;
 mod views;
 
 pub use auth::{Gate, Tokens, TokensError};
-pub use context::{ApiContext, ConsumerView, Roles, TaskHealth, TaskState};
+pub use context::{ApiContext, BusInfo, ConsumerView, Roles, TaskHealth, TaskState};
 pub use routes::{openapi_json, openapi_spec, router, Admission};

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use bus::relay::{relay_report, RELAY_NAME};
+use bus::relay::relay_report;
 
 use crate::context::ApiContext;
 
@@ -221,7 +221,7 @@ async fn refresh_gauges(context: &ApiContext) {
 
     // State every process can read from the database, whichever roles it runs.
     let durable = tokio::time::timeout(SCRAPE_QUERY_TIMEOUT, async {
-        let relay = relay_report(context.store().pool(), RELAY_NAME).await?;
+        let relay = relay_report(context.store().pool(), &context.bus.relay_name).await?;
         let projections = projections::status::report(context.store().pool()).await?;
         Ok::<_, eventstore::StoreError>((relay, projections))
     })

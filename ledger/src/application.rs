@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use api::{Admission, ApiContext, Gate, Roles};
+use api::{Admission, ApiContext, BusInfo, Gate, Roles};
 use commands::CommandService;
 use eventstore::EventStore;
 use projections::AppliedSignal;
@@ -28,7 +28,9 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies migrations (unless told not to), binds the
     /// listener and starts the background roles. Requests are served from [`run`](Self::run).
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        // Each bus has a relay (checkpoint and leadership) of its own.
+        settings.relay.name = settings.bus.relay_name().to_owned();
         if settings.access.tokens.is_none() {
             tracing::warn!(
                 "serving WITHOUT authentication (--insecure-no-auth): every caller is an admin"
@@ -81,7 +83,12 @@ impl Application {
         }
         roles.tasks = Some(supervisor.health());
 
-        let context = ApiContext::new(commands, roles, applied, api::metrics::install());
+        let bus = BusInfo {
+            relay_name: settings.relay.name.clone(),
+            asyncapi: std::sync::Arc::new(crate::bus_choice::asyncapi(&settings.bus)),
+        };
+        let context =
+            ApiContext::new(commands, roles, applied, api::metrics::install()).with_bus(bus);
         Ok(Self {
             listener,
             router: api::router(context, admission, settings.runs(Role::Api)),

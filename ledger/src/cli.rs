@@ -1,11 +1,13 @@
 //! The `ledger` command line: what the binary runs.
 
 use anyhow::Context;
-use bus::relay::{relay_report, RELAY_NAME};
+use bus::relay::relay_report;
 use clap::{Parser, Subcommand};
 
+use crate::bus_choice::BusKind;
 use crate::config::{DatabaseArgs, LogFormat, ServeArgs};
 use crate::rebuild_cli::RebuildArgs;
+use crate::republish_cli::RepublishArgs;
 use crate::{shutdown, telemetry, Application};
 
 #[derive(Parser)]
@@ -26,13 +28,16 @@ enum Commands {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
-    /// The relay that publishes events to Kafka.
+    /// The relay that publishes events to the bus.
     Relay {
         #[command(subcommand)]
         command: RelayCommand,
     },
     /// Print the OpenAPI 3.1 document of the HTTP API and exit.
     Openapi,
+    /// Print the AsyncAPI 3.0 document of the events on the bus (every bus, with the
+    /// channel names under LEDGER_TOPIC_PREFIX) and exit.
+    Asyncapi(crate::bus_args::BusArgs),
     /// The read models.
     Projections {
         #[command(subcommand)]
@@ -52,10 +57,21 @@ enum ProjectionsCommand {
     Rebuild(RebuildArgs),
 }
 
+// Parsed once at start-up: the size difference between subcommands does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum RelayCommand {
     /// Print the relay's checkpoint, backlog and the age of the oldest open transaction.
-    Status(DatabaseArgs),
+    Status {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Whose relay: each bus has its own checkpoint.
+        #[arg(long, env = "LEDGER_BUS", value_enum, default_value_t = BusKind::Kafka)]
+        bus: BusKind,
+    },
+    /// Re-send a range of history to a channel of its own (back-fill for a new
+    /// consumer), in the gap-safe order, without touching the relay's checkpoint.
+    Republish(RepublishArgs),
 }
 
 /// Parses the process arguments and runs the chosen command to completion.
@@ -91,9 +107,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_out(&serde_json::to_string_pretty(&report)?)
         }
         Commands::Bench(args) => bench::run(args).await,
-        Commands::Relay { command: RelayCommand::Status(database) } => {
-            let report = relay_report(&database.pool()?, RELAY_NAME).await?;
+        Commands::Relay { command: RelayCommand::Status { database, bus } } => {
+            let report = relay_report(&database.pool()?, bus.name()).await?;
             print_out(&serde_json::to_string_pretty(&report)?)
+        }
+        Commands::Relay { command: RelayCommand::Republish(args) } => {
+            crate::republish_cli::run(args).await
+        }
+        Commands::Asyncapi(bus) => {
+            let document = crate::bus_choice::asyncapi(&bus.settings()?);
+            print_out(&serde_json::to_string_pretty(&document)?)
         }
     }
 }

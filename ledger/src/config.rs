@@ -13,6 +13,7 @@ use clap::{value_parser, ArgAction, Args, Parser, ValueEnum};
 use commands::GroupCommitSettings;
 use eventstore::PoolSettings;
 
+use crate::bus_args::BusArgs;
 use crate::delivery_args::DeliveryArgs;
 use crate::payment_args::PaymentArgs;
 use crate::settings::*;
@@ -66,7 +67,7 @@ pub struct ServeArgs {
     #[arg(long, env = "LEDGER_ROLES", value_enum, value_delimiter = ',')]
     pub roles: Option<Vec<Role>>,
     #[command(flatten)]
-    pub kafka: bus_kafka::KafkaArgs,
+    pub bus: BusArgs,
     #[command(flatten)]
     pub relay: RelayArgs,
     #[command(flatten)]
@@ -117,7 +118,7 @@ impl ServeArgs {
                  LEDGER_SMTP_URL and LEDGER_MAIL_FROM, or LEDGER_WEBHOOK_URL and LEDGER_WEBHOOK_SECRET"
             );
         }
-        settings.kafka = self.kafka.settings();
+        settings.bus = self.bus.settings()?;
         settings.relay.batch_size = self.relay.relay_batch_size;
         settings.relay.poll_interval = Duration::from_millis(self.relay.relay_poll_ms);
         settings.relay.max_in_flight = self.relay.relay_max_in_flight;

@@ -10,11 +10,14 @@
 //!   `openapi`, `bench`); [`telemetry`] and [`shutdown`]: logs and signals.
 
 mod application;
+mod bus_args;
+pub mod bus_choice;
 pub mod cli;
 pub mod config;
 mod delivery_args;
 pub mod payment_args;
 mod rebuild_cli;
+mod republish_cli;
 mod roles;
 mod settings;
 mod shutdown;

@@ -1,9 +1,8 @@
 //! The background roles of a process: the relay and the projection consumers, each
 //! supervised, each reporting through a `watch` the API reads.
 
-use bus::relay::{Relay, RelayStatus};
+use bus::relay::RelayStatus;
 use bus::{Consumer, ConsumerStatus};
-use bus_kafka::{KafkaPublisher, KafkaSubscriber};
 use delivery::{Dispatcher, DispatcherStatus};
 use projections::{AppliedSignal, CatchUp, ProjectionHandler, ProjectionKind, ProjectionStats};
 use tokio::sync::watch;
@@ -20,19 +19,12 @@ pub fn start_relay(
 ) -> watch::Receiver<RelayStatus> {
     let status = watch::Sender::new(RelayStatus::default());
     let view = status.subscribe();
-    let (database_url, kafka, relay) =
-        (settings.database.database_url.clone(), settings.kafka.clone(), settings.relay.clone());
+    let (database_url, bus, relay) =
+        (settings.database.database_url.clone(), settings.bus.clone(), settings.relay.clone());
     supervisor.supervise("relay", move |shutdown| {
-        let (database_url, kafka, relay, status) =
-            (database_url.clone(), kafka.clone(), relay.clone(), status.clone());
-        async move {
-            match KafkaPublisher::new(kafka, &relay.name) {
-                Ok(publisher) => {
-                    Relay::new(database_url, publisher, relay, status).run(shutdown).await
-                }
-                Err(error) => tracing::error!(error = %error.chain(), "the relay cannot start"),
-            }
-        }
+        let (database_url, bus, relay, status) =
+            (database_url.clone(), bus.clone(), relay.clone(), status.clone());
+        async move { bus.run_relay(database_url, relay, status, shutdown).await }
     });
     view
 }
@@ -71,15 +63,15 @@ pub fn start_projectors(
                     catch_up.run(shutdown)
                 }
             });
-            let (kafka, consumer) = (settings.kafka.clone(), settings.consumer.clone());
+            let (bus, consumer) = (settings.bus.clone(), settings.consumer.clone());
             supervisor.supervise(&format!("projector:{kind}"), move |shutdown| {
                 let handler =
                     ProjectionHandler::new(kind, pool.clone(), stats.clone(), signal.clone());
                 let consumer = Consumer::new(handler, consumer.clone(), status.clone());
-                let kafka = kafka.clone();
+                let bus = bus.clone();
                 async move {
-                    let group = kafka.channels.group(kind.name());
-                    consumer.run(|| KafkaSubscriber::join(&kafka, &group), shutdown).await;
+                    let group = bus.channels().group(kind.name());
+                    bus.consume(consumer, group, shutdown).await;
                 }
             });
             view
@@ -157,7 +149,7 @@ pub fn start_payments(
             .run(shutdown)
         }
     });
-    let (kafka, consumer) = (settings.kafka.clone(), settings.consumer.clone());
+    let (bus, consumer) = (settings.bus.clone(), settings.consumer.clone());
     supervisor.supervise("payments:consumer", {
         let (pool, wake) = (pool.clone(), wake.clone());
         move |shutdown| {
@@ -167,10 +159,10 @@ pub fn start_payments(
                 undelivered.clone(),
             );
             let consumer = Consumer::new(handler, consumer.clone(), consumer_status.clone());
-            let kafka = kafka.clone();
+            let bus = bus.clone();
             async move {
-                let group = kafka.channels.service_group(payment_service::CONSUMER);
-                consumer.run(|| KafkaSubscriber::join(&kafka, &group), shutdown).await;
+                let group = bus.channels().service_group(payment_service::CONSUMER);
+                bus.consume(consumer, group, shutdown).await;
             }
         }
     });

@@ -8,12 +8,13 @@ use std::time::Duration;
 use api::Tokens;
 use bus::relay::RelaySettings;
 use bus::{Channels, ConsumerSettings};
-use bus_kafka::KafkaSettings;
 use commands::GroupCommitSettings;
 use delivery::DeliverySettings;
 use delivery_channels::ChannelSettings;
 use eventstore::PoolSettings;
 use projections::CatchUpSettings;
+
+use crate::bus_choice::{BusKind, BusSettings};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/ledger";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
@@ -68,7 +69,8 @@ pub struct Settings {
     pub database: PoolSettings,
     pub http_addr: SocketAddr,
     pub roles: Vec<Role>,
-    pub kafka: KafkaSettings,
+    /// The bus the relay publishes to and the consumers read from.
+    pub bus: BusSettings,
     pub relay: RelaySettings,
     pub consumer: ConsumerSettings,
     /// The projections' catch-up from the store on what the bus did not deliver.
@@ -97,12 +99,11 @@ impl Settings {
             wait_timeout: Duration::from_millis(DEFAULT_DB_WAIT_TIMEOUT_MS),
             statement_timeout: Duration::from_millis(DEFAULT_DB_STATEMENT_TIMEOUT_MS),
         };
-        let kafka = KafkaSettings::new(bus_kafka::DEFAULT_BROKERS, Channels::default());
         Self {
             database,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             roles: Role::ALL.to_vec(),
-            kafka,
+            bus: BusSettings::new(BusKind::default(), &Channels::default()),
             relay: RelaySettings {
                 batch_size: DEFAULT_RELAY_BATCH_SIZE,
                 poll_interval: Duration::from_millis(DEFAULT_RELAY_POLL_MS),

@@ -57,6 +57,18 @@ fn out_of_range_numbers_and_unknown_roles_are_refused() -> std::io::Result<()> {
 }
 
 #[test]
+fn an_unknown_bus_or_a_bus_url_that_does_not_parse_is_refused() -> std::io::Result<()> {
+    let tokens = ("LEDGER_API_TOKENS", "write:abcdefgh");
+    let output = ledger(&["serve"], &[tokens, ("LEDGER_BUS", "carrier-pigeon")])?;
+    assert!(refused_naming(&output, "--bus"), "{output:?}");
+    let nats = [tokens, ("LEDGER_BUS", "nats"), ("LEDGER_NATS_URL", "nats://host:port:what")];
+    assert!(refused_naming(&ledger(&["serve"], &nats)?, "LEDGER_NATS_URL"));
+    let rabbit = [tokens, ("LEDGER_BUS", "rabbitmq"), ("LEDGER_RABBITMQ_URL", "http://x")];
+    assert!(refused_naming(&ledger(&["serve"], &rabbit)?, "LEDGER_RABBITMQ_URL"));
+    Ok(())
+}
+
+#[test]
 fn booleans_take_the_usual_spellings_from_the_environment() -> std::io::Result<()> {
     // `1` means "serve openly"; with tokens as well, that is a contradiction, refused.
     let output = ledger(

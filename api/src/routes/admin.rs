@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
-use bus::relay::{relay_report, RelayReport, RelayStatus, RELAY_NAME};
+use bus::relay::{relay_report, RelayReport, RelayStatus};
 use bus::ConsumerStatus;
 use eventstore::Cut;
 use projections::rebuild::{RebuildStatus, Target};
@@ -33,7 +33,7 @@ pub struct RelayView {
     responses((status = 200, description = "Relay state", body = Object))
 )]
 pub async fn relay(State(context): State<ApiContext>) -> Result<Json<RelayView>, ApiError> {
-    let store = relay_report(context.store().pool(), RELAY_NAME).await?;
+    let store = relay_report(context.store().pool(), &context.bus.relay_name).await?;
     let process = context.roles.relay.as_ref().map(|relay| relay.borrow().clone());
     Ok(Json(RelayView { process, store }))
 }

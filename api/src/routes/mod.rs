@@ -44,6 +44,7 @@ pub fn router(context: ApiContext, admission: Admission, serve_api: bool) -> Rou
             SwaggerUi::new("/docs")
                 .external_url_unchecked("/openapi.json", openapi::to_json(&spec)),
         )
+        .route("/asyncapi.json", axum::routing::get(asyncapi))
         .fallback(|| async { ApiError::NotFound("resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(admission.request_timeout, limits::time_limit))
@@ -57,6 +58,14 @@ pub fn router(context: ApiContext, admission: Admission, serve_api: bool) -> Rou
         .layer(TraceLayer::new_for_http().make_span_with(crate::correlation::request_span))
         .layer(from_fn(crate::correlation::correlate))
         .with_state(context)
+}
+
+/// The AsyncAPI 3.0 document of the events on the bus, public like `/openapi.json`: what a
+/// team consuming the orders channel from outside codes against.
+async fn asyncapi(
+    axum::extract::State(context): axum::extract::State<ApiContext>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(context.bus.asyncapi.as_ref().clone())
 }
 
 /// The OpenAPI description alone.

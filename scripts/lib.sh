@@ -20,6 +20,8 @@ ledger_repo_root() { (cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P); }
 LEDGER_ROOT="$(ledger_repo_root)"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/ledger}"
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+export LEDGER_NATS_URL="${LEDGER_NATS_URL:-nats://127.0.0.1:4222}"
+export LEDGER_RABBITMQ_URL="${LEDGER_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 export LEDGER_STATE_DIR="${LEDGER_STATE_DIR:-$LEDGER_ROOT/target/dev}"
 mkdir -p "$LEDGER_STATE_DIR"
 
@@ -340,6 +342,45 @@ ensure_tansu() {
     die "Tansu did not start listening on $host:$port (log: $log_file)"
   fi
   log "Tansu (pid $pid) listens on $host:$port"
+}
+
+# host and port of a URL like nats://host:port or amqp://user:pass@host:port/vhost.
+url_host_port() {
+  local rest=${1#*://}
+  rest=${rest##*@}
+  rest=${rest%%/*}
+  split_host_port "$rest" "$2"
+}
+
+# ensure_nats: makes NATS with JetStream answer at LEDGER_NATS_URL, installing Debian's
+# nats-server and starting it (JetStream on, its store under /var/lib/nats-server, as the
+# machine starts it) if nothing listens there.
+ensure_nats() {
+  local host port
+  read -r host port < <(url_host_port "$LEDGER_NATS_URL" 4222)
+  tcp_open "$host" "$port" && return 0
+  is_local "$host" || die "no NATS server answers at $host:$port (LEDGER_NATS_URL), and it is not a local host this script may start one on"
+  command -v nats-server >/dev/null || [[ -x /usr/sbin/nats-server ]] || apt_install nats-server
+  local bin
+  bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  log "starting NATS with JetStream on $host:$port"
+  as_root mkdir -p /var/lib/nats-server
+  as_root start-stop-daemon --start --oknodo --background --exec "$bin" -- \
+    -a "$host" -p "$port" -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+  poll_until 30 "NATS on $host:$port" tcp_open "$host" "$port" || die "NATS did not start (log: /var/log/nats-server.log)"
+}
+
+# ensure_rabbitmq: makes RabbitMQ answer at LEDGER_RABBITMQ_URL, installing Debian's
+# rabbitmq-server and starting it detached if nothing listens there.
+ensure_rabbitmq() {
+  local host port
+  read -r host port < <(url_host_port "$LEDGER_RABBITMQ_URL" 5672)
+  tcp_open "$host" "$port" && return 0
+  is_local "$host" || die "no RabbitMQ answers at $host:$port (LEDGER_RABBITMQ_URL), and it is not a local host this script may start one on"
+  command -v rabbitmq-server >/dev/null || [[ -x /usr/sbin/rabbitmq-server ]] || apt_install rabbitmq-server
+  log "starting RabbitMQ on $host:$port (takes a few seconds)"
+  as_root rabbitmq-server -detached
+  poll_until 90 "RabbitMQ on $host:$port" tcp_open "$host" "$port" || die "RabbitMQ did not start (logs under /var/log/rabbitmq)"
 }
 
 # ---------------------------------------------------------------------- Rust build

@@ -126,7 +126,7 @@ async fn messages_a_restarted_broker_forgot_are_healed_without_a_restart() -> an
     let address = broker.address();
     let mut app = TestApp::spawn_with(move |settings| {
         settings.roles = vec![Role::Api, Role::Relay];
-        settings.kafka.brokers.clone_from(&address);
+        settings.bus.kafka.brokers.clone_from(&address);
     })
     .await?;
     let mut orders = Vec::new();
@@ -148,7 +148,7 @@ async fn messages_a_restarted_broker_forgot_are_healed_without_a_restart() -> an
     let address = broker.address();
     app.reconfigure(move |settings| {
         settings.roles = Role::ALL.to_vec();
-        settings.kafka.brokers.clone_from(&address);
+        settings.bus.kafka.brokers.clone_from(&address);
     })?;
     app.restart().await?;
     until_applied(&app, &orders).await?;

@@ -50,8 +50,8 @@ async fn a_poison_message_that_cannot_be_parked_holds_its_partition_until_it_can
     let address = broker.address();
     let app = TestApp::spawn_with(move |settings| {
         settings.roles = Role::ALL.to_vec();
-        settings.kafka.brokers.clone_from(&address);
-        settings.kafka.channels = channels.clone();
+        settings.bus.kafka.brokers.clone_from(&address);
+        settings.bus.kafka.channels = channels.clone();
     })
     .await?;
     let order_id = app.place_order("cus_unparkable").await?;

@@ -12,7 +12,7 @@ async fn a_process_serving_only_queries_answers_from_workers_in_another() -> any
     let mut settings = Settings::new(app.database.url.clone(), None);
     settings.http_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     settings.roles = vec![Role::Projector];
-    settings.kafka = app.kafka.clone();
+    settings.bus = app.bus.clone();
     settings.skip_migrations = true;
     let workers = Application::build(settings).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use bus::Channels;
 use bus_kafka::KafkaSettings;
+use ledger::bus_choice::{BusKind, BusSettings};
 use ledger::{Application, Role, Settings};
 use reqwest::{RequestBuilder, Response};
 use serde_json::{json, Value};
@@ -35,6 +36,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The topics of this test (a unique prefix on the broker the app publishes to).
     pub kafka: KafkaSettings,
+    /// The bus the app speaks, with this test's channels on each (Kafka's are `kafka`).
+    pub bus: BusSettings,
     running: Option<Running>,
     configure: Configure,
 }
@@ -55,12 +58,22 @@ impl TestApp {
         Self::spawn_with_roles(&Role::ALL, brokers).await
     }
 
+    /// The given roles on `bus` (the shared broker of each), under a prefix of its own.
+    pub async fn spawn_on(bus: BusKind, roles: &[Role]) -> anyhow::Result<Self> {
+        let roles = roles.to_vec();
+        Self::spawn_with(move |settings| {
+            settings.roles.clone_from(&roles);
+            settings.bus.kind = bus;
+        })
+        .await
+    }
+
     /// The given roles, on `brokers` under a topic prefix of its own.
     pub async fn spawn_with_roles(roles: &[Role], brokers: &str) -> anyhow::Result<Self> {
         let (roles, brokers) = (roles.to_vec(), brokers.to_owned());
         Self::spawn_with(move |settings| {
             settings.roles.clone_from(&roles);
-            settings.kafka.brokers.clone_from(&brokers);
+            settings.bus.kafka.brokers.clone_from(&brokers);
         })
         .await
     }
@@ -76,14 +89,17 @@ impl TestApp {
             Channels::new(format!("test-{}.", Uuid::new_v4().simple())),
         );
         kafka.message_timeout = std::time::Duration::from_secs(3);
+        let bus = crate::buses::test_bus(BusKind::Kafka, &kafka);
         let mut app = Self {
             database,
             http: client_with_token(Some(ADMIN_TOKEN))?,
             kafka,
+            bus,
             running: None,
             configure: Box::new(configure),
         };
-        app.kafka = app.settings()?.kafka;
+        app.bus = app.settings()?.bus;
+        app.kafka = app.bus.kafka.clone();
         app.start().await?;
         Ok(app)
     }
@@ -96,7 +112,7 @@ impl TestApp {
         settings.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         settings.database.max_size = 8;
         settings.roles = vec![Role::Api];
-        settings.kafka = self.kafka.clone();
+        settings.bus = crate::buses::test_bus(self.bus.kind, &self.kafka);
         settings.relay.poll_interval = std::time::Duration::from_millis(100);
         (self.configure)(&mut settings);
         Ok(settings)
@@ -120,7 +136,8 @@ impl TestApp {
         configure: impl Fn(&mut Settings) + Send + Sync + 'static,
     ) -> anyhow::Result<()> {
         self.configure = Box::new(configure);
-        self.kafka = self.settings()?.kafka;
+        self.bus = self.settings()?.bus;
+        self.kafka = self.bus.kafka.clone();
         Ok(())
     }
 

@@ -9,6 +9,8 @@
 //! - [`TestBroker`]: a Tansu broker of the test's own, on a free port, that the test can
 //!   stop and start again (for broker outages); other tests share the one at
 //!   `KAFKA_BROKERS` with a unique topic prefix each.
+//! - [`buses`]: the three buses for specs that run on each, and a reader of any of them;
+//!   [`TcpCut`]: a hop to a shared broker that a test cuts (a broker outage).
 //! - [`TestRelay`], [`TestConsumer`]: roles of the test's own that it can stop or abort.
 //! - [`TestSmtp`]: a real SMTP server (aiosmtpd, `tests/smtp_sink.py`) of the test's own
 //!   that records the mail it accepts; it can refuse mail, or stop and start again.
@@ -27,6 +29,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod app;
 pub mod audit;
 mod broker;
+pub mod buses;
+mod cut;
 mod database;
 mod mail;
 pub mod payments;
@@ -35,6 +39,7 @@ pub mod postgres;
 pub mod process;
 mod roles;
 pub mod smtp;
+pub mod steady;
 mod topic;
 pub mod webhook;
 
@@ -43,6 +48,7 @@ pub use app::{
     READ_TOKEN, WRITE_TOKEN,
 };
 pub use broker::{kafka_brokers, TestBroker};
+pub use cut::TcpCut;
 pub use database::TestDatabase;
 pub use poll::poll_until;
 pub use postgres::{PrivateCluster, StopMode};

@@ -57,7 +57,7 @@ pub async fn spawn_charging_with(
     let brokers = crate::kafka_brokers();
     TestApp::spawn_with(move |settings| {
         settings.roles = Role::ALL.into_iter().chain([Role::Payments]).collect();
-        settings.kafka.brokers.clone_from(&brokers);
+        settings.bus.kafka.brokers.clone_from(&brokers);
         settings.payments = Some(payments.clone());
         configure(settings);
     })

@@ -1,0 +1,263 @@
+//! Each bus side by side, in one run: the relay draining a backlog next to a raw publish
+//! of the same envelopes with the same client and settings on the same broker, and the
+//! end-to-end latency from a command's 201 to the payments read model under a steady
+//! moderate load.
+//!
+//! `cargo bench -p ledger-tests --bench buses` (needs PostgreSQL, Tansu, NATS and
+//! RabbitMQ, as the tests do). `BENCH_BUSES` (default `kafka,nats,rabbitmq`),
+//! `BENCH_EVENTS` (backlog, default 100 000), `BENCH_RATE` (commands/s, default 100),
+//! `BENCH_SECONDS` (default 10).
+
+// A test that reads a value of another type than it expects should stop right there.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::{Duration, Instant};
+
+use bench::measure::{env_or, percentile};
+use bus::envelope::{Message, HEADER_KEY};
+use bus::partition::partition_of;
+use bus::relay::{RelaySettings, RelayStatus};
+use eventstore::position::{read_committed_after, CommitPosition};
+use ledger::bus_choice::{BusKind, BusSettings};
+use ledger::Role;
+use ledger_tests::buses::test_bus;
+use ledger_tests::{kafka_brokers, poll_until, test_kafka, TestApp, TestDatabase};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+struct Row {
+    bus: BusKind,
+    raw: f64,
+    relay: f64,
+    p50: Duration,
+    p99: Duration,
+    commands: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let events: i64 = env_or("BENCH_EVENTS", 100_000);
+    let rate: u64 = env_or("BENCH_RATE", 100);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let buses = std::env::var("BENCH_BUSES").unwrap_or_else(|_| "kafka,nats,rabbitmq".to_owned());
+    let database = TestDatabase::create().await?;
+    backlog(&database, events).await?;
+    let messages = envelopes(&database).await?;
+
+    let mut rows = Vec::new();
+    for name in buses.split(',').map(str::trim) {
+        let bus = <BusKind as clap::ValueEnum>::from_str(name, true)
+            .map_err(|error| anyhow::anyhow!("BENCH_BUSES: {error}"))?;
+        let raw = raw_publish(bus, &messages).await?;
+        let relay = relay(bus, &database.url, events).await?;
+        let app = TestApp::spawn_on(bus, &Role::ALL).await?;
+        let latencies = ledger_tests::steady::latencies(&app, rate, seconds).await?;
+        let row = Row {
+            bus,
+            raw,
+            relay,
+            p50: percentile(&latencies, 0.5),
+            p99: percentile(&latencies, 0.99),
+            commands: latencies.len(),
+        };
+        println!(
+            "{:<9} raw publish {:>7.0}/s  relay {:>7.0}/s  relay/raw {:.2}  201 -> read model at {rate}/s: p50 {:.1?} p99 {:.1?} ({} commands)",
+            bus.name(), row.raw, row.relay, row.relay / row.raw, row.p50, row.p99, row.commands
+        );
+        rows.push(row);
+    }
+    println!("\n| bus | raw publish (events/s) | relay from a {events}-event backlog (events/s) | relay / raw | 201 → read model p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    for row in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {:.1?} | {:.1?} |",
+            row.bus.name(),
+            row.raw,
+            row.relay,
+            row.relay / row.raw,
+            row.p50,
+            row.p99
+        );
+    }
+    Ok(())
+}
+
+/// Orders of four events (placed, two captures, fully paid) written straight to the store,
+/// 1 000 events a transaction.
+async fn backlog(database: &TestDatabase, events: i64) -> anyhow::Result<()> {
+    let client = database.client().await?;
+    let started = Instant::now();
+    for chunk in 0..(events / 1_000) {
+        client
+            .execute(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
+                 SELECT md5(($1::bigint * 1000 + n / 4)::text)::uuid, n % 4 + 1, gen_random_uuid(),
+                        'PaymentCaptured',
+                        jsonb_build_object('payment_id', 'pay_' || n, 'method', 'card',
+                            'amount', jsonb_build_object('amount_minor', 1250, 'currency', 'EUR')),
+                        jsonb_build_object('correlation_id', gen_random_uuid()::text)
+                   FROM generate_series(0, 999) AS n",
+                &[&chunk],
+            )
+            .await?;
+    }
+    println!("backlog: {events} events written in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// The backlog's envelopes, encoded as the relay encodes them.
+async fn envelopes(database: &TestDatabase) -> anyhow::Result<Vec<Message>> {
+    let (pg, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let mut messages = Vec::new();
+    let mut after = CommitPosition::default();
+    loop {
+        let batch = read_committed_after(&pg, after, 50_000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.commit;
+        for event in &batch {
+            messages.push(bus::envelope::encode(event)?);
+        }
+    }
+    Ok(messages)
+}
+
+/// Settings of `bus` under a fresh prefix of their own.
+fn fresh(bus: BusKind) -> BusSettings {
+    test_bus(bus, &test_kafka(&kafka_brokers()))
+}
+
+/// Publishes `messages` with the bus's client directly (the adapter's settings: same
+/// acknowledgements, headers and routing), every acknowledgement awaited; events/s.
+async fn raw_publish(bus: BusKind, messages: &[Message]) -> anyhow::Result<f64> {
+    let settings = fresh(bus);
+    let elapsed = match bus {
+        BusKind::Kafka => raw_kafka(&settings, messages).await?,
+        BusKind::Nats => raw_nats(&settings, messages).await?,
+        BusKind::Rabbitmq => raw_rabbitmq(&settings, messages).await?,
+    };
+    Ok(messages.len() as f64 / elapsed.as_secs_f64())
+}
+
+async fn raw_kafka(settings: &BusSettings, messages: &[Message]) -> anyhow::Result<Duration> {
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    settings.kafka.ensure_topics().await?;
+    let producer: FutureProducer =
+        settings.kafka.producer_config().set("message.timeout.ms", "30000").create()?;
+    let topic = settings.kafka.orders_topic();
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for message in messages {
+        let record = FutureRecord::to(&topic).key(&message.key).payload(&message.payload);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+    }
+    for delivery in deliveries {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    let elapsed = started.elapsed();
+    producer.flush(Duration::from_secs(10))?;
+    Ok(elapsed)
+}
+
+async fn raw_nats(settings: &BusSettings, messages: &[Message]) -> anyhow::Result<Duration> {
+    let context = settings.nats.connect("bench-raw").await?;
+    bus_nats::ensure_streams(&context, &settings.nats).await?;
+    let channels = &settings.nats.channels;
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(messages.len());
+    for message in messages {
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, value) in &message.headers {
+            headers.insert(*name, value.as_str());
+        }
+        headers.insert(HEADER_KEY, message.key.as_str());
+        headers.insert("Nats-Msg-Id", message.id.to_string().as_str());
+        let subject = channels.partition(partition_of(&message.key, settings.nats.partitions));
+        acks.push(
+            context.publish_with_headers(subject, headers, message.payload.clone().into()).await?,
+        );
+    }
+    for ack in acks {
+        ack.await?;
+    }
+    Ok(started.elapsed())
+}
+
+async fn raw_rabbitmq(settings: &BusSettings, messages: &[Message]) -> anyhow::Result<Duration> {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    let connection =
+        lapin::Connection::connect(&settings.rabbitmq.url, lapin::ConnectionProperties::default())
+            .await?;
+    let channel = connection.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    let exchange = settings.rabbitmq.channels.orders();
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    let started = Instant::now();
+    let mut confirms = Vec::with_capacity(messages.len());
+    for message in messages {
+        let mut headers = FieldTable::default();
+        for (name, value) in &message.headers {
+            headers.insert((*name).into(), AMQPValue::LongString(value.as_str().into()));
+        }
+        headers.insert(HEADER_KEY.into(), AMQPValue::LongString(message.key.as_str().into()));
+        let properties = lapin::BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id(message.id.to_string().into())
+            .with_content_type("application/json".into())
+            .with_headers(headers);
+        let routing = partition_of(&message.key, settings.rabbitmq.partitions).to_string();
+        confirms.push(
+            channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    routing.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &message.payload,
+                    properties,
+                )
+                .await?,
+        );
+    }
+    for confirm in confirms {
+        confirm.await?;
+    }
+    let elapsed = started.elapsed();
+    channel.exchange_delete(exchange.as_str().into(), Default::default()).await?;
+    Ok(elapsed)
+}
+
+/// The relay draining the whole backlog onto `bus` from its own checkpoint; events/s.
+async fn relay(bus: BusKind, database_url: &str, events: i64) -> anyhow::Result<f64> {
+    let settings = fresh(bus);
+    let relay = RelaySettings {
+        name: format!("bench-{}", bus.name()),
+        poll_interval: Duration::from_millis(50),
+        ..RelaySettings::default()
+    };
+    let status = watch::Sender::new(RelayStatus::default());
+    let view = status.subscribe();
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let task = tokio::spawn({
+        let (settings, url, stop) = (settings.clone(), database_url.to_owned(), stop.clone());
+        async move { settings.run_relay(url, relay, status, stop).await }
+    });
+    poll_until(Duration::from_secs(600), "the relay to drain the backlog", || {
+        let published = view.borrow().published_events;
+        async move { Ok((published >= events as u64).then_some(())) }
+    })
+    .await?;
+    let elapsed = started.elapsed();
+    stop.cancel();
+    task.await?;
+    Ok(events as f64 / elapsed.as_secs_f64())
+}

@@ -87,20 +87,7 @@ async fn main() -> anyhow::Result<()> {
 async fn backlog(database: &TestDatabase, events: i64) -> anyhow::Result<()> {
     let client = database.client().await?;
     let started = Instant::now();
-    for chunk in 0..(events / 1_000) {
-        client
-            .execute(
-                "INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
-                 SELECT md5(($1::bigint * 1000 + n / 4)::text)::uuid, n % 4 + 1, gen_random_uuid(),
-                        'PaymentCaptured',
-                        jsonb_build_object('payment_id', 'pay_' || n, 'method', 'card',
-                            'amount', jsonb_build_object('amount_minor', 1250, 'currency', 'EUR')),
-                        jsonb_build_object('correlation_id', gen_random_uuid()::text)
-                   FROM generate_series(0, 999) AS n",
-                &[&chunk],
-            )
-            .await?;
-    }
+    ledger_tests::history::captures(&client, events).await?;
     println!("backlog: {events} events written in {:.1?}", started.elapsed());
     Ok(())
 }

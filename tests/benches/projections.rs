@@ -27,34 +27,8 @@ async fn backlog() -> anyhow::Result<()> {
     let events: i64 = env_or("BENCH_EVENTS", 200_000);
     let app = TestApp::spawn().await?;
     let client = app.database.client().await?;
-    let orders_per_transaction = 250i64;
     let started = Instant::now();
-    for chunk in 0..(events / 4 / orders_per_transaction) {
-        client
-            .execute(
-                "WITH orders AS (
-                     SELECT md5('bench' || ($1::bigint * $2 + n))::uuid AS id, 'cus_' || (n % 100) AS customer
-                       FROM generate_series(0, $2::bigint - 1) AS n)
-                 INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
-                 SELECT id, v, gen_random_uuid(), t, p, '{}'::jsonb
-                   FROM orders, LATERAL (VALUES
-                     (1, 'OrderPlaced', jsonb_build_object('order_id', id, 'customer_id', customer,
-                         'customer_email', customer || '@example.com',
-                         'lines', jsonb_build_array(jsonb_build_object('sku', 'BOOK-1', 'quantity', 2,
-                             'unit_price', jsonb_build_object('amount_minor', 1250, 'currency', 'EUR'))),
-                         'total', jsonb_build_object('amount_minor', 2500, 'currency', 'EUR'))),
-                     (2, 'PaymentCaptured', jsonb_build_object('payment_id', 'pay_1', 'method', 'card',
-                         'amount', jsonb_build_object('amount_minor', 1000, 'currency', 'EUR'))),
-                     (3, 'PaymentCaptured', jsonb_build_object('payment_id', 'pay_2', 'method', 'card',
-                         'amount', jsonb_build_object('amount_minor', 1500, 'currency', 'EUR'))),
-                     (4, 'OrderFullyPaid', jsonb_build_object('total',
-                         jsonb_build_object('amount_minor', 2500, 'currency', 'EUR')))
-                   ) AS e (v, t, p)
-                  ORDER BY id, v",
-                &[&chunk, &orders_per_transaction],
-            )
-            .await?;
-    }
+    ledger_tests::history::paid_orders(&client, "bench", events).await?;
     println!(
         "backlog: {events} events ({} orders) written in {:.1?}",
         events / 4,

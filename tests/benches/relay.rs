@@ -24,21 +24,7 @@ async fn main() -> anyhow::Result<()> {
 
     // A backlog of realistic events: 4 per order, 1 000 per transaction.
     let started = Instant::now();
-    let per_transaction = 1_000;
-    for chunk in 0..(events / per_transaction) {
-        client
-            .execute(
-                "INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
-                 SELECT md5(($1::bigint * 1000 + n / 4)::text)::uuid, n % 4 + 1, gen_random_uuid(),
-                        'PaymentCaptured',
-                        jsonb_build_object('payment_id', 'pay_' || n, 'method', 'card',
-                            'amount', jsonb_build_object('amount_minor', 1250, 'currency', 'EUR')),
-                        jsonb_build_object('correlation_id', gen_random_uuid()::text)
-                   FROM generate_series(0, $2::bigint - 1) AS n",
-                &[&chunk, &per_transaction],
-            )
-            .await?;
-    }
+    ledger_tests::history::captures(&client, events).await?;
     println!("backlog: {events} events written in {:.1?}", started.elapsed());
 
     let brokers = kafka_brokers();

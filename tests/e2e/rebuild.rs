@@ -201,9 +201,10 @@ async fn a_rebuild_swaps_in_while_commands_and_queries_go_on() -> anyhow::Result
             let mut reads = 0;
             let mut seen = 0;
             while !stop.load(Ordering::SeqCst) {
-                let known = placed.load(Ordering::SeqCst);
                 let page =
                     expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
+                // Read after the answer: orders placed while the query ran may be in it.
+                let known = placed.load(Ordering::SeqCst);
                 let ids: Vec<&str> = page["items"]
                     .as_array()
                     .into_iter()

@@ -14,38 +14,6 @@ use ledger_tests::TestApp;
 use tokio::process::Command;
 use uuid::Uuid;
 
-/// Writes `events` events straight to the store: orders of four events each, 1 000
-/// events a transaction (placed, two captures, fully paid).
-async fn history(app: &TestApp, events: i64) -> anyhow::Result<()> {
-    let client = app.database.client().await?;
-    for chunk in 0..(events / 1_000) {
-        client
-            .execute(
-                "WITH orders AS (
-                     SELECT md5('republish' || ($1::bigint * 250 + n))::uuid AS id FROM generate_series(0, 249) AS n)
-                 INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
-                 SELECT id, v, gen_random_uuid(), t, p, '{}'::jsonb
-                   FROM orders, LATERAL (VALUES
-                     (1, 'OrderPlaced', jsonb_build_object('order_id', id, 'customer_id', 'cus_history',
-                         'customer_email', 'history@example.com',
-                         'lines', jsonb_build_array(jsonb_build_object('sku', 'BOOK-1', 'quantity', 2,
-                             'unit_price', jsonb_build_object('amount_minor', 1250, 'currency', 'EUR'))),
-                         'total', jsonb_build_object('amount_minor', 2500, 'currency', 'EUR'))),
-                     (2, 'PaymentCaptured', jsonb_build_object('payment_id', 'pay_1', 'method', 'card',
-                         'amount', jsonb_build_object('amount_minor', 1000, 'currency', 'EUR'))),
-                     (3, 'PaymentCaptured', jsonb_build_object('payment_id', 'pay_2', 'method', 'card',
-                         'amount', jsonb_build_object('amount_minor', 1500, 'currency', 'EUR'))),
-                     (4, 'OrderFullyPaid', jsonb_build_object('total',
-                         jsonb_build_object('amount_minor', 2500, 'currency', 'EUR')))
-                   ) AS e (v, t, p)
-                  ORDER BY id, v",
-                &[&chunk],
-            )
-            .await?;
-    }
-    Ok(())
-}
-
 /// `ledger relay republish` against the app's database and bus.
 async fn republish(app: &TestApp, args: &[&str]) -> anyhow::Result<std::process::Output> {
     let bus = &app.bus;
@@ -76,8 +44,8 @@ async fn a_back_fill_delivers_history_once_in_order_beside_the_live_relay(
 ) -> anyhow::Result<()> {
     let _heavy = ledger_tests::process::one_heavy_spec_at_a_time().await;
     let app = TestApp::spawn_on(bus, &[Role::Api, Role::Relay]).await?;
-    history(&app, events).await?;
     let client = app.database.client().await?;
+    ledger_tests::history::paid_orders(&client, "republish", events).await?;
     let last: i64 = client.query_one("SELECT max(global_position) FROM events", &[]).await?.get(0);
     let target = format!("{}replay.orders", app.bus.channels().prefix());
     // The new consumer is there before the back-fill starts (on RabbitMQ its queues must

@@ -32,6 +32,7 @@ mod broker;
 pub mod buses;
 mod cut;
 mod database;
+pub mod history;
 mod mail;
 pub mod payments;
 mod poll;

@@ -1,0 +1,59 @@
+//! History written straight to the store, fast, for benches and specs that need a large
+//! backlog: plain INSERTs in transactions of 1 000 events, as a busy ledger would have
+//! stored them.
+
+/// `events` events, four `PaymentCaptured` per stream (a correlation id each): what the
+/// relay benches publish.
+pub async fn captures(client: &tokio_postgres::Client, events: i64) -> anyhow::Result<()> {
+    for chunk in 0..(events / 1_000) {
+        client
+            .execute(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
+                 SELECT md5(($1::bigint * 1000 + n / 4)::text)::uuid, n % 4 + 1, gen_random_uuid(),
+                        'PaymentCaptured',
+                        jsonb_build_object('payment_id', 'pay_' || n, 'method', 'card',
+                            'amount', jsonb_build_object('amount_minor', 1250, 'currency', 'EUR')),
+                        jsonb_build_object('correlation_id', gen_random_uuid()::text)
+                   FROM generate_series(0, 999) AS n",
+                &[&chunk],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// `events / 4` orders of four events each (placed, two captures, fully paid; 25.00 EUR),
+/// whose ids derive from `seed`: what the read models can apply.
+pub async fn paid_orders(
+    client: &tokio_postgres::Client,
+    seed: &str,
+    events: i64,
+) -> anyhow::Result<()> {
+    for chunk in 0..(events / 1_000) {
+        client
+            .execute(
+                "WITH orders AS (
+                     SELECT md5($2 || ($1::bigint * 250 + n))::uuid AS id, 'cus_' || (n % 100) AS customer
+                       FROM generate_series(0, 249) AS n)
+                 INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
+                 SELECT id, v, gen_random_uuid(), t, p, '{}'::jsonb
+                   FROM orders, LATERAL (VALUES
+                     (1, 'OrderPlaced', jsonb_build_object('order_id', id, 'customer_id', customer,
+                         'customer_email', customer || '@example.com',
+                         'lines', jsonb_build_array(jsonb_build_object('sku', 'BOOK-1', 'quantity', 2,
+                             'unit_price', jsonb_build_object('amount_minor', 1250, 'currency', 'EUR'))),
+                         'total', jsonb_build_object('amount_minor', 2500, 'currency', 'EUR'))),
+                     (2, 'PaymentCaptured', jsonb_build_object('payment_id', 'pay_1', 'method', 'card',
+                         'amount', jsonb_build_object('amount_minor', 1000, 'currency', 'EUR'))),
+                     (3, 'PaymentCaptured', jsonb_build_object('payment_id', 'pay_2', 'method', 'card',
+                         'amount', jsonb_build_object('amount_minor', 1500, 'currency', 'EUR'))),
+                     (4, 'OrderFullyPaid', jsonb_build_object('total',
+                         jsonb_build_object('amount_minor', 2500, 'currency', 'EUR')))
+                   ) AS e (v, t, p)
+                  ORDER BY id, v",
+                &[&chunk, &seed],
+            )
+            .await?;
+    }
+    Ok(())
+}

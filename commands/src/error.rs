@@ -23,6 +23,10 @@ pub enum CommandError {
     /// once, by the writer); `transient` when a retry may succeed.
     #[error("the batch this command was written in failed")]
     BatchFailed { transient: bool },
+    /// The command waited its store's whole wait timeout in the queue for a writer and was
+    /// not written: the database is away or cannot keep up.
+    #[error("no writer was free within the store's wait timeout")]
+    Overloaded,
     /// The command writers stopped (the process is shutting down).
     #[error("the command writers have stopped")]
     Stopped,
@@ -45,6 +49,7 @@ impl CommandError {
         matches!(
             self,
             Self::Contention
+                | Self::Overloaded
                 | Self::Stopped
                 | Self::Unavailable(_)
                 | Self::BatchFailed { transient: true }
@@ -59,6 +64,7 @@ impl CommandError {
             Self::VersionConflict { .. } => "version_conflict",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Contention
+            | Self::Overloaded
             | Self::Stopped
             | Self::Unavailable(_)
             | Self::BatchFailed { transient: true } => "service_unavailable",

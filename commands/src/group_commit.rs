@@ -5,10 +5,16 @@
 //! ([`crate::write`]), one transaction and one commit for the whole batch. Each caller is
 //! answered only after that commit. If the batch as a whole cannot be written because a
 //! writer without the lock took a version, each of its commands is run again on its own.
+//!
+//! A command waits for a connection at most the store's wait timeout, counted from when it
+//! was queued, not from when its batch began: while the database is away each batch fails
+//! only after its wait, and a command queued behind one would otherwise wait twice (or more)
+//! before its own answer. One whose time ran out in the queue is answered `Overloaded`
+//! without being written.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eventstore::EventStore;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -33,6 +39,7 @@ type Reply = oneshot::Sender<Result<Outcome, CommandError>>;
 struct Pending {
     request: CommandRequest,
     reply: Reply,
+    queued_at: Instant,
 }
 
 /// The queue in front of the writers.
@@ -54,7 +61,10 @@ impl GroupCommit {
     /// Runs `request` in the next batch; answers once that batch has committed.
     pub(crate) async fn submit(&self, request: CommandRequest) -> Result<Outcome, CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Pending { request, reply }).await.map_err(|_| CommandError::Stopped)?;
+        self.queue
+            .send(Pending { request, reply, queued_at: Instant::now() })
+            .await
+            .map_err(|_| CommandError::Stopped)?;
         answer.await.map_err(|_| CommandError::Stopped)?
     }
 }
@@ -93,9 +103,17 @@ async fn writer(
 }
 
 async fn write_batch(store: &EventStore, batch: Vec<Pending>) {
+    let wait_timeout = store.wait_timeout();
+    let (expired, batch): (Vec<_>, Vec<_>) =
+        batch.into_iter().partition(|pending| pending.queued_at.elapsed() >= wait_timeout);
+    for pending in expired {
+        let _ = pending.reply.send(Err(CommandError::Overloaded));
+    }
+    let Some(oldest) = batch.iter().map(|pending| pending.queued_at).min() else { return };
+    let budget = wait_timeout.saturating_sub(oldest.elapsed());
     let (requests, replies): (Vec<CommandRequest>, Vec<Reply>) =
         batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-    match write(store, &requests).await {
+    match write(store, &requests, budget).await {
         Ok(results) => {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);

@@ -8,6 +8,7 @@
 //! and writes nothing; the others go on. Nobody's outcome counts before the commit.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use domain::{decide, evolve, Order, ORDER_SHAPE_VERSION};
 use eventstore::snapshot::{crosses_snapshot_point, SnapshotState};
@@ -49,15 +50,17 @@ enum Decided {
     Accepted { events: Vec<NewEvent>, first_version: u32, metadata: serde_json::Value },
 }
 
-/// Writes `requests` in one transaction; one result per request, in order.
+/// Writes `requests` in one transaction; one result per request, in order. Unless a
+/// connection is had within `budget` nothing is written and the store is `Unavailable`.
 pub(crate) async fn write(
     store: &EventStore,
     requests: &[CommandRequest],
+    budget: Duration,
 ) -> Result<Vec<Result<Outcome, CommandError>>, WriteFailed> {
     let mut streams: Vec<Uuid> = requests.iter().map(|r| r.order_id.as_uuid()).collect();
     streams.sort_unstable();
     streams.dedup();
-    let mut unit = store.begin(&streams).await?;
+    let mut unit = store.begin_within(&streams, budget).await?;
 
     // Idempotency keys first: a replay or a reused key is answered without deciding.
     let keyed: Vec<usize> =
@@ -251,7 +254,7 @@ pub(crate) async fn write_alone(
 ) -> Result<Outcome, CommandError> {
     let attempts = if request.expected_version.is_some() { 1 } else { MAX_ATTEMPTS };
     for attempt in 1..=attempts {
-        match write(store, std::slice::from_ref(&request)).await {
+        match write(store, std::slice::from_ref(&request), store.wait_timeout()).await {
             Ok(mut results) => {
                 return results.pop().unwrap_or(Err(CommandError::Store(
                     eventstore::StoreError::Invariant("a write answered no command".into()),

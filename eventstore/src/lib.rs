@@ -27,7 +27,7 @@ mod unit_of_work;
 
 pub use error::{AppendError, StoreError, Unavailable};
 pub use idempotency::{Claim, KeyClaim};
-pub use pool::{connect, PoolSettings};
+pub use pool::{acquire, acquire_within, connect, wait_timeout, PoolSettings};
 pub use recorded::{Cut, Metadata, RecordedEvent};
 pub use rows::{stream_lock_key, stream_version, to_stored_version};
 pub use schema::NewEvent;

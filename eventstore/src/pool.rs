@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
 use tokio_postgres::NoTls;
 
 use crate::error::StoreError;
@@ -49,4 +51,25 @@ pub fn connect(settings: &PoolSettings) -> Result<Pool, StoreError> {
         .recycle_timeout(Some(settings.wait_timeout))
         .build()
         .map_err(|error| StoreError::Settings(Box::new(error)))
+}
+
+/// A connection within `budget` all told. The pool's own timeouts bound each step on its
+/// own (waiting for a slot, opening a connection, recycling one), so against a server that
+/// is going down — accepting connections it never answers, leaving dead ones in the pool —
+/// one `get` could otherwise cost their sum.
+pub async fn acquire_within(pool: &Pool, budget: Duration) -> Result<Object, StoreError> {
+    match tokio::time::timeout(budget, pool.get()).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(PoolError::Timeout(TimeoutType::Wait).into()),
+    }
+}
+
+/// A connection within the pool's wait timeout, all told (see [`acquire_within`]).
+pub async fn acquire(pool: &Pool) -> Result<Object, StoreError> {
+    acquire_within(pool, wait_timeout(pool)).await
+}
+
+/// How long a caller waits for a connection before the store reports `Unavailable`.
+pub fn wait_timeout(pool: &Pool) -> Duration {
+    pool.timeouts().wait.unwrap_or(PoolSettings::new("").wait_timeout)
 }

@@ -1,5 +1,7 @@
 //! Reading streams outside a command, and opening units of work for commands.
 
+use std::time::Duration;
+
 use deadpool_postgres::{GenericClient, Pool};
 use uuid::Uuid;
 
@@ -35,19 +37,34 @@ impl EventStore {
 
     /// The stream's events up to the cut, in stream order. An unknown stream is empty.
     pub async fn load(&self, stream_id: Uuid, cut: Cut) -> Result<Vec<RecordedEvent>, StoreError> {
-        let client = self.pool.get().await?;
+        let client = crate::pool::acquire(&self.pool).await?;
         load_stream(&client, stream_id, cut).await
     }
 
     /// A pooled connection for the read side (read models, status reports).
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(self.pool.get().await?)
+        Ok(crate::pool::acquire(&self.pool).await?)
     }
 
     /// Opens one transaction for commands on `streams`, holding all their locks until it
     /// ends. Dropping it without `commit` rolls it back.
     pub async fn begin(&self, streams: &[Uuid]) -> Result<UnitOfWork, StoreError> {
-        UnitOfWork::begin(&self.pool, streams).await
+        UnitOfWork::begin(&self.pool, streams, crate::pool::wait_timeout(&self.pool)).await
+    }
+
+    /// [`Self::begin`], giving up with `Unavailable` unless a connection is had within
+    /// `budget`: for a caller that has already waited part of the pool's wait timeout.
+    pub async fn begin_within(
+        &self,
+        streams: &[Uuid],
+        budget: Duration,
+    ) -> Result<UnitOfWork, StoreError> {
+        UnitOfWork::begin(&self.pool, streams, budget).await
+    }
+
+    /// How long a caller may wait for a connection before the store is `Unavailable`.
+    pub fn wait_timeout(&self) -> Duration {
+        crate::pool::wait_timeout(&self.pool)
     }
 
     /// Cheap liveness probe of the database, for readiness checks.
@@ -62,7 +79,7 @@ impl EventStore {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
+        let client = crate::pool::acquire(&self.pool).await?;
         client.simple_query("SELECT 1").await?;
         Ok(())
     }

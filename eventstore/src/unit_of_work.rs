@@ -11,6 +11,7 @@
 //! [`crate::position`] is then stream order.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::error::SqlState;
@@ -53,8 +54,12 @@ pub struct UnitOfWork {
 }
 
 impl UnitOfWork {
-    pub(crate) async fn begin(pool: &Pool, streams: &[Uuid]) -> Result<Self, StoreError> {
-        let client = pool.get().await?;
+    pub(crate) async fn begin(
+        pool: &Pool,
+        streams: &[Uuid],
+        budget: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = crate::pool::acquire_within(pool, budget).await?;
         let mut keys: Vec<i64> = streams.iter().map(|s| stream_lock_key(*s)).collect();
         keys.sort_unstable();
         keys.dedup();

@@ -123,3 +123,66 @@ async fn nobody_is_answered_before_the_batch_is_written() -> anyhow::Result<()> 
     assert_eq!(app.event_count().await?, 5);
     Ok(())
 }
+
+/// A database that stops answering (a server on its way down, a partitioned network) costs
+/// each command at most the store's wait timeout, counted from when it was queued: a
+/// command queued behind batches that are themselves waiting in vain does not wait for
+/// each of them in turn. Every command is refused as retryable, none is written, and once
+/// the database answers again commands are accepted by the same process.
+#[tokio::test]
+async fn with_the_database_silent_each_command_is_refused_within_the_wait_timeout(
+) -> anyhow::Result<()> {
+    const WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+    let cut = ledger_tests::TcpCut::to(&ledger_tests::server_address()?).await?;
+    let via = cut.address();
+    let app = TestApp::spawn_with(move |settings| {
+        let url = ledger_tests::url_via(&settings.database.database_url, &via);
+        settings.database.database_url = url.unwrap_or_default();
+        settings.database.wait_timeout = WAIT;
+    })
+    .await?;
+    app.place_order("cus_before").await?;
+
+    cut.blackhole();
+    // A command every 40 ms for 3 s, each answered on its own: more arrive while every
+    // writer waits than the writers can take.
+    let mut sent = Vec::new();
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(40));
+    for _ in 0..75 {
+        ticks.tick().await;
+        let request =
+            app.post("/v1/orders").json(&TestApp::order_body(Uuid::now_v7(), "cus_silent"));
+        sent.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let response = request.send().await;
+            (started.elapsed(), response)
+        }));
+    }
+    let mut slowest = std::time::Duration::ZERO;
+    for request in sent {
+        let (latency, response) = request.await?;
+        let body = expect_json(response?, 503).await?;
+        assert_eq!(body["code"], "service_unavailable", "{body}");
+        slowest = slowest.max(latency);
+    }
+    assert!(slowest < WAIT + WAIT / 2, "a command waited {slowest:?} with a {WAIT:?} wait timeout");
+
+    cut.mend();
+    ledger_tests::poll_until(
+        std::time::Duration::from_secs(20),
+        "a command accepted again",
+        || {
+            let request =
+                app.post("/v1/orders").json(&TestApp::order_body(Uuid::now_v7(), "cus_after"));
+            async move { Ok((request.send().await?.status().as_u16() == 201).then_some(())) }
+        },
+    )
+    .await?;
+    let client = app.database.client().await?;
+    let silent: i64 = client
+        .query_one("SELECT count(*) FROM events WHERE payload->>'customer_id' = 'cus_silent'", &[])
+        .await?
+        .get(0);
+    assert_eq!(silent, 0, "a refused command was written");
+    Ok(())
+}

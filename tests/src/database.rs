@@ -12,6 +12,22 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// `host:port` of the server the tests' databases live on.
+pub fn server_address() -> anyhow::Result<String> {
+    let url = url::Url::parse(&admin_url())?;
+    let host = url.host_str().context("LEDGER_TEST_DATABASE_URL has no host")?;
+    Ok(format!("{host}:{}", url.port().unwrap_or(5432)))
+}
+
+/// `url` with the server at `address` (`host:port`) instead: a [`crate::TcpCut`] between.
+pub fn url_via(url: &str, address: &str) -> anyhow::Result<String> {
+    let (host, port) = address.rsplit_once(':').context("an address without a port")?;
+    let mut url = url::Url::parse(url)?;
+    url.set_host(Some(host))?;
+    url.set_port(Some(port.parse()?)).map_err(|()| anyhow::anyhow!("cannot set a port"))?;
+    Ok(url.to_string())
+}
+
 /// Serialises template creation across test processes.
 const TEMPLATE_LOCK: i64 = 0x6c65_6467_6572_0002;
 

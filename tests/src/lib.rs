@@ -50,7 +50,7 @@ pub use app::{
 };
 pub use broker::{kafka_brokers, TestBroker};
 pub use cut::TcpCut;
-pub use database::TestDatabase;
+pub use database::{server_address, url_via, TestDatabase};
 pub use poll::poll_until;
 pub use postgres::{PrivateCluster, StopMode};
 pub use process::{start_load, LedgerConfig, LedgerProcess};

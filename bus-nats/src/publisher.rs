@@ -81,17 +81,24 @@ async fn publish_batches(
             )));
             continue;
         }
-        let acks = match publish(&context, &subjects, batch.messages).await {
-            Ok(acks) => acks,
-            Err(error) => {
-                failed.store(true, Ordering::Release);
-                let _ = batch.done.send(Err(error));
-                continue;
-            }
-        };
+        // The acknowledgements are awaited while the batch is still being published: the
+        // client lets only so many be outstanding (its `max_ack_inflight`) and makes the
+        // next publish wait for one of them, so a batch larger than that whose
+        // acknowledgements were awaited only after it was on the wire would never finish.
+        let (acks, pending) = mpsc::unbounded_channel();
+        let acknowledging = tokio::spawn(acknowledged(pending));
+        let published = publish(&context, &subjects, batch.messages, &acks).await;
+        drop(acks);
+        if published.is_err() {
+            failed.store(true, Ordering::Release);
+        }
         let failed = Arc::clone(&failed);
         tokio::spawn(async move {
-            let result = acknowledged(acks).await;
+            let acknowledged = acknowledging.await.unwrap_or_else(|_| {
+                Err(BusError::new("publishing", "the acknowledging task stopped"))
+            });
+            // A failed acknowledgement is the cause when publishing stopped for it.
+            let result = acknowledged.and(published);
             if result.is_err() {
                 failed.store(true, Ordering::Release);
             }
@@ -100,14 +107,15 @@ async fn publish_batches(
     }
 }
 
-/// Hands every message to the connection, in order, without waiting for acknowledgements.
+/// Hands every message to the connection, in order, passing each acknowledgement on to be
+/// awaited as soon as it is promised.
 async fn publish(
     context: &Context,
     subjects: &[String],
     messages: Vec<Message>,
-) -> Result<Vec<PublishAckFuture>, BusError> {
+    acks: &mpsc::UnboundedSender<PublishAckFuture>,
+) -> Result<(), BusError> {
     let partitions = u32::try_from(subjects.len()).unwrap_or(u32::MAX);
-    let mut acks = Vec::with_capacity(messages.len());
     for message in messages {
         let partition = partition_of(&message.key, partitions) as usize;
         let subject = subjects.get(partition).cloned().unwrap_or_default();
@@ -121,14 +129,17 @@ async fn publish(
             .publish_with_headers(subject, headers, message.payload.into())
             .await
             .map_err(|error| BusError::new("publishing", error))?;
-        acks.push(ack);
+        if acks.send(ack).is_err() {
+            return Err(BusError::new("publishing", "an acknowledgement failed"));
+        }
     }
-    Ok(acks)
+    Ok(())
 }
 
-async fn acknowledged(acks: Vec<PublishAckFuture>) -> Result<(), BusError> {
-    // The acknowledgements arrive concurrently whatever order they are awaited in.
-    for ack in acks {
+/// Every acknowledgement passed on, in order, until the batch is all published; the first
+/// failure ends it (dropping the rest, which the client then awaits on its own).
+async fn acknowledged(mut acks: mpsc::UnboundedReceiver<PublishAckFuture>) -> Result<(), BusError> {
+    while let Some(ack) = acks.recv().await {
         ack.await.map_err(|error| BusError::new("publishing", error))?;
     }
     Ok(())

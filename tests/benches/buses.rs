@@ -151,7 +151,16 @@ async fn raw_nats(settings: &BusSettings, messages: &[Message]) -> anyhow::Resul
     bus_nats::ensure_streams(&context, &settings.nats).await?;
     let channels = &settings.nats.channels;
     let started = Instant::now();
-    let mut acks = Vec::with_capacity(messages.len());
+    // Awaited while publishing goes on, as the adapter does: the client lets 5 000 be
+    // outstanding and then makes the next publish wait.
+    let (acks, mut pending) =
+        tokio::sync::mpsc::unbounded_channel::<async_nats::jetstream::context::PublishAckFuture>();
+    let acknowledging = tokio::spawn(async move {
+        while let Some(ack) = pending.recv().await {
+            ack.await?;
+        }
+        anyhow::Ok(())
+    });
     for message in messages {
         let mut headers = async_nats::HeaderMap::new();
         for (name, value) in &message.headers {
@@ -160,13 +169,12 @@ async fn raw_nats(settings: &BusSettings, messages: &[Message]) -> anyhow::Resul
         headers.insert(HEADER_KEY, message.key.as_str());
         headers.insert("Nats-Msg-Id", message.id.to_string().as_str());
         let subject = channels.partition(partition_of(&message.key, settings.nats.partitions));
-        acks.push(
-            context.publish_with_headers(subject, headers, message.payload.clone().into()).await?,
-        );
+        let ack =
+            context.publish_with_headers(subject, headers, message.payload.clone().into()).await?;
+        acks.send(ack).map_err(|_| anyhow::anyhow!("an acknowledgement failed"))?;
     }
-    for ack in acks {
-        ack.await?;
-    }
+    drop(acks);
+    acknowledging.await??;
     Ok(started.elapsed())
 }
 

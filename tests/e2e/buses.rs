@@ -76,6 +76,29 @@ async fn the_relay_publishes_every_event_in_order_per_order(bus: BusKind) -> any
     Ok(())
 }
 
+/// A backlog the relay sends as one batch bigger than the client lets be outstanding at
+/// once (JetStream's context allows 5 000 unacknowledged publishes and then makes the next
+/// one wait) is published whole: acknowledgements are awaited while the batch goes out.
+async fn a_batch_larger_than_the_clients_window_is_published(bus: BusKind) -> anyhow::Result<()> {
+    const BACKLOG: i64 = 12_000;
+    let mut app = TestApp::spawn_on(bus, &[Role::Api]).await?;
+    let client = app.database.client().await?;
+    ledger_tests::history::captures(&client, BACKLOG).await?;
+    app.reconfigure(move |settings| {
+        settings.roles = vec![Role::Api, Role::Relay];
+        settings.bus.kind = bus;
+        settings.relay.batch_size = BACKLOG;
+    })?;
+    app.restart().await?;
+    poll_until(Duration::from_secs(60), "the backlog acknowledged by the broker", || async {
+        let status = app.relay_status().await?;
+        let published = status["store"]["published_events"].as_i64().unwrap_or_default();
+        Ok((published >= BACKLOG && status["store"]["backlog"] == 0).then_some(status))
+    })
+    .await?;
+    Ok(())
+}
+
 async fn the_projections_build_the_read_models(bus: BusKind) -> anyhow::Result<()> {
     let app = TestApp::spawn_on(bus, &Role::ALL).await?;
     let orders = place_and_pay(&app, "cus_projections", 8).await?;
@@ -230,6 +253,7 @@ fn bus_name(bus: BusKind) -> &'static str {
 
 on_every_bus!(
     the_relay_publishes_every_event_in_order_per_order,
+    a_batch_larger_than_the_clients_window_is_published,
     the_projections_build_the_read_models,
     a_poison_message_is_parked_on_the_bus_and_the_rest_goes_on,
     a_restarted_ledger_loses_nothing_and_doubles_nothing,

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use eventstore::position::{append_horizon, read_committed_after, CommitPosition};
+use eventstore::position::{append_horizon, read_committed_after, CommitPosition, ORDERED_READS};
 use eventstore::StoreError;
 
 use crate::envelope;
@@ -75,6 +75,7 @@ pub async fn republish<P: Publisher>(
     batch_size: i64,
     mut progress: impl FnMut(Progress),
 ) -> Result<Progress, RepublishError> {
+    client.batch_execute(ORDERED_READS).await?;
     let horizon = append_horizon(client).await?;
     let to = range.to.unwrap_or(i64::MAX);
     let row = client.query_one(BOUNDS, &[&range.from, &to, &horizon]).await?;

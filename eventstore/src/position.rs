@@ -72,7 +72,18 @@ macro_rules! committed_after {
     };
 }
 
-const READ_COMMITTED_AFTER: &str = committed_after!(
+/// What a connection that reads the store in the gap-safe order batch after batch (the
+/// relay's, a back-fill's) sets for its session first. The read is a range of the
+/// commit-order index, which hands the rows over in order; but where the statistics lag
+/// the table (a young store, a burst of appends, a backlog built up during a broker outage)
+/// the planner expects fewer rows than the batch and prefers a bitmap scan and a sort of
+/// *everything* after the cursor, spilled to disk, for every batch: 9× slower per batch on
+/// a 100 000-event backlog not yet analysed (docs/performance.md). With sorting ruled out
+/// it walks the index.
+pub const ORDERED_READS: &str = "SET enable_sort = off";
+
+/// The statement of [`read_committed_after`] (public for the specs that check its plan).
+pub const READ_COMMITTED_AFTER: &str = committed_after!(
     "tx_id::text::bigint, global_position, stream_id, stream_version, event_id,
      event_type, event_version, payload::text, metadata->>'correlation_id',
      metadata->>'causation_id', recorded_at"

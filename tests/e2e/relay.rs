@@ -320,3 +320,28 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_returns
     .await?;
     Ok(())
 }
+
+/// A backlog the planner has no statistics for yet (a young store, a burst of appends, what
+/// piled up during a broker outage) is read batch after batch by walking the commit-order
+/// index: not by sorting everything after the cursor, on disk, for every batch.
+#[tokio::test]
+async fn a_backlog_without_statistics_is_read_by_walking_the_index() -> anyhow::Result<()> {
+    use eventstore::position::{append_horizon, ORDERED_READS, READ_COMMITTED_AFTER};
+    let database = ledger_tests::TestDatabase::create().await?;
+    let client = database.client().await?;
+    ledger_tests::history::captures(&client, 60_000).await?;
+    client.batch_execute(ORDERED_READS).await?;
+    let horizon = append_horizon(&client).await?;
+    let batch = bus::relay::RelaySettings::default().batch_size;
+    let explain = format!("EXPLAIN {READ_COMMITTED_AFTER}");
+    let plan: Vec<String> = client
+        .query(&explain, &[&0_i64, &0_i64, &batch, &horizon])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Index Scan using events_commit_order"), "{plan}");
+    assert!(!plan.contains("Sort"), "{plan}");
+    Ok(())
+}

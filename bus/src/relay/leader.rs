@@ -71,6 +71,7 @@ impl Leader {
             .client
             .batch_execute("LISTEN ledger_events_appended; SET synchronous_commit = off")
             .await?;
+        leader.client.batch_execute(eventstore::position::ORDERED_READS).await?;
         Ok(Some(leader))
     }
 

@@ -10,7 +10,9 @@
 //! One batch: read up to `batch_size` events after the last batch read, in the gap-safe
 //! order (`eventstore::position`), and hand them to the [`Publisher`]; while up to
 //! `max_in_flight` batches travel to the broker the relay reads on, and as each is
-//! acknowledged, in order, the checkpoint advances past it. A crash before a checkpoint
+//! acknowledged, in order, the checkpoint advances past it. With no room for another batch
+//! at the broker it reads the next one from the store while it waits, so the store's read
+//! and the broker's round trip overlap without more batches in flight. A crash before a checkpoint
 //! republishes what came after it (duplicates, never loss); a failed batch drops every
 //! batch in flight, and publishing starts again from the checkpoint with capped
 //! exponential backoff.
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use chrono::Utc;
-use eventstore::position::{read_committed_after, CommitPosition};
+use eventstore::position::{read_committed_after, CommitPosition, CommittedEvent};
 use eventstore::StoreError;
 use futures_util::FutureExt;
 use tokio::sync::{watch, Notify};
@@ -169,6 +171,8 @@ impl<P: Publisher> Relay<P> {
         // batch starts: ahead of the checkpoint by what is in flight.
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut read = checkpoint;
+        // The batch after `read`, read while the last one travelled to the broker.
+        let mut ahead: Option<Vec<CommittedEvent>> = None;
         loop {
             if shutdown.is_cancelled() && in_flight.is_empty() {
                 return Ok(());
@@ -188,9 +192,10 @@ impl<P: Publisher> Relay<P> {
             }
             let mut sent = false;
             if in_flight.len() < self.settings.max_in_flight && !shutdown.is_cancelled() {
-                let batch =
-                    read_committed_after(&leader.client, read, self.settings.batch_size).await?;
-                self.status.send_modify(|s| s.reads += 1);
+                let batch = match ahead.take() {
+                    Some(batch) if !batch.is_empty() => batch,
+                    _ => self.read_after(leader, read).await?,
+                };
                 if let Some(last) = batch.last().map(|event| event.commit) {
                     let messages =
                         batch.iter().map(envelope::encode).collect::<Result<Vec<_>, _>>()?;
@@ -210,6 +215,7 @@ impl<P: Publisher> Relay<P> {
                         Err(error) => {
                             self.failed(&error, &mut in_flight, &mut prepared).await;
                             read = checkpoint;
+                            ahead = None;
                             wait(shutdown, next(&mut backoff, self.settings.max_backoff), None)
                                 .await;
                             continue;
@@ -226,6 +232,13 @@ impl<P: Publisher> Relay<P> {
             // made) goes round again; otherwise wait for the oldest batch's acknowledgement.
             let acknowledged = if sent && room {
                 (&mut oldest.pending).now_or_never()
+            } else if !room && ahead.is_none() && !shutdown.is_cancelled() {
+                // No room for another batch at the broker: read the next one from the
+                // store meanwhile, so that it leaves as soon as this one is acknowledged.
+                let next = self.read_after(leader, read);
+                let (result, next) = tokio::join!(oldest.pending.as_mut(), next);
+                ahead = Some(next?);
+                Some(result)
             } else {
                 tokio::select! {
                     result = oldest.pending.as_mut() => Some(result),
@@ -252,10 +265,22 @@ impl<P: Publisher> Relay<P> {
                 Err(error) => {
                     self.failed(&error, &mut in_flight, &mut prepared).await;
                     read = checkpoint;
+                    ahead = None;
                     wait(shutdown, next(&mut backoff, self.settings.max_backoff), None).await;
                 }
             }
         }
+    }
+
+    /// The next batch after `after` in the gap-safe order, through the leader's connection.
+    async fn read_after(
+        &self,
+        leader: &Leader,
+        after: CommitPosition,
+    ) -> Result<Vec<CommittedEvent>, LeadError> {
+        let batch = read_committed_after(&leader.client, after, self.settings.batch_size).await?;
+        self.status.send_modify(|s| s.reads += 1);
+        Ok(batch)
     }
 
     /// A batch failed: drops every batch in flight (they are published again from the

@@ -43,7 +43,7 @@ impl EventStore {
 
     /// A pooled connection for the read side (read models, status reports).
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(crate::pool::acquire(&self.pool).await?)
+        crate::pool::acquire(&self.pool).await
     }
 
     /// Opens one transaction for commands on `streams`, holding all their locks until it

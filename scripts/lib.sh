@@ -272,6 +272,15 @@ ensure_aiosmtpd() {
   apt_install python3-aiosmtpd
 }
 
+# ensure_chromium: Debian's Chromium and its WebDriver, for the console's browser specs
+# (a test tool's own browser download does not work here).
+ensure_chromium() {
+  if [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
+    return 0
+  fi
+  apt_install chromium chromium-driver
+}
+
 # ensure_database [URL]: creates the database named in URL (default DATABASE_URL).
 ensure_database() {
   local url=${1:-$DATABASE_URL} _host _port db exists

@@ -102,12 +102,24 @@ pub(crate) struct PaymentListQuery {
     /// Page size (default 50).
     #[param(inline)]
     pub(crate) limit: Option<Limit>,
+    /// `oldest` first (placement order, the default) or `newest` first.
+    #[param(inline)]
+    pub(crate) order: Option<ListOrder>,
     /// Answer as of this time (see the schema). With `at_position` too, the events inside both.
     #[param(inline)]
     pub(crate) as_of: Option<AsOf>,
     /// Answer as of this global position. With `as_of` too, the events inside both.
     #[param(inline)]
     pub(crate) at_position: Option<Position>,
+}
+
+/// Which end of a list comes first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ListOrder {
+    #[default]
+    Oldest,
+    Newest,
 }
 
 /// A page of notifications.

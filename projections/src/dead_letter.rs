@@ -61,6 +61,11 @@ pub struct DeadLetter {
     pub partition: i32,
     pub offset: i64,
     pub key: Option<String>,
+    /// The envelope's `event_type`, when the message is one.
+    pub event_type: Option<String>,
+    /// The message as parked: its JSON, or its bytes as text when it is not JSON (a
+    /// poison message often is not); null when it had no body.
+    pub payload: serde_json::Value,
     pub error: String,
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
@@ -73,13 +78,20 @@ pub async fn list(
 ) -> Result<Vec<DeadLetter>, eventstore::StoreError> {
     let rows = client
         .query(
-            "SELECT id, projection, topic, partition, \"offset\", key, error, attempts, created_at, redriven_at
+            "SELECT id, projection, topic, partition, \"offset\", key, error, attempts, created_at, redriven_at, payload
                FROM dead_letters ORDER BY id DESC LIMIT $1",
             &[&limit],
         )
         .await?;
     rows.iter()
         .map(|row| {
+            let bytes: Option<Vec<u8>> = row.try_get(10)?;
+            let payload = bytes.map_or(serde_json::Value::Null, |bytes| {
+                serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                })
+            });
+            let event_type = payload["event_type"].as_str().map(str::to_owned);
             Ok(DeadLetter {
                 id: row.try_get(0)?,
                 projection: row.try_get(1)?,
@@ -87,6 +99,8 @@ pub async fn list(
                 partition: row.try_get(3)?,
                 offset: row.try_get(4)?,
                 key: row.try_get(5)?,
+                event_type,
+                payload,
                 error: row.try_get(6)?,
                 attempts: row.try_get(7)?,
                 created_at: row.try_get(8)?,

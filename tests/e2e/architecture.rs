@@ -24,6 +24,7 @@ const CRATES: &[&str] = &[
     "payment-provider",
     "payment-standin",
     "api",
+    "console",
     "ledger",
     "bench",
     "tests",

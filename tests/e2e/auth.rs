@@ -1,6 +1,7 @@
-//! Authentication and roles: `Authorization: Bearer <token>`; `read` queries, `write` also
-//! submits commands, `admin` also operates. No or an unknown token is 401, too weak a role
-//! 403, both problem+json, and a refused command writes nothing.
+//! Authentication and roles: `Authorization: Bearer <token>`; `read` queries (the workers'
+//! status included), `write` also submits commands, `admin` also operates (re-drives,
+//! resends, rebuilds). No or an unknown token is 401, too weak a role 403, both
+//! problem+json, and a refused command writes nothing.
 
 use clap::Parser;
 use ledger_tests::{
@@ -73,24 +74,43 @@ async fn each_role_may_do_what_it_grants_and_no_more() -> anyhow::Result<()> {
     let order_id = app.place_order("cus_roles").await?;
     let query = format!("/v1/orders/{order_id}");
 
-    // read: queries only.
+    let redrive = "/v1/admin/dead-letters/1/redrive";
+    let rebuild = "/v1/admin/projections/payments/rebuild";
+
+    // read: queries and the workers' status, no commands, no operations.
     expect_status(call(&app, Some(READ_TOKEN), "GET", &query).await?, 200).await?;
     let refused = call(&app, Some(READ_TOKEN), "POST", "/v1/orders").await?;
     expect_problem(refused, 403, "forbidden").await?;
-    expect_problem(call(&app, Some(READ_TOKEN), "GET", "/v1/admin/relay").await?, 403, "forbidden")
-        .await?;
+    for status in ["/v1/admin/relay", "/v1/admin/projections", "/v1/admin/dead-letters"] {
+        expect_status(call(&app, Some(READ_TOKEN), "GET", status).await?, 200).await?;
+    }
+    for action in [redrive, rebuild] {
+        expect_problem(call(&app, Some(READ_TOKEN), "POST", action).await?, 403, "forbidden")
+            .await?;
+    }
 
     // write: commands and queries, not operations.
     expect_status(call(&app, Some(WRITE_TOKEN), "POST", "/v1/orders").await?, 201).await?;
     expect_status(call(&app, Some(WRITE_TOKEN), "GET", &query).await?, 200).await?;
-    let refused = call(&app, Some(WRITE_TOKEN), "GET", "/v1/admin/dead-letters").await?;
-    expect_problem(refused, 403, "forbidden").await?;
+    for action in [redrive, rebuild] {
+        expect_problem(call(&app, Some(WRITE_TOKEN), "POST", action).await?, 403, "forbidden")
+            .await?;
+    }
 
-    // admin: everything.
+    // admin: everything (no dead letter 1 to re-drive: refused as such, not forbidden).
     expect_status(call(&app, Some(ADMIN_TOKEN), "POST", "/v1/orders").await?, 201).await?;
     expect_status(call(&app, Some(ADMIN_TOKEN), "GET", &query).await?, 200).await?;
     expect_status(call(&app, Some(ADMIN_TOKEN), "GET", "/v1/admin/dead-letters").await?, 200)
         .await?;
+    expect_problem(call(&app, Some(ADMIN_TOKEN), "POST", redrive).await?, 404, "not_found").await?;
+
+    // Each may ask who it is.
+    for (token, access) in [(READ_TOKEN, "read"), (WRITE_TOKEN, "write"), (ADMIN_TOKEN, "admin")] {
+        let session =
+            expect_json(call(&app, Some(token), "GET", "/v1/session").await?, 200).await?;
+        assert_eq!(session["access"], access, "{session}");
+        assert_eq!(session["principal"], format!("{access}#1"));
+    }
 
     assert_eq!(app.event_count().await?, 3, "the refused placement wrote nothing");
     Ok(())

@@ -36,6 +36,7 @@ mod bad_input;
 mod buses;
 mod catch_up;
 mod concurrency;
+mod console;
 mod contract;
 mod crash_recovery;
 mod dead_letters;

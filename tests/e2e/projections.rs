@@ -237,10 +237,31 @@ async fn read_models_match_what_the_commands_imply() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(next["items"][0]["order_id"], orders[1].0.to_string());
+    // The newest first, paged the other way, ends where the oldest first began.
+    let mut newest_first = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = expect_json(
+            app.get(&format!("/v1/payments?customer_id=cus_ada&limit=1&order=newest{cursor}"))
+                .send()
+                .await?,
+            200,
+        )
+        .await?;
+        newest_first.extend(page["items"].as_array().into_iter().flatten().cloned());
+        let Some(next) = page["next_cursor"].as_str() else { break };
+        cursor = format!("&cursor={next}");
+    }
+    let oldest_first =
+        expect_json(app.get("/v1/payments?customer_id=cus_ada").send().await?, 200).await?;
+    let mut reversed: Vec<Value> = oldest_first["items"].as_array().cloned().unwrap_or_default();
+    reversed.reverse();
+    assert!(reversed.len() >= 2, "{oldest_first}");
+    assert_eq!(newest_first, reversed);
     let cancelled =
         expect_json(app.get("/v1/payments?status=cancelled").send().await?, 200).await?;
     assert_eq!(cancelled["items"].as_array().map(Vec::len), Some(1));
-    for bad in ["status=lost", "limit=0", "limit=501", "cursor=zz", "colour=red"] {
+    for bad in ["status=lost", "limit=0", "limit=501", "cursor=zz", "colour=red", "order=up"] {
         let problem =
             expect_json(app.get(&format!("/v1/payments?{bad}")).send().await?, 422).await?;
         assert_eq!(problem["code"], "validation_failed", "{bad}");

@@ -17,6 +17,7 @@
 //! - [`TestReceiver`]: a real HTTP server that records the Standard Webhooks it receives,
 //!   checks their signatures, and answers with the statuses the test programs.
 //! - [`payments`]: a ledger charging through a payment-provider stand-in of the test's own.
+//! - [`browser`]: Debian's headless Chromium through chromedriver, for the console.
 //! - [`poll_until`]: waiting on a condition with a deadline, never a bare sleep.
 
 // A test that reads a value of another type than it expects should stop right there.
@@ -29,6 +30,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod app;
 pub mod audit;
 mod broker;
+pub mod browser;
 pub mod buses;
 mod cut;
 mod database;

@@ -9,6 +9,7 @@ mod notifications;
 mod orders;
 mod payment_process;
 mod payments;
+mod session;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -45,6 +46,7 @@ pub fn router(context: ApiContext, admission: Admission, serve_api: bool) -> Rou
                 .external_url_unchecked("/openapi.json", openapi::to_json(&spec)),
         )
         .route("/asyncapi.json", axum::routing::get(asyncapi))
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound("resource".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(admission.request_timeout, limits::time_limit))
@@ -85,17 +87,21 @@ fn routes(serve_api: bool, gate: &Gate) -> OpenApiRouter<ApiContext> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::render));
-    let admin = OpenApiRouter::new()
+    // What the workers are doing is for anyone who may read; changing it is for admins.
+    let status = OpenApiRouter::new()
+        .routes(routes!(session::session))
         .routes(routes!(admin::relay))
         .routes(routes!(admin::projections))
         .routes(routes!(admin::dead_letters))
-        .routes(routes!(admin::redrive))
         .routes(routes!(delivery::delivery))
-        .routes(routes!(delivery::resend))
         .routes(routes!(payment_process::payment_service))
+        .route_layer(needs(Access::Read));
+    let actions = OpenApiRouter::new()
+        .routes(routes!(admin::redrive))
+        .routes(routes!(delivery::resend))
         .routes(routes!(admin::start_rebuild, admin::cancel_rebuild))
         .route_layer(needs(Access::Admin));
-    let open = open.merge(admin);
+    let open = open.merge(status).merge(actions);
     if !serve_api {
         return open;
     }

@@ -14,7 +14,7 @@ use crate::context::ApiContext;
 use crate::error::{ApiError, Problem};
 use crate::extract::{OrderIdPath, PathText};
 use crate::params::{wait_for, Cursor, Limit};
-use crate::query::{cut, CutQuery, PaymentListQuery, PaymentQuery, QueryParams};
+use crate::query::{cut, CutQuery, ListOrder, PaymentListQuery, PaymentQuery, QueryParams};
 use crate::read_model::{settle_read_model, wait_until_applied};
 use crate::views::Page;
 
@@ -56,7 +56,7 @@ pub async fn get_payments(
     path = "/v1/payments",
     tag = "queries",
     summary = "List orders' payments",
-    description = "Payment summaries in the order they were placed, filtered by customer and status.",
+    description = "Payment summaries in the order they were placed (or the newest first, `order=newest`), filtered by customer and status.",
     params(PaymentListQuery),
     responses(
         (status = 200, description = "A page of payment summaries", body = Page<PaymentSummary>),
@@ -73,7 +73,9 @@ pub async fn list_payments(
     let client = context.store().client().await?;
     let customer = query.customer_id.as_ref().map(|id| id.as_str());
     let after = query.cursor.map(|c| c.0);
-    let items = queries::list(&client, customer, query.status, after, limit, cut).await?;
+    let newest_first = query.order == Some(ListOrder::Newest);
+    let items =
+        queries::list(&client, customer, query.status, after, limit, cut, newest_first).await?;
     let next = (items.len() as i64 == limit).then(|| items.last().map(|p| p.placed_position));
     Ok(Json(Page { items, next_cursor: next.flatten().map(Cursor::after) }))
 }

@@ -123,27 +123,48 @@ const ATTEMPTS: &str = "
       FROM payment_attempts
      WHERE order_id = $1 AND coalesce(position, 0) <= $2 AND recorded_at <= $3
      ORDER BY stream_version";
-const PAGE: &str = concat!(
-    "SELECT ",
-    summary_columns!(),
-    " FROM payments
-     WHERE ($1::text IS NULL OR customer_id = $1)
-       AND ($2::text IS NULL OR status = $2)
-       AND placed_position > $3
-     ORDER BY placed_position LIMIT $4"
-);
-const PAGE_AS_OF: &str = concat!(
-    "SELECT ",
-    version_columns!(),
-    " FROM payment_versions
-     WHERE ($1::text IS NULL OR customer_id = $1)
-       AND ($2::text IS NULL OR ",
-    version_status!(),
-    " = $2)
-       AND placed_position > $3 AND ",
-    valid_at!("$5", "$6"),
-    " ORDER BY placed_position LIMIT $4"
-);
+/// A page after the keyset `$3` (`>` / `ASC`: oldest first; `<` / `DESC`: newest first).
+macro_rules! page {
+    ($after:literal, $direction:literal) => {
+        concat!(
+            "SELECT ",
+            summary_columns!(),
+            " FROM payments
+             WHERE ($1::text IS NULL OR customer_id = $1)
+               AND ($2::text IS NULL OR status = $2)
+               AND placed_position ",
+            $after,
+            " $3
+             ORDER BY placed_position ",
+            $direction,
+            " LIMIT $4"
+        )
+    };
+}
+macro_rules! page_as_of {
+    ($after:literal, $direction:literal) => {
+        concat!(
+            "SELECT ",
+            version_columns!(),
+            " FROM payment_versions
+             WHERE ($1::text IS NULL OR customer_id = $1)
+               AND ($2::text IS NULL OR ",
+            version_status!(),
+            " = $2)
+               AND placed_position ",
+            $after,
+            " $3 AND ",
+            valid_at!("$5", "$6"),
+            " ORDER BY placed_position ",
+            $direction,
+            " LIMIT $4"
+        )
+    };
+}
+const PAGE: &str = page!(">", "ASC");
+const PAGE_NEWEST: &str = page!("<", "DESC");
+const PAGE_AS_OF: &str = page_as_of!(">", "ASC");
+const PAGE_AS_OF_NEWEST: &str = page_as_of!("<", "DESC");
 const BALANCE: &str = concat!(
     "SELECT ",
     balance_totals!(),
@@ -209,7 +230,8 @@ pub async fn get(
     Ok(Some(OrderPayments { summary: summary(&row)?, attempts }))
 }
 
-/// A page of orders' payments, in placement order, after the keyset `after`.
+/// A page of orders' payments in placement order (the newest first if `newest_first`),
+/// after the keyset `after`.
 pub async fn list(
     client: &impl GenericClient,
     customer_id: Option<&str>,
@@ -217,13 +239,16 @@ pub async fn list(
     after: Option<i64>,
     limit: i64,
     cut: Cut,
+    newest_first: bool,
 ) -> Result<Vec<PaymentSummary>, StoreError> {
-    let after = after.unwrap_or(0);
+    let after = after.unwrap_or(if newest_first { i64::MAX } else { 0 });
     let rows = if cut == Cut::Latest {
-        client.query(PAGE, &[&customer_id, &status, &after, &limit]).await?
+        let page = if newest_first { PAGE_NEWEST } else { PAGE };
+        client.query(page, &[&customer_id, &status, &after, &limit]).await?
     } else {
         let (position, time) = cut.bounds();
-        client.query(PAGE_AS_OF, &[&customer_id, &status, &after, &limit, &position, &time]).await?
+        let page = if newest_first { PAGE_AS_OF_NEWEST } else { PAGE_AS_OF };
+        client.query(page, &[&customer_id, &status, &after, &limit, &position, &time]).await?
     };
     rows.iter().map(summary).collect()
 }

@@ -1,0 +1,99 @@
+//! What a console tab costs the API: request latency under a steady load of commands and
+//! queries with no browser, then with headless Chromium showing the pipeline page (which
+//! polls the relay and projection status every 2 s), alternating, in one run.
+//!
+//! `cargo bench -p ledger-tests --bench console` (needs PostgreSQL, Tansu, Chromium and
+//! chromedriver, as the tests do). `BENCH_RATE` (requests/s, default 200),
+//! `BENCH_SECONDS` (per phase, default 10), `BENCH_ROUNDS` (default 2).
+
+// A test that reads a value of another type than it expects should stop right there.
+#![allow(clippy::disallowed_methods)]
+
+use std::time::{Duration, Instant};
+
+use bench::measure::{env_or, percentile};
+use ledger_tests::browser::Browser;
+use ledger_tests::{expect_status, kafka_brokers, TestApp, ADMIN_TOKEN};
+use uuid::Uuid;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rate: u64 = env_or("BENCH_RATE", 200);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let rounds: usize = env_or("BENCH_ROUNDS", 2);
+    let app = TestApp::spawn_all(&kafka_brokers()).await?;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(app.place_order("cus_console_bench").await?);
+    }
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        without.extend(load(&app, &orders, rate, seconds).await?);
+        let browser = Browser::start().await?;
+        browser.goto(&app.url("/console")).await?;
+        browser.type_into("#token", ADMIN_TOKEN).await?;
+        browser.wait_for("form button[type=submit]").await?.click().await?;
+        browser.goto(&app.url("/console/pipeline")).await?;
+        browser.wait_for_text("main", "the pipeline drawn", |t| t.contains("payments")).await?;
+        with.extend(load(&app, &orders, rate, seconds).await?);
+        browser.close().await?;
+        println!("round {round} of {rounds} done");
+    }
+    without.sort_unstable();
+    with.sort_unstable();
+    let row = |name: &str, latencies: &[Duration]| {
+        println!(
+            "| {name} | {} | {:.2?} | {:.2?} | {:.2?} |",
+            latencies.len(),
+            percentile(latencies, 0.5),
+            percentile(latencies, 0.99),
+            percentile(latencies, 1.0)
+        );
+    };
+    println!("\n| API at {rate} requests/s | requests | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    row("no console", &without);
+    row("a console tab on the pipeline page", &with);
+    let ratio = |q| percentile(&with, q).as_secs_f64() / percentile(&without, q).as_secs_f64();
+    println!("\nwith / without: p50 {:.2}, p99 {:.2}", ratio(0.5), ratio(0.99));
+    Ok(())
+}
+
+/// `rate` requests a second for `seconds`, alternating a capture and a read of an order;
+/// each one's latency.
+async fn load(
+    app: &TestApp,
+    orders: &[Uuid],
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut requests = Vec::new();
+    let mut sent = 0usize;
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        let order_id = orders[sent % orders.len()];
+        let request = if sent.is_multiple_of(2) {
+            let body = serde_json::json!({
+                "payment_id": format!("pay_{}", Uuid::now_v7().simple()),
+                "amount_minor": 1, "method": "card",
+            });
+            (app.http.post(app.url(&format!("/v1/orders/{order_id}/payments"))).json(&body), 201)
+        } else {
+            (app.http.get(app.url(&format!("/v1/orders/{order_id}"))), 200)
+        };
+        requests.push(tokio::spawn(async move {
+            let (request, status) = request;
+            let started = Instant::now();
+            expect_status(request.send().await?, status).await?;
+            anyhow::Ok(started.elapsed())
+        }));
+        sent += 1;
+    }
+    let mut latencies = Vec::with_capacity(requests.len());
+    for request in requests {
+        latencies.push(request.await??);
+    }
+    Ok(latencies)
+}

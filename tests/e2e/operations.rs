@@ -238,7 +238,10 @@ async fn the_openapi_document_matches_the_routes_and_statuses_the_server_has() -
     }
     // Every route of the router is in the document (it is built from the same list), and
     // the count guards against a route group silently missing.
-    assert_eq!(operations, 25, "6 commands, 7 queries, 9 admin, healthz, readyz, metrics");
+    assert_eq!(
+        operations, 26,
+        "6 commands, 7 queries, 9 operations, session, healthz, readyz, metrics"
+    );
 
     // And nothing undocumented answers.
     let undocumented = app.get("/v1/orders/not-a-route/extra").send().await?;

@@ -27,6 +27,13 @@ pub struct KafkaArgs {
     #[arg(long, env = "LEDGER_TOPIC_REPLICATION", default_value_t = DEFAULT_REPLICATION,
           value_parser = value_parser!(i32).range(1..))]
     pub topic_replication: i32,
+    /// How long the topics the ledger creates keep messages (`retention.ms`).
+    #[arg(long, env = "LEDGER_TOPIC_RETENTION", default_value = "7d", value_parser = bus::parse_duration)]
+    pub topic_retention: Duration,
+    /// `min.insync.replicas` of the topics the ledger creates (default: one less than the
+    /// replication factor when that is more than one, else the broker's).
+    #[arg(long, env = "LEDGER_TOPIC_MIN_INSYNC_REPLICAS", value_parser = value_parser!(i32).range(1..))]
+    pub topic_min_insync_replicas: Option<i32>,
     /// librdkafka `security.protocol` (plaintext, ssl, sasl_plaintext, sasl_ssl).
     #[arg(long, env = "KAFKA_SECURITY_PROTOCOL")]
     pub kafka_security_protocol: Option<String>,
@@ -53,6 +60,18 @@ pub struct KafkaArgs {
 }
 
 impl KafkaArgs {
+    /// Settings that cannot work together, named by their variables.
+    pub fn check(&self) -> Result<(), String> {
+        match self.topic_min_insync_replicas {
+            Some(replicas) if replicas > self.topic_replication => Err(format!(
+                "LEDGER_TOPIC_MIN_INSYNC_REPLICAS (--topic-min-insync-replicas) is {replicas}, \
+                 more than LEDGER_TOPIC_REPLICATION ({}): no write could ever be acknowledged",
+                self.topic_replication
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn settings(&self) -> KafkaSettings {
         let mut settings = KafkaSettings::new(
             self.kafka_brokers.clone(),
@@ -60,6 +79,8 @@ impl KafkaArgs {
         );
         settings.partitions = self.topic_partitions;
         settings.replication_factor = self.topic_replication;
+        settings.retention = self.topic_retention;
+        settings.min_insync_replicas = self.topic_min_insync_replicas;
         settings.message_timeout = Duration::from_millis(self.relay_message_timeout_ms);
         settings.fetch_wait = Duration::from_millis(self.kafka_fetch_wait_ms);
         settings.security_protocol = self.kafka_security_protocol.clone();

@@ -12,6 +12,9 @@ use rdkafka::ClientConfig;
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 pub const DEFAULT_PARTITIONS: i32 = 8;
 pub const DEFAULT_REPLICATION: i32 = 1;
+/// How long the topics the ledger creates keep messages: a week, as the NATS streams do,
+/// so a consumer that was away for days (or a new one) still finds them.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 15_000;
 pub const DEFAULT_FETCH_WAIT_MS: u64 = 5;
 
@@ -21,6 +24,13 @@ pub struct KafkaSettings {
     pub channels: Channels,
     pub partitions: i32,
     pub replication_factor: i32,
+    /// `retention.ms` of the topics the ledger creates.
+    pub retention: Duration,
+    /// `min.insync.replicas` of the topics the ledger creates; `None`: one less than the
+    /// replication factor when that is more than one (the relay produces with `acks=all`,
+    /// so a write survives the loss of any one broker and publishing goes on through it),
+    /// the broker's default otherwise.
+    pub min_insync_replicas: Option<i32>,
     /// librdkafka `message.timeout.ms`: how long a message may wait for the broker before
     /// its batch is declared failed and retried from the relay's checkpoint.
     pub message_timeout: Duration,
@@ -45,6 +55,8 @@ impl KafkaSettings {
             channels,
             partitions: DEFAULT_PARTITIONS,
             replication_factor: DEFAULT_REPLICATION,
+            retention: DEFAULT_RETENTION,
+            min_insync_replicas: None,
             message_timeout: Duration::from_millis(DEFAULT_MESSAGE_TIMEOUT_MS),
             fetch_wait: Duration::from_millis(DEFAULT_FETCH_WAIT_MS),
             security_protocol: None,
@@ -119,8 +131,24 @@ impl KafkaSettings {
         config
     }
 
-    /// Creates the orders and dead-letter topics if missing. Existing topics are left as
-    /// they are (partition counts are never changed behind an operator's back).
+    /// `min.insync.replicas` the topics are created with, if the ledger sets it.
+    pub fn min_insync(&self) -> Option<i32> {
+        self.min_insync_replicas
+            .or((self.replication_factor > 1).then(|| self.replication_factor - 1))
+    }
+
+    /// The topic configuration the ledger creates its topics with.
+    pub fn topic_config(&self) -> Vec<(&'static str, String)> {
+        let mut config = vec![("retention.ms", self.retention.as_millis().to_string())];
+        if let Some(replicas) = self.min_insync() {
+            config.push(("min.insync.replicas", replicas.to_string()));
+        }
+        config
+    }
+
+    /// Creates the orders and dead-letter topics if missing, with [`Self::topic_config`].
+    /// Existing topics are left as they are (partition counts and settings are never
+    /// changed behind an operator's back).
     pub async fn ensure_topics(&self) -> Result<(), BusError> {
         let failed = |error| BusError::new("creating the topics", error);
         let admin: AdminClient<DefaultClientContext> =
@@ -128,10 +156,14 @@ impl KafkaSettings {
         let orders = self.orders_topic();
         let dead_letters = self.dead_letter_topic();
         let replication = || TopicReplication::Fixed(self.replication_factor);
-        let topics = [
-            NewTopic::new(&orders, self.partitions, replication()),
-            NewTopic::new(&dead_letters, self.partitions, replication()),
-        ];
+        let config = self.topic_config();
+        let topics = [&orders, &dead_letters].map(|name| {
+            config
+                .iter()
+                .fold(NewTopic::new(name, self.partitions, replication()), |topic, (k, v)| {
+                    topic.set(k, v)
+                })
+        });
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         for result in admin.create_topics(&topics, &options).await.map_err(failed)? {
             match result {
@@ -143,5 +175,26 @@ impl KafkaSettings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(replication: i32, min_insync: Option<i32>) -> Vec<(&'static str, String)> {
+        let mut settings = KafkaSettings::new(DEFAULT_BROKERS, Channels::new("t."));
+        settings.replication_factor = replication;
+        settings.min_insync_replicas = min_insync;
+        settings.topic_config()
+    }
+
+    #[test]
+    fn topics_keep_a_week_and_survive_one_broker_when_replicated() {
+        let week = ("retention.ms", "604800000".to_owned());
+        assert_eq!(config(1, None), std::slice::from_ref(&week));
+        assert_eq!(config(3, None), [week.clone(), ("min.insync.replicas", "2".to_owned())]);
+        assert_eq!(config(2, None), [week.clone(), ("min.insync.replicas", "1".to_owned())]);
+        assert_eq!(config(3, Some(3)), [week, ("min.insync.replicas", "3".to_owned())]);
     }
 }

@@ -24,11 +24,11 @@ pub struct NatsArgs {
     pub nats_replicas: usize,
     /// Retention of the orders stream when the ledger creates it (`7d`, `36h`, or
     /// seconds).
-    #[arg(long, env = "LEDGER_NATS_MAX_AGE", default_value = "7d", value_parser = duration)]
+    #[arg(long, env = "LEDGER_NATS_MAX_AGE", default_value = "7d", value_parser = bus::parse_duration)]
     pub nats_max_age: Duration,
     /// How long the server drops a republished message id (`2m`, or seconds).
     #[arg(long, env = "LEDGER_NATS_DUPLICATE_WINDOW", default_value = "2m",
-          value_parser = duration)]
+          value_parser = bus::parse_duration)]
     pub nats_duplicate_window: Duration,
 }
 
@@ -43,14 +43,6 @@ impl NatsArgs {
     }
 }
 
-/// A duration as humantime (`90s`, `2m`, `7d`) or a bare number of seconds.
-fn duration(text: &str) -> Result<Duration, String> {
-    match text.trim().parse::<u64>() {
-        Ok(seconds) => Ok(Duration::from_secs(seconds)),
-        Err(_) => humantime::parse_duration(text.trim()).map_err(|error| error.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,14 +52,6 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         nats: NatsArgs,
-    }
-
-    #[test]
-    fn durations_read_as_seconds_or_humantime() {
-        assert_eq!(duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert!(duration("soon").is_err());
     }
 
     #[test]

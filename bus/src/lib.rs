@@ -13,6 +13,7 @@
 
 mod channel;
 mod consume;
+mod duration;
 pub mod envelope;
 mod error;
 pub mod partition;
@@ -23,6 +24,7 @@ mod subscribe;
 
 pub use channel::{stream_name, Channels, DEAD_LETTER_SUFFIX, ORDERS};
 pub use consume::{Consumer, ConsumerSettings, ConsumerState, ConsumerStatus};
+pub use duration::parse_duration;
 pub use error::{chain, BusError};
 pub use publish::{Pending, Publisher};
 pub use subscribe::{Delivery, Failure, Handler, HandlerError, Subscriber};

@@ -28,7 +28,7 @@ impl BusArgs {
         settings.rabbitmq = self.rabbitmq.settings(channels.clone());
         settings.set_channels(&channels);
         match self.bus {
-            BusKind::Kafka => {}
+            BusKind::Kafka => self.kafka.check().map_err(|error| anyhow::anyhow!(error))?,
             BusKind::Nats => settings.nats.check_url().map_err(|error| {
                 anyhow::anyhow!("LEDGER_NATS_URL (--nats-url) is not a NATS server URL: {error}")
             })?,

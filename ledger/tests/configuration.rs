@@ -65,6 +65,11 @@ fn an_unknown_bus_or_a_bus_url_that_does_not_parse_is_refused() -> std::io::Resu
     assert!(refused_naming(&ledger(&["serve"], &nats)?, "LEDGER_NATS_URL"));
     let rabbit = [tokens, ("LEDGER_BUS", "rabbitmq"), ("LEDGER_RABBITMQ_URL", "http://x")];
     assert!(refused_naming(&ledger(&["serve"], &rabbit)?, "LEDGER_RABBITMQ_URL"));
+    let insync =
+        [tokens, ("LEDGER_TOPIC_REPLICATION", "2"), ("LEDGER_TOPIC_MIN_INSYNC_REPLICAS", "3")];
+    assert!(refused_naming(&ledger(&["serve"], &insync)?, "LEDGER_TOPIC_MIN_INSYNC_REPLICAS"));
+    let retention = [tokens, ("LEDGER_TOPIC_RETENTION", "a while")];
+    assert!(refused_naming(&ledger(&["serve"], &retention)?, "--topic-retention"));
     Ok(())
 }
 

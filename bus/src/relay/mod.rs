@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use chrono::Utc;
-use eventstore::position::{read_committed_after, CommitPosition, CommittedEvent};
+use eventstore::position::{read_committed_after, CommitPosition};
 use eventstore::StoreError;
 use futures_util::FutureExt;
 use tokio::sync::{watch, Notify};
@@ -84,6 +84,14 @@ enum LeadError {
 /// Batches sent to the broker and not acknowledged yet, at most, unless configured: reading
 /// the next batch overlaps the broker's round trip for the last one.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+
+/// Events read from the store, encoded, not sent yet.
+struct Batch {
+    messages: Vec<crate::envelope::Message>,
+    /// Its last event's place (`None`: nothing was there to read).
+    last: Option<CommitPosition>,
+    recorded_at: Vec<chrono::DateTime<Utc>>,
+}
 
 /// A batch on its way to the broker.
 struct InFlight {
@@ -172,7 +180,7 @@ impl<P: Publisher> Relay<P> {
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut read = checkpoint;
         // The batch after `read`, read while the last one travelled to the broker.
-        let mut ahead: Option<Vec<CommittedEvent>> = None;
+        let mut ahead: Option<Batch> = None;
         loop {
             if shutdown.is_cancelled() && in_flight.is_empty() {
                 return Ok(());
@@ -193,20 +201,17 @@ impl<P: Publisher> Relay<P> {
             let mut sent = false;
             if in_flight.len() < self.settings.max_in_flight && !shutdown.is_cancelled() {
                 let batch = match ahead.take() {
-                    Some(batch) if !batch.is_empty() => batch,
+                    Some(batch) if batch.last.is_some() => batch,
                     _ => self.read_after(leader, read).await?,
                 };
-                if let Some(last) = batch.last().map(|event| event.commit) {
-                    let messages =
-                        batch.iter().map(envelope::encode).collect::<Result<Vec<_>, _>>()?;
-                    let oldest = batch.iter().map(|event| event.recorded_at).collect();
-                    match self.publisher.send(messages) {
+                if let Some(last) = batch.last {
+                    match self.publisher.send(batch.messages) {
                         Ok(pending) => {
                             let sent_at = std::time::Instant::now();
                             in_flight.push_back(InFlight {
                                 pending,
                                 last,
-                                recorded_at: oldest,
+                                recorded_at: batch.recorded_at,
                                 sent_at,
                             });
                             read = last;
@@ -272,15 +277,16 @@ impl<P: Publisher> Relay<P> {
         }
     }
 
-    /// The next batch after `after` in the gap-safe order, through the leader's connection.
-    async fn read_after(
-        &self,
-        leader: &Leader,
-        after: CommitPosition,
-    ) -> Result<Vec<CommittedEvent>, LeadError> {
-        let batch = read_committed_after(&leader.client, after, self.settings.batch_size).await?;
+    /// The next batch after `after` in the gap-safe order, through the leader's connection,
+    /// encoded: read ahead, the encoding too overlaps the broker's round trip.
+    async fn read_after(&self, leader: &Leader, after: CommitPosition) -> Result<Batch, LeadError> {
+        let events = read_committed_after(&leader.client, after, self.settings.batch_size).await?;
         self.status.send_modify(|s| s.reads += 1);
-        Ok(batch)
+        Ok(Batch {
+            messages: events.iter().map(envelope::encode).collect::<Result<_, _>>()?,
+            last: events.last().map(|event| event.commit),
+            recorded_at: events.iter().map(|event| event.recorded_at).collect(),
+        })
     }
 
     /// A batch failed: drops every batch in flight (they are published again from the

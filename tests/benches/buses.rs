@@ -6,7 +6,8 @@
 //! `cargo bench -p ledger-tests --bench buses` (needs PostgreSQL, Tansu, NATS and
 //! RabbitMQ, as the tests do). `BENCH_BUSES` (default `kafka,nats,rabbitmq`),
 //! `BENCH_EVENTS` (backlog, default 100 000), `BENCH_RATE` (commands/s, default 100),
-//! `BENCH_SECONDS` (default 10).
+//! `BENCH_SECONDS` (default 10), `BENCH_RELAY_BATCH` and `BENCH_RELAY_IN_FLIGHT` (the
+//! relay's batch size and batches in flight; the defaults of `ledger serve`).
 
 // A test that reads a value of another type than it expects should stop right there.
 #![allow(clippy::disallowed_methods)]
@@ -17,6 +18,7 @@ use bench::measure::{env_or, percentile};
 use bus::envelope::{Message, HEADER_KEY};
 use bus::partition::partition_of;
 use bus::relay::{RelaySettings, RelayStatus};
+use bus::Publisher;
 use eventstore::position::{read_committed_after, CommitPosition};
 use ledger::bus_choice::{BusKind, BusSettings};
 use ledger::Role;
@@ -118,6 +120,7 @@ fn fresh(bus: BusKind) -> BusSettings {
 /// acknowledgements, headers and routing), every acknowledgement awaited; events/s.
 async fn raw_publish(bus: BusKind, messages: &[Message]) -> anyhow::Result<f64> {
     let settings = fresh(bus);
+    declare(&settings).await?;
     let elapsed = match bus {
         BusKind::Kafka => raw_kafka(&settings, messages).await?,
         BusKind::Nats => raw_nats(&settings, messages).await?,
@@ -127,15 +130,19 @@ async fn raw_publish(bus: BusKind, messages: &[Message]) -> anyhow::Result<f64> 
 }
 
 async fn raw_kafka(settings: &BusSettings, messages: &[Message]) -> anyhow::Result<Duration> {
+    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-    settings.kafka.ensure_topics().await?;
     let producer: FutureProducer =
         settings.kafka.producer_config().set("message.timeout.ms", "30000").create()?;
     let topic = settings.kafka.orders_topic();
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(messages.len());
     for message in messages {
-        let record = FutureRecord::to(&topic).key(&message.key).payload(&message.payload);
+        let headers = message.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header { key, value: Some(value.as_str()) })
+        });
+        let record =
+            FutureRecord::to(&topic).key(&message.key).payload(&message.payload).headers(headers);
         deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
     }
     for delivery in deliveries {
@@ -148,7 +155,6 @@ async fn raw_kafka(settings: &BusSettings, messages: &[Message]) -> anyhow::Resu
 
 async fn raw_nats(settings: &BusSettings, messages: &[Message]) -> anyhow::Result<Duration> {
     let context = settings.nats.connect("bench-raw").await?;
-    bus_nats::ensure_streams(&context, &settings.nats).await?;
     let channels = &settings.nats.channels;
     let started = Instant::now();
     // Awaited while publishing goes on, as the adapter does: the client lets 5 000 be
@@ -179,7 +185,7 @@ async fn raw_nats(settings: &BusSettings, messages: &[Message]) -> anyhow::Resul
 }
 
 async fn raw_rabbitmq(settings: &BusSettings, messages: &[Message]) -> anyhow::Result<Duration> {
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
     use lapin::types::{AMQPValue, FieldTable};
     let connection =
         lapin::Connection::connect(&settings.rabbitmq.url, lapin::ConnectionProperties::default())
@@ -187,15 +193,8 @@ async fn raw_rabbitmq(settings: &BusSettings, messages: &[Message]) -> anyhow::R
     let channel = connection.create_channel().await?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let exchange = settings.rabbitmq.channels.orders();
-    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            lapin::ExchangeKind::Direct,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
+    // As the adapter publishes when the settings name consumer groups: routed or refused.
+    let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
     let started = Instant::now();
     let mut confirms = Vec::with_capacity(messages.len());
     for message in messages {
@@ -215,7 +214,7 @@ async fn raw_rabbitmq(settings: &BusSettings, messages: &[Message]) -> anyhow::R
                 .basic_publish(
                     exchange.as_str().into(),
                     routing.as_str().into(),
-                    BasicPublishOptions::default(),
+                    options,
                     &message.payload,
                     properties,
                 )
@@ -225,18 +224,20 @@ async fn raw_rabbitmq(settings: &BusSettings, messages: &[Message]) -> anyhow::R
     for confirm in confirms {
         confirm.await?;
     }
-    let elapsed = started.elapsed();
-    channel.exchange_delete(exchange.as_str().into(), Default::default()).await?;
-    Ok(elapsed)
+    Ok(started.elapsed())
 }
 
 /// The relay draining the whole backlog onto `bus` from its own checkpoint; events/s.
 async fn relay(bus: BusKind, database_url: &str, events: i64) -> anyhow::Result<f64> {
     let settings = fresh(bus);
+    declare(&settings).await?;
+    let defaults = RelaySettings::default();
     let relay = RelaySettings {
         name: format!("bench-{}", bus.name()),
         poll_interval: Duration::from_millis(50),
-        ..RelaySettings::default()
+        batch_size: env_or("BENCH_RELAY_BATCH", defaults.batch_size),
+        max_in_flight: env_or("BENCH_RELAY_IN_FLIGHT", defaults.max_in_flight),
+        ..defaults
     };
     let status = watch::Sender::new(RelayStatus::default());
     let view = status.subscribe();
@@ -255,4 +256,13 @@ async fn relay(bus: BusKind, database_url: &str, events: i64) -> anyhow::Result<
     stop.cancel();
     task.await?;
     Ok(events as f64 / elapsed.as_secs_f64())
+}
+
+/// The channels of `settings` as the adapter declares them (topics; streams; exchanges and
+/// every consumer group's queues), before a clock starts: both sides publish into the same
+/// topology, and neither measures declaring it.
+async fn declare(settings: &BusSettings) -> anyhow::Result<()> {
+    let mut publisher = settings.publisher("bench-declare").await?;
+    publisher.prepare().await?;
+    Ok(())
 }

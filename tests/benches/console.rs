@@ -1,6 +1,7 @@
 //! What a console tab costs the API: request latency under a steady load of commands and
-//! queries with no browser, then with headless Chromium showing the pipeline page (which
-//! polls the relay and projection status every 2 s), alternating, in one run.
+//! queries with no browser, with headless Chromium on a blank tab (the browser's own cost
+//! on the same machine), on an order's page (drawn once, no polling) and on the pipeline
+//! page (which polls the relay and projection status every 2 s), alternating, in one run.
 //!
 //! `cargo bench -p ledger-tests --bench console` (needs PostgreSQL, Tansu, Chromium and
 //! chromedriver, as the tests do). `BENCH_RATE` (requests/s, default 200),
@@ -26,13 +27,21 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..20 {
         orders.push(app.place_order("cus_console_bench").await?);
     }
-    let (mut without, mut with) = (Vec::new(), Vec::new());
+    // A browser on the same two cores costs the API something whatever it shows: a blank
+    // tab measures that, the pipeline tab what its polling adds.
+    let (mut without, mut blank, mut still, mut with) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         without.extend(load(&app, &orders, rate, seconds).await?);
         let browser = Browser::start().await?;
+        browser.goto("about:blank").await?;
+        blank.extend(load(&app, &orders, rate, seconds).await?);
         browser.goto(&app.url("/console")).await?;
         browser.type_into("#token", ADMIN_TOKEN).await?;
         browser.wait_for("form button[type=submit]").await?.click().await?;
+        browser.goto(&app.url(&format!("/console/orders/{}", orders[0]))).await?;
+        browser.wait_for("#slider").await?;
+        still.extend(load(&app, &orders, rate, seconds).await?);
         browser.goto(&app.url("/console/pipeline")).await?;
         browser.wait_for_text("main", "the pipeline drawn", |t| t.contains("payments")).await?;
         with.extend(load(&app, &orders, rate, seconds).await?);
@@ -40,6 +49,8 @@ async fn main() -> anyhow::Result<()> {
         println!("round {round} of {rounds} done");
     }
     without.sort_unstable();
+    blank.sort_unstable();
+    still.sort_unstable();
     with.sort_unstable();
     let row = |name: &str, latencies: &[Duration]| {
         println!(
@@ -52,10 +63,20 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("\n| API at {rate} requests/s | requests | p50 | p99 | max |");
     println!("|---|---|---|---|---|");
-    row("no console", &without);
+    row("no browser", &without);
+    row("a browser on a blank tab", &blank);
+    row("a console tab on an order (no polling)", &still);
     row("a console tab on the pipeline page", &with);
-    let ratio = |q| percentile(&with, q).as_secs_f64() / percentile(&without, q).as_secs_f64();
-    println!("\nwith / without: p50 {:.2}, p99 {:.2}", ratio(0.5), ratio(0.99));
+    let ratio = |a: &[Duration], b: &[Duration], q| {
+        percentile(a, q).as_secs_f64() / percentile(b, q).as_secs_f64()
+    };
+    println!(
+        "\npipeline tab / no browser: p50 {:.2}, p99 {:.2}; pipeline tab / blank tab: p50 {:.2}, p99 {:.2}",
+        ratio(&with, &without, 0.5),
+        ratio(&with, &without, 0.99),
+        ratio(&with, &blank, 0.5),
+        ratio(&with, &blank, 0.99)
+    );
     Ok(())
 }
 

@@ -179,6 +179,10 @@ async fn the_ledger_refuses_to_start_without_tokens_unless_told_to_run_open() ->
         .send()
         .await?;
     expect_status(response, 201).await?;
+    // Without a token, the caller is an anonymous admin (the console then skips sign-in).
+    let session = reqwest::get(format!("http://{address}/v1/session")).await?;
+    let session = expect_json(session, 200).await?;
+    assert_eq!(session, json!({ "principal": "anonymous", "access": "admin" }));
     server.abort();
     Ok(())
 }

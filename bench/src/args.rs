@@ -101,11 +101,7 @@ fn parse_probes(raw: &str) -> Result<usize, String> {
 /// A duration as people write it (`500ms`, `30s`, `2m`, `1m 30s`, or a bare number of
 /// seconds); above zero.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let parsed = match raw.trim().parse::<u64>() {
-        Ok(seconds) => Ok(Duration::from_secs(seconds)),
-        Err(_) => humantime::parse_duration(raw),
-    };
-    match parsed {
+    match bus::parse_duration(raw) {
         Ok(duration) if !duration.is_zero() => Ok(duration),
         Ok(_) => Err(format!("`{raw}`: the duration must be above zero")),
         Err(error) => Err(format!("`{raw}`: {error} (e.g. 30s, 2m, 500ms)")),

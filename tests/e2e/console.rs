@@ -88,20 +88,7 @@ async fn paid_and_refunded(app: &TestApp) -> anyhow::Result<(Uuid, Vec<i64>)> {
 /// Parks the order's first event as the payments worker would have; re-driving it applies.
 async fn park_first_event(app: &TestApp, order_id: Uuid) -> anyhow::Result<i64> {
     let client = app.database.client().await?;
-    let row = client
-        .query_one(
-            "SELECT event_id, event_type, global_position, recorded_at, payload, event_version
-               FROM events WHERE stream_id = $1 AND stream_version = 1",
-            &[&order_id],
-        )
-        .await?;
-    let envelope = json!({
-        "event_id": row.get::<_, Uuid>(0), "event_type": row.get::<_, String>(1),
-        "event_version": row.get::<_, i16>(5), "stream_id": order_id, "stream_version": 1,
-        "position": row.get::<_, i64>(2),
-        "recorded_at": row.get::<_, chrono::DateTime<chrono::Utc>>(3),
-        "correlation_id": null, "causation_id": null, "data": row.get::<_, Value>(4),
-    });
+    let envelope = ledger_tests::history::stored_envelope(&client, order_id, 1).await?;
     let row = client
         .query_one(
             "INSERT INTO dead_letters (projection, topic, partition, \"offset\", key, payload, error, attempts)

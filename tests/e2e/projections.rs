@@ -445,15 +445,7 @@ async fn a_parked_message_can_be_re_driven_once_it_can_be_applied() -> anyhow::R
     let app = TestApp::spawn().await?;
     let order_id = app.place_order("cus_redrive").await?;
     let client = app.database.client().await?;
-    let row = client
-        .query_one("SELECT event_id, event_type, global_position, recorded_at, payload, event_version FROM events WHERE stream_id = $1", &[&order_id])
-        .await?;
-    let envelope = json!({
-        "event_id": row.get::<_, Uuid>(0), "event_type": row.get::<_, String>(1), "event_version": row.get::<_, i16>(5),
-        "stream_id": order_id, "stream_version": 1, "position": row.get::<_, i64>(2),
-        "recorded_at": row.get::<_, chrono::DateTime<chrono::Utc>>(3), "correlation_id": null, "causation_id": null,
-        "data": row.get::<_, Value>(4),
-    });
+    let envelope = ledger_tests::history::stored_envelope(&client, order_id, 1).await?;
     let payload = serde_json::to_vec(&envelope)?;
     let ids = client
         .query(

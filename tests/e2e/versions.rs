@@ -211,19 +211,7 @@ async fn a_v1_event_replayed_from_the_store_is_upcast() -> anyhow::Result<()> {
     assert_eq!(version, 2);
 
     let client = app.database.client().await?;
-    let row = client
-        .query_one(
-            "SELECT event_id, event_type, event_version, global_position, recorded_at, payload
-               FROM events WHERE stream_id = $1 AND stream_version = 2",
-            &[&order_id],
-        )
-        .await?;
-    let envelope = json!({
-        "event_id": row.get::<_, Uuid>(0), "event_type": row.get::<_, String>(1),
-        "event_version": row.get::<_, i16>(2), "stream_id": order_id, "stream_version": 2,
-        "position": row.get::<_, i64>(3), "recorded_at": row.get::<_, chrono::DateTime<chrono::Utc>>(4),
-        "correlation_id": null, "causation_id": null, "data": row.get::<_, Value>(5),
-    });
+    let envelope = ledger_tests::history::stored_envelope(&client, order_id, 2).await?;
     app.kafka.ensure_topics().await?;
     let producer: FutureProducer = app.kafka.client_config().create()?;
     let key = order_id.to_string();

@@ -57,3 +57,26 @@ pub async fn paid_orders(
     }
     Ok(())
 }
+
+/// The envelope the relay publishes for the stored event `version` of `stream_id`, as a
+/// JSON value: what a spec parks, re-drives or feeds to a worker by hand.
+pub async fn stored_envelope(
+    client: &tokio_postgres::Client,
+    stream_id: uuid::Uuid,
+    version: i32,
+) -> anyhow::Result<serde_json::Value> {
+    let row = client
+        .query_one(
+            "SELECT event_id, event_type, event_version, global_position, recorded_at, payload
+               FROM events WHERE stream_id = $1 AND stream_version = $2",
+            &[&stream_id, &version],
+        )
+        .await?;
+    Ok(serde_json::json!({
+        "event_id": row.get::<_, uuid::Uuid>(0), "event_type": row.get::<_, String>(1),
+        "event_version": row.get::<_, i16>(2), "stream_id": stream_id, "stream_version": version,
+        "position": row.get::<_, i64>(3),
+        "recorded_at": row.get::<_, chrono::DateTime<chrono::Utc>>(4),
+        "correlation_id": null, "causation_id": null, "data": row.get::<_, serde_json::Value>(5),
+    }))
+}

@@ -55,13 +55,16 @@ async fn until_applied(app: &TestApp, orders: &[(Uuid, u32)]) -> anyhow::Result<
 }
 
 /// Waits until both projections' catch-up applied `events` (each projection's catch-up
-/// runs on its own); returns the status then.
+/// runs on its own) and their durable reports show it; returns the status then. (The
+/// status reads the reports from the database before the workers' counters from memory,
+/// so one answer can hold a counter that is ahead of its report.)
 async fn until_caught_up(app: &TestApp, events: u64) -> anyhow::Result<Value> {
     poll_until(BOUND, &format!("both projections to catch up {events} events"), || async {
         let status = projections_status(app).await?;
-        let caught_up = ["payments", "notifications"]
-            .iter()
-            .all(|projection| worker(&status, projection)["caught_up_events"] == events);
+        let caught_up = ["payments", "notifications"].iter().all(|projection| {
+            worker(&status, projection)["caught_up_events"] == events
+                && report(&status, projection)["lag_events"] == 0
+        });
         Ok(caught_up.then_some(status))
     })
     .await

@@ -30,14 +30,17 @@ async fn insert_stored(
     payload: &Value,
 ) -> anyhow::Result<()> {
     let client = app.database.client().await?;
-    client
-        .execute(
-            "INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version, payload, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, '{}')",
-            &[&order_id, &stream_version, &Uuid::now_v7(), &event_type, &event_version, payload],
-        )
-        .await?;
-    Ok(())
+    let version = (event_type, event_version);
+    let metadata = serde_json::json!({});
+    ledger_tests::history::insert_event(
+        &client,
+        order_id,
+        stream_version,
+        version,
+        payload,
+        &metadata,
+    )
+    .await
 }
 
 fn addressed(fixture: &str, order_id: Uuid) -> anyhow::Result<Value> {

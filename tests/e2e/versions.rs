@@ -40,21 +40,16 @@ async fn insert_v1(
     payload: &Value,
 ) -> anyhow::Result<()> {
     let client = app.database.client().await?;
-    client
-        .execute(
-            "INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version, payload, metadata)
-             VALUES ($1, $2, $3, $4, 1, $5, $6)",
-            &[
-                &order_id,
-                &stream_version,
-                &Uuid::now_v7(),
-                &event_type,
-                payload,
-                &json!({ "correlation_id": "v1-fixture", "causation_id": null, "actor": null }),
-            ],
-        )
-        .await?;
-    Ok(())
+    let metadata = json!({ "correlation_id": "v1-fixture", "causation_id": null, "actor": null });
+    ledger_tests::history::insert_event(
+        &client,
+        order_id,
+        stream_version,
+        (event_type, 1),
+        payload,
+        &metadata,
+    )
+    .await
 }
 
 /// Places an order of the standard items through the API, naming a sales channel or not.

@@ -80,3 +80,31 @@ pub async fn stored_envelope(
         "correlation_id": null, "causation_id": null, "data": row.get::<_, serde_json::Value>(5),
     }))
 }
+
+/// Stores one event straight into the store, as an earlier release (or another writer)
+/// would have: a fixture for the specs of stored versions and of the published contract.
+pub async fn insert_event(
+    client: &tokio_postgres::Client,
+    stream_id: uuid::Uuid,
+    stream_version: i32,
+    (event_type, event_version): (&str, i16),
+    payload: &serde_json::Value,
+    metadata: &serde_json::Value,
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version, payload, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &stream_id,
+                &stream_version,
+                &uuid::Uuid::now_v7(),
+                &event_type,
+                &event_version,
+                payload,
+                metadata,
+            ],
+        )
+        .await?;
+    Ok(())
+}

@@ -40,14 +40,24 @@ pub async fn correlate(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// The request's span: the server span of its trace (see [`crate::trace`]), named in the
+/// trace after the route (`POST /v1/orders/{id}/payments`), never the raw path.
 pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let correlation_id =
         request.extensions().get::<CorrelationId>().map(|id| id.0.as_str()).unwrap_or_default();
-    tracing::info_span!(
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched route", axum::extract::MatchedPath::as_str);
+    let span = tracing::info_span!(
         "request",
         method = %request.method(),
         path = %request.uri().path(),
         correlation_id,
         principal = tracing::field::Empty,
-    )
+        otel.name = %format_args!("{} {route}", request.method()),
+        otel.kind = "server",
+    );
+    crate::trace::join_incoming(&span, request.headers());
+    span
 }

@@ -158,6 +158,9 @@ pub struct CommandHeaders {
     pub idempotency_key: Option<String>,
     /// `If-Match: "<stream_version>"`: the command applies only at that version.
     pub expected_version: Option<u32>,
+    /// Where the request's span is in the trace its `traceparent` names (or a new one),
+    /// as the trace layer found it ([`crate::trace`]): what its events record.
+    pub trace: Option<trace_context::TraceParent>,
 }
 
 impl utoipa::IntoParams for CommandHeaders {
@@ -210,6 +213,24 @@ impl utoipa::IntoParams for CommandHeaders {
                 crate::limits::CORRELATION_ID_MAX,
                 VISIBLE_ASCII,
             ),
+            // No schema constraints: a value that is not a valid trace context is ignored
+            // (W3C Trace Context), never refused, so no value is wrong to send.
+            ParameterBuilder::new()
+                .name("traceparent")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "W3C Trace Context: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`. \
+                     The request joins that trace (an invalid value is ignored and a new trace \
+                     started); the events record it in `metadata.traceparent`, the bus carries \
+                     it as a `traceparent` header, and the response names the request's span \
+                     in `traceresponse`.",
+                ))
+                .example(Some(serde_json::Value::from(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
         ]
     }
 }
@@ -250,7 +271,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandHeaders {
                     })
             })
             .transpose()?;
-        Ok(Self { idempotency_key, expected_version })
+        let trace = parts.extensions.get::<crate::trace::RequestTrace>().map(|trace| trace.0);
+        Ok(Self { idempotency_key, expected_version, trace })
     }
 }
 

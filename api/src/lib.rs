@@ -3,8 +3,9 @@
 //! `application/problem+json`.
 //!
 //! - [`router`]: the axum router (one module per resource under `routes`), with the
-//!   layers every request passes: correlation ids, tracing, metrics, panic capture, body
-//!   and time limits, and per group of routes the access it needs.
+//!   layers every request passes: correlation ids, tracing (the W3C trace context of
+//!   `trace`), metrics, panic capture, body and time limits, and per group of routes the
+//!   access it needs.
 //! - [`ApiContext`]: what the handlers share: the command service, the store, and a view
 //!   of the roles running in this process ([`Roles`]).
 //! - [`Tokens`] and [`Gate`]: bearer tokens, roles and the per-token concurrency limit.
@@ -27,6 +28,7 @@ mod read_model;
 mod requests;
 mod routes;
 mod shapes;
+mod trace;
 mod views;
 
 pub use auth::{Gate, Tokens, TokensError};

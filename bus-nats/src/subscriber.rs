@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use async_nats::jetstream::{Context, Message};
 use async_nats::HeaderMap;
-use bus::envelope::HEADER_KEY;
+use bus::envelope::{HEADER_KEY, HEADER_TRACEPARENT};
 use bus::{BusError, Delivery, Failure, Subscriber};
 use tokio::sync::mpsc;
 
@@ -102,6 +102,11 @@ impl Subscriber for NatsSubscriber {
                     .and_then(|headers| headers.get(HEADER_KEY))
                     .map(|key| key.as_str().as_bytes().to_vec()),
                 payload: Some(message.payload.to_vec()),
+                traceparent: message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(HEADER_TRACEPARENT))
+                    .map(|value| value.as_str().to_owned()),
             };
             let assignment = Arc::clone(&self.assignment);
             let held = lock(&assignment);

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use bus::envelope::HEADER_KEY;
+use bus::envelope::{HEADER_KEY, HEADER_TRACEPARENT};
 use bus::partition::rebalance;
 use bus::BusError;
 use futures_util::StreamExt;
@@ -81,6 +81,8 @@ pub(crate) struct Received {
     /// The [`HEADER_KEY`] header.
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) payload: Vec<u8>,
+    /// The [`HEADER_TRACEPARENT`] header.
+    pub(crate) traceparent: Option<String>,
 }
 
 /// What the membership task tells `recv`.
@@ -377,15 +379,17 @@ async fn forward(
     while let Some(delivery) = consumer.next().await {
         match delivery {
             Ok(delivery) => {
-                let key = delivery.properties.headers().as_ref().and_then(|headers| match headers
-                    .inner()
-                    .get(HEADER_KEY)
-                {
-                    Some(AMQPValue::LongString(key)) => Some(key.as_bytes().to_vec()),
-                    _ => None,
-                });
+                let header =
+                    |name: &str| match delivery.properties.headers().as_ref()?.inner().get(name) {
+                        Some(AMQPValue::LongString(value)) => Some(value.as_bytes().to_vec()),
+                        _ => None,
+                    };
+                let key = header(HEADER_KEY);
+                let traceparent =
+                    header(HEADER_TRACEPARENT).and_then(|value| String::from_utf8(value).ok());
                 let tag = delivery.delivery_tag;
-                let received = Received { partition, holding, tag, key, payload: delivery.data };
+                let payload = delivery.data;
+                let received = Received { partition, holding, tag, key, payload, traceparent };
                 if events.send(Event::Received(received)).is_err() {
                     return;
                 }

@@ -87,7 +87,7 @@ impl Subscriber for RabbitSubscriber {
                 Event::Failed(error) => return Err(error),
                 Event::Received(received) => received,
             };
-            let Received { partition, holding, tag, key, payload } = received;
+            let Received { partition, holding, tag, key, payload, traceparent } = received;
             {
                 let mut shared = lock(&self.shared);
                 let current = shared
@@ -106,6 +106,7 @@ impl Subscriber for RabbitSubscriber {
                 offset: i64::try_from(tag).unwrap_or(i64::MAX),
                 key,
                 payload: Some(payload),
+                traceparent,
             });
         }
     }

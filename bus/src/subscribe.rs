@@ -17,6 +17,9 @@ pub struct Delivery {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
+    /// The message's `traceparent` header, as received (a consumer parses it, and treats
+    /// an invalid one as absent).
+    pub traceparent: Option<String>,
 }
 
 /// Why a message was parked.

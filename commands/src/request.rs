@@ -24,14 +24,18 @@ pub struct Idempotency {
 /// Who sent a command and why; recorded in the metadata of every event it appends.
 #[derive(Clone, Debug, Default)]
 pub struct CommandContext {
-    /// Follows one request (or one saga) through every system it touches.
+    /// Follows one request (or one saga) through every system it touches: the business
+    /// conversation.
     pub correlation_id: String,
-    /// The command or event that caused this command: the triggering event's id for a
-    /// command a process manager issues; `None` for a client's command, which is then its
-    /// own cause (a fresh id, see [`CommandRequest::metadata`]).
+    /// The command or event that directly caused this command: the triggering event's id
+    /// for a command a process manager issues; `None` for a client's command, which is
+    /// then its own cause (a fresh id, see [`CommandRequest::metadata`]).
     pub causation_id: Option<String>,
     /// Who: a principal label (`write#1`) or a process (`process:payments`).
     pub actor: Option<String>,
+    /// The technical trace: the W3C `traceparent` of the span the command was sent from
+    /// (the request's, or the saga step's), as `trace_context::TraceParent` writes it.
+    pub traceparent: Option<String>,
 }
 
 impl CommandRequest {
@@ -46,6 +50,7 @@ impl CommandRequest {
             idempotency_key: self.idempotency.as_ref().map(|i| i.key.clone()),
             actor: self.context.actor.clone(),
             command: Some(self.command.name().to_owned()),
+            traceparent: self.context.traceparent.clone(),
         }
     }
 }

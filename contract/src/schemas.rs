@@ -12,7 +12,7 @@
 
 use bus::envelope::{
     CONTENT_TYPE_JSON, HEADER_CONTENT_TYPE, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE,
-    HEADER_EVENT_VERSION, HEADER_KEY,
+    HEADER_EVENT_VERSION, HEADER_KEY, HEADER_TRACEPARENT,
 };
 use serde_json::{json, Map, Value};
 
@@ -158,7 +158,7 @@ pub fn envelope_base() -> Value {
                 "type": ["string", "null"]
             },
             "causation_id": {
-                "description": "The id of the message or command that caused the event, if any.",
+                "description": "What directly caused the event, if known: the id of the event a process manager reacted to (the payment service's commands name the placement, or the failure, that led to them), else the id of the client's command itself (minted per command).",
                 "type": ["string", "null"]
             },
             "data": {
@@ -221,6 +221,16 @@ pub fn headers_schema() -> Value {
             HEADER_CORRELATION_ID: {
                 "description": "The envelope's `correlation_id`; absent when it is null.",
                 "type": "string"
+            },
+            HEADER_TRACEPARENT: {
+                "description": "W3C Trace Context (version 00): the trace the event was \
+                    appended in and the span that appended it (the request's, or the payment \
+                    service step's); a consumer continues that trace from it. Absent for \
+                    events stored before it was recorded. The technical trace, where \
+                    `correlation-id` is the business conversation and the envelope's \
+                    `causation_id` the command or event that caused this one.",
+                "type": "string",
+                "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
             },
             HEADER_CONTENT_TYPE: {
                 "description": "The value's media type.",

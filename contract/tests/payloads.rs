@@ -199,6 +199,8 @@ fn published_envelopes_and_headers_validate() -> Result<(), Error> {
             payload: payload.to_string(),
             correlation_id: (index % 2 == 0).then(|| "req-42".to_owned()),
             causation_id: None,
+            traceparent: (index % 2 == 0)
+                .then(|| "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
             recorded_at: Utc.with_ymd_and_hms(2025, 3, 1, 12, 30, 0).single().ok_or("time")?,
         };
         let message = bus::envelope::encode(&committed_event)?;

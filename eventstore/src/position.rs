@@ -49,6 +49,8 @@ pub struct CommittedEvent {
     pub payload: String,
     pub correlation_id: Option<String>,
     pub causation_id: Option<String>,
+    /// The W3C trace context the event was appended in, if it was recorded.
+    pub traceparent: Option<String>,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -86,7 +88,7 @@ pub const ORDERED_READS: &str = "SET enable_sort = off";
 pub const READ_COMMITTED_AFTER: &str = committed_after!(
     "tx_id::text::bigint, global_position, stream_id, stream_version, event_id,
      event_type, event_version, payload::text, metadata->>'correlation_id',
-     metadata->>'causation_id', recorded_at"
+     metadata->>'causation_id', metadata->>'traceparent', recorded_at"
 );
 
 const HORIZON: &str = "SELECT ledger_append_horizon()::text::bigint";
@@ -123,7 +125,8 @@ pub async fn read_committed_after(
                 payload: row.try_get(7)?,
                 correlation_id: row.try_get(8)?,
                 causation_id: row.try_get(9)?,
-                recorded_at: row.try_get(10)?,
+                traceparent: row.try_get(10)?,
+                recorded_at: row.try_get(11)?,
             })
         })
         .collect()

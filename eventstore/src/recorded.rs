@@ -6,6 +6,12 @@ use uuid::Uuid;
 
 /// Who and what caused an append; stored with every event of the append and carried to
 /// Kafka headers, so one request can be followed through every system it touches.
+///
+/// Three ids, three questions: `correlation_id` names the business conversation (one
+/// client request and everything that follows from it, the saga's commands included);
+/// `causation_id` the command or event that directly caused this append; `traceparent`
+/// the technical trace (W3C Trace Context: the trace id and the span the append was made
+/// in), which consumers continue. Events stored before it was recorded have none.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Metadata {
     pub correlation_id: String,
@@ -14,6 +20,8 @@ pub struct Metadata {
     pub idempotency_key: Option<String>,
     pub actor: Option<String>,
     pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// An event as stored.

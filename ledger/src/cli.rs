@@ -16,6 +16,11 @@ struct Cli {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// Export traces to this OTLP/HTTP receiver (`http://collector:4318`; the spans go to
+    /// its `/v1/traces`, as JSON). Unset: trace contexts are still propagated, nothing is
+    /// exported.
+    #[arg(long, env = "LEDGER_OTLP_ENDPOINT", global = true, value_parser = telemetry::parse_endpoint)]
+    otlp_endpoint: Option<url::Url>,
     #[command(subcommand)]
     command: Commands,
 }
@@ -77,15 +82,19 @@ enum RelayCommand {
 /// Parses the process arguments and runs the chosen command to completion.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tokio::runtime::Builder::new_multi_thread()
+    let telemetry = telemetry::init(cli.log_format, cli.otlp_endpoint.as_ref())?;
+    let outcome = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(cli))
+        .block_on(run(cli));
+    // After `Application::run` and the runtime: the spans of the last requests and
+    // batches are exported before the process ends.
+    telemetry.shutdown();
+    outcome
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    telemetry::init(cli.log_format);
     match cli.command {
         Commands::Serve(args) => {
             let application = Application::build(args.settings()?).await?;

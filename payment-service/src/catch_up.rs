@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ServiceError;
 use crate::handler::{PaymentHandler, Received, UndeliveredAt};
+use trace_context::TraceParent;
 
 /// Events looked at per round, at most.
 const BATCH: i64 = 500;
@@ -45,7 +46,8 @@ const SETTLED: &str = "
 /// instruction, cancellation requests, and the end of orders that have a process.
 const UNHANDLED: &str = "
     SELECT e.event_id, e.stream_id, e.global_position, e.event_type, e.event_version,
-           e.payload, coalesce(e.metadata->>'correlation_id', e.stream_id::text)
+           e.payload, coalesce(e.metadata->>'correlation_id', e.stream_id::text),
+           e.metadata->>'traceparent'
       FROM events e
      WHERE e.global_position > $1
        AND e.recorded_at < now() - make_interval(secs => $2::float8)
@@ -129,6 +131,9 @@ impl CatchUp {
                 order_id: row.try_get(1)?,
                 position: row.try_get(2)?,
                 correlation_id: row.try_get(6)?,
+                trace: row
+                    .try_get::<_, Option<&str>>(7)?
+                    .and_then(|value| TraceParent::parse(value).ok()),
                 event,
             };
             due |= PaymentHandler::receive(&transaction, received).await?;

@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use domain::Event;
 use tokio::sync::Notify;
+use trace_context::TraceParent;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::ServiceError;
@@ -51,6 +53,8 @@ pub(crate) struct Received {
     pub(crate) order_id: Uuid,
     pub(crate) position: i64,
     pub(crate) correlation_id: String,
+    /// The trace the event was appended in (its `traceparent`), if it carries a valid one.
+    pub(crate) trace: Option<TraceParent>,
     pub(crate) event: Event,
 }
 
@@ -67,6 +71,7 @@ fn decode(delivery: &Delivery) -> Result<Received, HandlerError> {
         order_id: envelope.stream_id,
         position: envelope.position,
         correlation_id: envelope.correlation_id.unwrap_or_else(|| envelope.stream_id.to_string()),
+        trace: delivery.traceparent.as_deref().and_then(|value| TraceParent::parse(value).ok()),
         event,
     })
 }
@@ -92,12 +97,30 @@ impl PaymentHandler {
 
     /// Applies one event to its order's process inside `transaction`; `true` if a process
     /// became due. Shared by the consumer and the catch-up from the store: the inbox makes
-    /// whichever comes second a no-op.
+    /// whichever comes second a no-op. Runs in a span of the event's trace.
     pub(crate) async fn receive(
         transaction: &impl GenericClient,
         received: Received,
     ) -> Result<bool, ServiceError> {
-        let Received { event_id, order_id, position, correlation_id, event } = received;
+        let span = tracing::info_span!(
+            "saga_inbox",
+            order_id = %received.order_id,
+            event_id = %received.event_id,
+            otel.kind = "consumer",
+        );
+        if let Some(parent) = received.trace {
+            trace_context::continue_from(&span, parent, None);
+        }
+        Self::apply(transaction, received).instrument(span).await
+    }
+
+    async fn apply(
+        transaction: &impl GenericClient,
+        received: Received,
+    ) -> Result<bool, ServiceError> {
+        let Received { event_id, order_id, position, correlation_id, trace, event } = received;
+        // What the process's next steps continue: this span's place in the event's trace.
+        let trace = trace_context::pass_on(&tracing::Span::current(), trace);
         let stored = store::lock(transaction, order_id).await?;
         // Most orders end without the saga: their cancellation or shipment is nothing to it,
         // and is not even remembered.
@@ -110,7 +133,7 @@ impl PaymentHandler {
         let read = stored.as_ref().map(|s| s.revision);
         let existing = stored.map(|s| s.process);
         let now = Utc::now();
-        let next = match (event, existing) {
+        let mut next = match (event, existing) {
             (Event::OrderPlaced(placed), None) => match placed.payment {
                 Some(payment) => PaymentProcess::started(
                     order_id,
@@ -140,6 +163,10 @@ impl PaymentHandler {
             }
             _ => return Ok(false),
         };
+        // The event that now drives the process: the next steps continue its trace.
+        if next.cause == event_id {
+            next.trace = Some(trace.to_string());
+        }
         let due = next.due_at.is_some_and(|due| due <= now);
         // The row is locked (or absent, and an order's events are handled one at a time:
         // its partition's, or the catch-up's after the inbox told them apart).

@@ -1,13 +1,17 @@
 //! The commands the saga issues, through the command layer like any client's, with what
 //! makes them safe to repeat: an idempotency key derived from the step (the provider key
-//! of the attempt or refund it records), the triggering event as cause, the order's
-//! correlation id, and the actor `process:payments`.
+//! of the attempt or refund it records), the triggering event as cause (the event that
+//! directly caused the command: the placement for the first charge, the recorded failure
+//! for the cancellation after it), the order's correlation id (the business
+//! conversation), the actor `process:payments`, and the trace of the step's span (which
+//! continues the triggering event's trace).
 
 use commands::{CommandContext, CommandRequest, Idempotency, Outcome};
 use domain::{
     CancelOrder, CapturePayment, Command, OrderId, PaymentId, PaymentMethod, PositiveAmount,
     ProviderReference, Reason, RecordPaymentFailure, RefundId, RefundPayment,
 };
+use trace_context::TraceParent;
 use uuid::Uuid;
 
 use crate::error::ServiceError;
@@ -66,6 +70,13 @@ fn request(
             correlation_id: process.correlation_id.clone(),
             causation_id: Some(process.cause.to_string()),
             actor: Some(ACTOR.to_owned()),
+            traceparent: Some(
+                trace_context::pass_on(
+                    &tracing::Span::current(),
+                    process.trace.as_deref().and_then(|value| TraceParent::parse(value).ok()),
+                )
+                .to_string(),
+            ),
         },
     }
 }

@@ -38,6 +38,11 @@ pub struct PaymentProcess {
     pub refunds: Vec<RefundAttempt>,
     /// The event the next command names as its cause: the one that triggered the step.
     pub cause: Uuid,
+    /// The W3C trace context (`traceparent`) the event that started or last redirected the
+    /// process was received in: the worker's steps continue that trace, and so do the
+    /// commands they send. States stored before it was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     /// When the worker should act next; `None`: nothing to do.
     pub due_at: Option<DateTime<Utc>>,
     /// The last thing that went wrong without ending the process (an unknown outcome, a
@@ -166,6 +171,7 @@ impl PaymentProcess {
             outcomes: Vec::new(),
             refunds: Vec::new(),
             cause,
+            trace: None,
             due_at,
             last_error: None,
             through_position,

@@ -19,6 +19,8 @@ use domain::{Fulfilment, Order, Rule};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use trace_context::TraceParent;
+use tracing::Instrument;
 
 use crate::error::ServiceError;
 use crate::issue::{self, Issued};
@@ -79,7 +81,10 @@ impl<P: PaymentProvider> Worker<P> {
                         }
                         for stored in claimed {
                             let worker = worker.clone();
-                            running.spawn(async move { worker.advance(stored).await });
+                            let span = step_span(&stored.process);
+                            running.spawn(
+                                async move { worker.advance(stored).await }.instrument(span),
+                            );
                         }
                     }
                     Err(error) => {
@@ -379,6 +384,23 @@ impl<P: PaymentProvider> Worker<P> {
         );
         Ok(Next::Continue)
     }
+}
+
+/// The span a claim's steps run in: a child of the span that received the event driving
+/// the process, so the trace goes on from the request to the provider calls and the
+/// commands the steps send.
+fn step_span(process: &PaymentProcess) -> tracing::Span {
+    let span = tracing::info_span!(
+        "saga_step",
+        order_id = %process.order_id,
+        step = process.step.name(),
+        correlation_id = %process.correlation_id,
+    );
+    if let Some(parent) = process.trace.as_deref().and_then(|value| TraceParent::parse(value).ok())
+    {
+        trace_context::continue_from(&span, parent, None);
+    }
+    span
 }
 
 fn charge_request(process: &PaymentProcess, charge: &ChargeAttempt) -> ChargeRequest {

@@ -2,12 +2,21 @@
 //! applied in one transaction ([`crate::apply`]); parked messages are recorded in
 //! `dead_letters`. The watermark is moved by the catch-up's tick and by the readers that
 //! need it, not after every batch.
+//!
+//! Traces: a batch holds messages of many traces, so it runs in a span of its own (the
+//! logs of the batch carry its trace id), and each message whose trace is sampled gets a
+//! short span in its own trace (`project <projection>`, a child of the span that appended
+//! the event, linked to the batch's span, lasting as long as the batch). Not a `tracing`
+//! span per message: those are only recorded where traces are exported, and cost nothing
+//! per message elsewhere (`trace_context::record_message_spans`).
 
 use bus::{Delivery, Failure, Handler, HandlerError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use serde::Serialize;
 use tokio::sync::watch;
+use trace_context::TraceParent;
+use tracing::Instrument;
 
 use crate::applied::AppliedSignal;
 use crate::apply::{Durability, Outcome};
@@ -136,7 +145,27 @@ impl Handler for ProjectionHandler {
     }
 
     async fn handle(&self, batch: &[Delivery]) -> Result<(), HandlerError> {
-        self.apply_all(batch).await.map_err(handler_error)
+        let name = self.kind.name();
+        let span = tracing::info_span!(
+            "project_batch",
+            projection = name,
+            messages = batch.len(),
+            otel.kind = "consumer"
+        );
+        let started = std::time::SystemTime::now();
+        let applied = self.apply_all(batch).instrument(span.clone()).await;
+        let parents = batch
+            .iter()
+            .filter_map(|delivery| TraceParent::parse(delivery.traceparent.as_deref()?).ok());
+        trace_context::record_message_spans(
+            &format!("project {name}"),
+            parents,
+            &span,
+            started,
+            applied.is_err(),
+            &[("projection", name)],
+        );
+        applied.map_err(handler_error)
     }
 
     async fn parked(&self, delivery: &Delivery, failure: &Failure) -> Result<(), HandlerError> {

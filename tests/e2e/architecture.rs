@@ -12,6 +12,7 @@ const CRATES: &[&str] = &[
     "eventstore",
     "migrations",
     "commands",
+    "trace-context",
     "bus",
     "bus-kafka",
     "bus-nats",

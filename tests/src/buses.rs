@@ -50,6 +50,8 @@ pub struct BusMessage {
     pub key: String,
     pub partition: i32,
     pub payload: Vec<u8>,
+    /// Its `traceparent` header.
+    pub traceparent: Option<String>,
 }
 
 impl BusMessage {
@@ -86,6 +88,7 @@ impl Handler for Collect {
                     .unwrap_or_default(),
                 partition: delivery.partition,
                 payload: delivery.payload.clone().unwrap_or_default(),
+                traceparent: delivery.traceparent.clone(),
             }
         }));
         Ok(())
@@ -184,14 +187,18 @@ pub async fn dead_letters_on_bus(bus: &BusSettings) -> anyhow::Result<u64> {
         BusKind::Kafka => {
             use rdkafka::consumer::{BaseConsumer, Consumer};
             let consumer: BaseConsumer = bus.kafka.client_config().create()?;
-            let topic = channels.dead_letters();
-            let mut total = 0;
-            for partition in 0..bus.kafka.partitions {
-                let (low, high) =
-                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?;
-                total += u64::try_from(high - low).unwrap_or(0);
-            }
-            Ok(total)
+            let (topic, partitions) = (channels.dead_letters(), bus.kafka.partitions);
+            // The calls block: off the runtime, which an in-process ledger may share.
+            tokio::task::spawn_blocking(move || {
+                let mut total = 0;
+                for partition in 0..partitions {
+                    let (low, high) =
+                        consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))?;
+                    total += u64::try_from(high - low).unwrap_or(0);
+                }
+                Ok(total)
+            })
+            .await?
         }
         BusKind::Nats => {
             let client = async_nats::connect(nats_url()).await?;

@@ -57,6 +57,7 @@ pub fn router(context: ApiContext, admission: Admission, serve_api: bool) -> Rou
             )))
         }))
         .layer(from_fn(metrics::track))
+        .layer(from_fn(crate::trace::continue_trace))
         .layer(TraceLayer::new_for_http().make_span_with(crate::correlation::request_span))
         .layer(from_fn(crate::correlation::correlate))
         .with_state(context)

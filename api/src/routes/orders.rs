@@ -51,6 +51,7 @@ async fn submit(context: &ApiContext, submission: Submission) -> Result<Response
                 correlation_id: submission.correlation.0,
                 causation_id: None,
                 actor: submission.actor,
+                traceparent: submission.headers.trace.map(|trace| trace.to_string()),
             },
         })
         .await?;

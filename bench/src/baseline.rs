@@ -20,7 +20,6 @@ use std::time::Instant;
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio_postgres::NoTls;
 
 /// What one pgbench insert writes: about the size of an `OrderPlaced` payload.
 const PAYLOAD: &str = r#"{"order_id": "0190f3c2-5b9e-7c41-9a3e-2d1f00000000", "customer_id": "cus_bench_42", "customer_email": "bench+42@example.com", "lines": [{"sku": "BOOK-1", "quantity": 2, "unit_price": {"amount_minor": 1250, "currency": "EUR"}}], "total": {"amount_minor": 2500, "currency": "EUR"}, "sales_channel": "bench"}"#;
@@ -55,9 +54,9 @@ pub struct RawRead {
 }
 
 async fn connect(database_url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(database_url, NoTls)
-        .await
-        .with_context(|| "connecting to --database-url")?;
+    let connector = eventstore::Connector::new(database_url).context("--database-url")?;
+    let (client, connection) =
+        connector.connect().await.with_context(|| "connecting to --database-url")?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "bench baseline connection");

@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio_postgres::NoTls;
 
 /// The other application's database, created when missing and left for the next run.
 const OTHER_DATABASE: &str = "ledger_bench_other_application";
@@ -36,12 +35,12 @@ impl HoldWindow {
 
 /// Connects to `database` on the server of `url` (`None`: the URL's own database).
 async fn connect(url: &str, database: Option<&str>) -> anyhow::Result<tokio_postgres::Client> {
-    let mut config: tokio_postgres::Config = url.parse().context("--database-url")?;
+    let mut connector = eventstore::Connector::new(url).context("--database-url")?;
     if let Some(database) = database {
-        config.dbname(database);
+        connector.config_mut().dbname(database);
     }
     let (client, connection) =
-        config.connect(NoTls).await.context("connecting for the held transactions")?;
+        connector.connect().await.context("connecting for the held transactions")?;
     tokio::spawn(async move {
         let _ = connection.await;
     });

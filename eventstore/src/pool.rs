@@ -6,12 +6,13 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
 };
-use tokio_postgres::NoTls;
 
+use crate::connection::Connector;
 use crate::error::StoreError;
 
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
+    /// libpq's connection string, TLS parameters included (see [`Connector`]).
     pub database_url: String,
     pub max_size: usize,
     /// How long a caller waits for a connection before the store reports `Unavailable`.
@@ -31,16 +32,18 @@ impl PoolSettings {
     }
 }
 
-/// Builds the pool. No connection is opened until the first use.
+/// Builds the pool. No connection is opened until the first use, but the settings are
+/// checked now: the connection string, and the TLS files it names are read.
 pub fn connect(settings: &PoolSettings) -> Result<Pool, StoreError> {
-    let mut config: tokio_postgres::Config =
-        settings.database_url.parse().map_err(|error| StoreError::Settings(Box::new(error)))?;
+    let connector = Connector::new(&settings.database_url)
+        .map_err(|error| StoreError::Settings(Box::new(error)))?;
+    let (mut config, tls) = connector.into_parts();
     config.application_name("ledger");
     config.connect_timeout(settings.wait_timeout);
     config.options(format!("-c statement_timeout={}", settings.statement_timeout.as_millis()));
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig { recycling_method: RecyclingMethod::Fast },
     );
     Pool::builder(manager)

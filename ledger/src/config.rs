@@ -15,6 +15,7 @@ use eventstore::PoolSettings;
 
 use crate::bus_args::BusArgs;
 use crate::delivery_args::DeliveryArgs;
+use crate::idempotency_args::IdempotencyArgs;
 use crate::payment_args::PaymentArgs;
 use crate::settings::*;
 
@@ -35,12 +36,38 @@ pub struct DatabaseArgs {
     #[arg(long, env = "LEDGER_DB_STATEMENT_TIMEOUT_MS", default_value_t = DEFAULT_DB_STATEMENT_TIMEOUT_MS,
           value_parser = value_parser!(u64).range(1..))]
     pub db_statement_timeout_ms: u64,
+    /// TLS to the database, as libpq's `sslmode`: disable, prefer, require, verify-ca or
+    /// verify-full [default: the URL's `sslmode`, else prefer].
+    #[arg(long, env = "LEDGER_DB_SSL_MODE", value_name = "MODE")]
+    pub db_ssl_mode: Option<eventstore::SslMode>,
+    /// The certificate authorities that verify the database's certificate: a PEM file, or
+    /// `system` for the system's roots (libpq's `sslrootcert`) [default: the URL's].
+    #[arg(long, env = "LEDGER_DB_SSL_ROOT_CERT", value_name = "PATH")]
+    pub db_ssl_root_cert: Option<eventstore::RootCerts>,
+    /// A client certificate (PEM) for a server that asks for one (libpq's `sslcert`).
+    #[arg(long, env = "LEDGER_DB_SSL_CERT", value_name = "PATH")]
+    pub db_ssl_cert: Option<std::path::PathBuf>,
+    /// The client certificate's unencrypted PKCS#8 PEM key (libpq's `sslkey`).
+    #[arg(long, env = "LEDGER_DB_SSL_KEY", value_name = "PATH")]
+    pub db_ssl_key: Option<std::path::PathBuf>,
 }
 
 impl DatabaseArgs {
+    /// The connection string with the `--db-ssl-*` settings folded in, each in place of
+    /// the URL's own parameter.
+    pub fn connection_url(&self) -> String {
+        let overrides = eventstore::TlsParameters {
+            mode: self.db_ssl_mode,
+            root_certs: self.db_ssl_root_cert.clone(),
+            client_cert: self.db_ssl_cert.clone(),
+            client_key: self.db_ssl_key.clone(),
+        };
+        eventstore::with_tls_parameters(&self.database_url, &overrides)
+    }
+
     pub fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
-            database_url: self.database_url.clone(),
+            database_url: self.connection_url(),
             max_size: self.db_pool_size,
             wait_timeout: Duration::from_millis(self.db_wait_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
@@ -49,8 +76,16 @@ impl DatabaseArgs {
 
     /// The pool, or a start-up error naming the setting.
     pub fn pool(&self) -> anyhow::Result<eventstore::Pool> {
-        eventstore::connect(&self.pool_settings()).context("DATABASE_URL / --database-url")
+        eventstore::connect(&self.pool_settings()).context(Self::SETTINGS)
     }
+
+    /// What a dedicated connection is opened with, or a start-up error naming the setting.
+    pub fn connector(&self) -> anyhow::Result<eventstore::Connector> {
+        eventstore::Connector::new(&self.connection_url()).context(Self::SETTINGS)
+    }
+
+    /// Where the database settings come from, for the errors that refuse them.
+    const SETTINGS: &str = "DATABASE_URL / --database-url (with LEDGER_DB_SSL_* / --db-ssl-*)";
 }
 
 /// `ledger serve`.
@@ -85,6 +120,8 @@ pub struct ServeArgs {
     pub access: AccessArgs,
     #[command(flatten)]
     pub group_commit: GroupCommitArgs,
+    #[command(flatten)]
+    pub idempotency: IdempotencyArgs,
     /// How long in-flight requests may take to finish after a shutdown signal.
     #[arg(long, env = "LEDGER_SHUTDOWN_GRACE_MS", default_value_t = DEFAULT_SHUTDOWN_GRACE_MS)]
     pub shutdown_grace_ms: u64,
@@ -129,6 +166,7 @@ impl ServeArgs {
         settings.skip_migrations = self.skip_migrations;
         settings.access = self.access.settings()?;
         settings.group_commit = self.group_commit.settings();
+        settings.idempotency = self.idempotency.settings();
         settings.shutdown_grace = Duration::from_millis(self.shutdown_grace_ms);
         Ok(settings)
     }

@@ -6,8 +6,15 @@
 //! `initdb`/`postgres` refuse to. It is stopped (immediately) and removed when dropped.
 //! `fsync` is off: a restart of the server is what the tests exercise, not a power cut,
 //! and the page cache survives the former.
+//!
+//! [`ClusterBuilder::tls_only`] makes it a server that speaks TLS only, with certificates
+//! the test made ([`crate::certificates`]): plain TCP is rejected, so whatever connects
+//! and works was encrypted. The test's own [`PrivateCluster::client`] goes through the
+//! Unix socket, which TCP's rules do not govern.
 
+use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -15,6 +22,8 @@ use anyhow::Context;
 use tokio::process::Command;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
+
+use crate::certificates::Issued;
 
 /// Where Debian's PostgreSQL 15 server binaries live (override with `PG_BIN_DIR`).
 fn pg_bin(tool: &str) -> PathBuf {
@@ -52,15 +61,37 @@ pub struct PrivateCluster {
     running: bool,
 }
 
-impl PrivateCluster {
+/// TLS for a cluster: the server's certificate, and the authority whose certificates it
+/// asks clients for (none: it asks for none).
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub server: Issued,
+    pub client_authority: Option<PathBuf>,
+}
+
+/// How a [`PrivateCluster`] is set up before it first starts.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterBuilder {
+    tls: Option<ServerTls>,
+}
+
+impl ClusterBuilder {
+    /// TLS only: `ssl = on` with `tls`'s certificate, `hostssl` for TCP and plain TCP
+    /// rejected (`hostnossl … reject`). With a client authority, every TCP login needs a
+    /// certificate it signed, for the user it logs in as (`cert`).
+    pub fn tls_only(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Initialises a cluster in a fresh temporary directory, starts it and creates the
     /// `ledger` database (the ledger migrates it at start-up).
-    pub async fn start() -> anyhow::Result<Self> {
+    pub async fn start(self) -> anyhow::Result<PrivateCluster> {
         let dir = std::env::temp_dir().join(format!("ledger-pg-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         // Constructed before anything can fail, so Drop cleans up a half-made cluster.
-        let mut cluster = Self { port, dir, running: false };
+        let mut cluster = PrivateCluster { port, dir, running: false };
         run(Command::new("chown").arg(os_user()).arg(&cluster.dir), "chown the cluster directory")
             .await?;
         run(
@@ -72,10 +103,61 @@ impl PrivateCluster {
             "initdb",
         )
         .await?;
+        if let Some(tls) = &self.tls {
+            serve_tls_only(&cluster.data_dir(), tls).await?;
+        }
         cluster.resume().await?;
         let client = cluster.client("postgres").await?;
         client.batch_execute("CREATE DATABASE ledger").await.context("creating ledger")?;
         Ok(cluster)
+    }
+}
+
+/// Puts the server's certificate (and the client authority's) in the data directory, owned
+/// by the server's user and the key private to it, as PostgreSQL insists; turns TLS on and
+/// lets TCP in over TLS only.
+async fn serve_tls_only(data: &Path, tls: &ServerTls) -> anyhow::Result<()> {
+    let copy = |from: &Path, to: &str| {
+        std::fs::copy(from, data.join(to)).with_context(|| format!("copying {}", from.display()))
+    };
+    copy(&tls.server.certificate, "server.crt")?;
+    copy(&tls.server.key, "server.key")?;
+    std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600))?;
+    let mut settings =
+        "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n".to_owned();
+    let mut owned = vec!["server.crt", "server.key"];
+    let login = match &tls.client_authority {
+        Some(authority) => {
+            copy(authority, "client-ca.crt")?;
+            settings.push_str("ssl_ca_file = 'client-ca.crt'\n");
+            owned.push("client-ca.crt");
+            "cert"
+        }
+        None => "trust",
+    };
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .and_then(|mut file| file.write_all(settings.as_bytes()))
+        .context("turning TLS on in postgresql.conf")?;
+    let rules = format!(
+        "local all all trust\n\
+         hostssl all all 127.0.0.1/32 {login}\n\
+         hostnossl all all 127.0.0.1/32 reject\n"
+    );
+    std::fs::write(data.join("pg_hba.conf"), rules).context("writing pg_hba.conf")?;
+    run(Command::new("chown").arg(os_user()).args(owned).current_dir(data), "chown the TLS files")
+        .await
+}
+
+impl PrivateCluster {
+    /// A cluster with every default: see [`ClusterBuilder::start`].
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::builder().start().await
+    }
+
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
     }
 
     /// A connection URL for `database` on this cluster.
@@ -83,12 +165,14 @@ impl PrivateCluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// A plain connection for assertions.
+    /// A plain connection for assertions, through the cluster's Unix socket (trusted
+    /// whatever TCP requires).
     pub async fn client(&self, database: &str) -> anyhow::Result<tokio_postgres::Client> {
-        let url = self.url(database);
-        let (client, connection) = tokio_postgres::connect(&url, NoTls)
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
+        let mut config = tokio_postgres::Config::new();
+        config.host_path(&self.dir).port(self.port).user("postgres").dbname(database);
+        let (client, connection) = config.connect(NoTls).await.with_context(|| {
+            format!("connecting to {database} through the socket in {}", self.dir.display())
+        })?;
         tokio::spawn(async move {
             // A restart of this very cluster ends the connection; nothing to report.
             let _ = connection.await;

@@ -11,7 +11,7 @@ use eventstore::StoreError;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 const TRY_LEAD: &str = "SELECT pg_try_advisory_lock(hashtext('ledger-relay:' || $1))";
 const CREATE_CHECKPOINT: &str =
@@ -41,7 +41,9 @@ impl Leader {
         database_url: &str,
         name: &str,
     ) -> Result<Option<Self>, StoreError> {
-        let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+        let connector = eventstore::Connector::new(database_url)
+            .map_err(|error| StoreError::Settings(Box::new(error)))?;
+        let (client, mut connection) = connector.connect().await?;
         let appended = Arc::new(Notify::new());
         let closed = Arc::new(AtomicBool::new(false));
         let (wake, gone) = (appended.clone(), closed.clone());

@@ -247,8 +247,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
+            // The cause's chain, without the backtrace `anyhow` captured when
+            // RUST_BACKTRACE is set: resolving one takes this thread for a while (seconds
+            // in a debug build), and during an outage every request comes here.
             Self::Unavailable(cause) => {
-                tracing::warn!(error = ?cause, "request refused: unavailable")
+                tracing::warn!(error = %format_args!("{cause:#}"), "request refused: unavailable")
             }
             _ => tracing::debug!(code = self.code(), "request refused"),
         }

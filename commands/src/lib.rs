@@ -10,10 +10,12 @@
 //!   snapshot, commit) for one command or many.
 //! - [`group_commit`]: concurrent commands sharing transactions.
 //! - [`rehydrate`]: an order from its snapshot and the events after it.
+//! - [`prune_expired_keys`]: idempotency records deleted after their retention.
 
 mod accepted;
 mod error;
 mod group_commit;
+mod key_expiry;
 pub mod rehydrate;
 mod request;
 mod service;
@@ -22,5 +24,6 @@ mod write;
 pub use accepted::{Accepted, AcceptedEvent, Outcome};
 pub use error::CommandError;
 pub use group_commit::GroupCommitSettings;
+pub use key_expiry::{prune_expired_keys, KeyExpirySettings};
 pub use request::{CommandContext, CommandRequest, Idempotency};
 pub use service::CommandService;

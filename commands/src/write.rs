@@ -60,29 +60,29 @@ pub(crate) async fn write(
     let mut streams: Vec<Uuid> = requests.iter().map(|r| r.order_id.as_uuid()).collect();
     streams.sort_unstable();
     streams.dedup();
-    let mut unit = store.begin_within(&streams, budget).await?;
+    let unit = store.begin_within(&streams, budget).await?;
 
-    // Idempotency keys first: a replay or a reused key is answered without deciding.
+    // Idempotency keys first: a replay or a reused key is answered without deciding. The
+    // claims and the loads go to the server together (pipelined): one round trip.
     let keyed: Vec<usize> =
         (0..requests.len()).filter(|i| requests[*i].idempotency.is_some()).collect();
-    let claims = unit
-        .claim_keys(
-            &keyed
-                .iter()
-                .filter_map(|i| {
-                    let request = &requests[*i];
-                    request.idempotency.as_ref().map(|idempotency| KeyClaim {
-                        key: idempotency.key.clone(),
-                        fingerprint: idempotency.fingerprint.clone(),
-                        stream_id: request.order_id.as_uuid(),
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
-        .await?;
+    let keys: Vec<KeyClaim> = keyed
+        .iter()
+        .filter_map(|i| {
+            let request = &requests[*i];
+            request.idempotency.as_ref().map(|idempotency| KeyClaim {
+                key: idempotency.key.clone(),
+                fingerprint: idempotency.fingerprint.clone(),
+                stream_id: request.order_id.as_uuid(),
+            })
+        })
+        .collect();
+    let (claims, mut loaded) = tokio::try_join!(
+        unit.claim_keys(&keys),
+        unit.load_from_snapshots(&streams, ORDER_SHAPE_VERSION),
+    )?;
     let mut claim_of: HashMap<usize, Claim> = keyed.into_iter().zip(claims).collect();
 
-    let mut loaded = unit.load_from_snapshots(&streams, ORDER_SHAPE_VERSION).await?;
     let mut states: HashMap<Uuid, (Order, u32)> = HashMap::new();
     let mut unreadable = Vec::new();
     for stream in &streams {
@@ -131,8 +131,6 @@ pub(crate) async fn write(
         })
         .filter_map(|(r, _)| r.idempotency.as_ref().map(|i| i.key.as_str()))
         .collect();
-    unit.release_keys(&released).await?;
-
     let mut to_append = Vec::new();
     for (request, outcome) in requests.iter().zip(&decided) {
         if let Decided::Accepted { events, first_version, metadata } = outcome {
@@ -146,8 +144,10 @@ pub(crate) async fn write(
             }
         }
     }
-    let positions = match unit.append(&to_append).await {
-        Ok(positions) => positions,
+    // The refused commands' keys go back and the events are appended in one round trip.
+    let released = async { unit.release_keys(&released).await.map_err(AppendError::Store) };
+    let positions = match tokio::try_join!(released, unit.append(&to_append)) {
+        Ok(((), positions)) => positions,
         Err(AppendError::Conflict) => return Err(WriteFailed::Conflict),
         Err(AppendError::Store(error)) => return Err(error.into()),
     };
@@ -193,7 +193,6 @@ pub(crate) async fn write(
         }
     }
     let outcomes: Vec<(&str, &[u8])> = recorded.iter().map(|(k, b)| (*k, b.as_slice())).collect();
-    unit.record_outcomes(&outcomes).await?;
     let mut snapshots = Vec::new();
     for (stream, (order, version)) in &states {
         let before = versions_before.get(stream).copied().unwrap_or_default();
@@ -205,8 +204,7 @@ pub(crate) async fn write(
             });
         }
     }
-    unit.save_snapshots(ORDER_SHAPE_VERSION, &snapshots).await?;
-    unit.commit().await?;
+    unit.commit_with(&outcomes, ORDER_SHAPE_VERSION, &snapshots).await?;
     Ok(results)
 }
 

@@ -6,14 +6,30 @@
 //! back (the command was refused), the second claims the key itself and runs the command.
 //! Only committed, successful outcomes are ever replayed.
 //!
+//! A record is kept for a retention (24 hours by default, as the big payment APIs keep
+//! theirs): after it the key is unknown again and a request with it is a fresh command.
+//! [`prune`] deletes the expired records in small batches.
+//!
 //! The record keeps the outcome the command layer serialised (`response_body`), never a
 //! protocol's status: records written before that carry `response_status` 201 beside the
 //! same body, which reads the same.
 
+/// Claims each key, or takes over a record older than the retention (`$4`, in
+/// milliseconds) that the pruner has not deleted yet: past the retention a key is unknown,
+/// whether its record is still on disk or not.
+use std::time::Duration;
+
+use deadpool_postgres::GenericClient;
+
+use crate::error::StoreError;
+
 pub(crate) const CLAIM_ALL: &str = "
     INSERT INTO idempotency_keys (idempotency_key, request_fingerprint, stream_id)
     SELECT k, sha256(f), s FROM unnest($1::text[], $2::bytea[], $3::uuid[]) AS t (k, f, s)
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (idempotency_key) DO UPDATE
+       SET request_fingerprint = EXCLUDED.request_fingerprint, stream_id = EXCLUDED.stream_id,
+           response_status = NULL, response_body = NULL, created_at = now()
+     WHERE idempotency_keys.created_at < now() - $4::int8 * interval '1 millisecond'
     RETURNING idempotency_key";
 
 pub(crate) const LOOKUP_ALL: &str = "
@@ -46,4 +62,46 @@ pub enum Claim {
     Replay(Vec<u8>),
     /// The key was used before with a different request.
     Mismatch,
+}
+
+/// How long an idempotency record is kept by default: Stripe's documented 24 hours, the
+/// shortest of the big payment APIs, long enough for any client's retries.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// One batch of expired records, oldest first. Rows a command holds (a retry claiming its
+/// key right now) are skipped, not waited for: the pruner never blocks a writer, and a
+/// writer waits at most for one small batch.
+const PRUNE_BATCH: &str = "
+    DELETE FROM idempotency_keys
+     WHERE idempotency_key = ANY (ARRAY(
+           SELECT idempotency_key FROM idempotency_keys
+            WHERE created_at < now() - $1::int8 * interval '1 millisecond'
+            ORDER BY created_at
+            LIMIT $2
+              FOR UPDATE SKIP LOCKED))
+       AND created_at < now() - $1::int8 * interval '1 millisecond'";
+
+/// Deletes the records older than `retention`, `batch` rows per transaction, until none
+/// is left; returns how many it deleted.
+pub async fn prune(
+    client: &impl GenericClient,
+    retention: Duration,
+    batch: u32,
+) -> Result<u64, StoreError> {
+    let statement = client.prepare_cached(PRUNE_BATCH).await?;
+    let retention = millis(retention);
+    let batch = i64::from(batch.max(1));
+    let mut deleted = 0;
+    loop {
+        let rows = client.execute(&statement, &[&retention, &batch]).await?;
+        deleted += rows;
+        if rows < batch.unsigned_abs() {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// A retention in whole milliseconds, as the statements take it.
+pub(crate) fn millis(retention: Duration) -> i64 {
+    i64::try_from(retention.as_millis()).unwrap_or(i64::MAX)
 }

@@ -39,16 +39,22 @@ pub struct Loaded {
 const SNAPSHOTS: &str = "
     SELECT stream_id, stream_version, state FROM snapshots
      WHERE stream_id = ANY($1) AND shape_version = $2";
-/// Each stream's events after a version: a range scan of the `(stream_id, stream_version)`
-/// index per stream, so the length of the history before the snapshot costs nothing.
+/// Each stream's events after its snapshot of shape `$2` (all of them without one): a range
+/// scan of the `(stream_id, stream_version)` index per stream, so the length of the history
+/// before the snapshot costs nothing. It finds the snapshot's version itself, so that it
+/// need not wait for [`SNAPSHOTS`]: both go to the server together (the streams' locks are
+/// held, so no snapshot of theirs changes in between).
 const TAILS: &str = concat!(
     "SELECT ",
     crate::rows::event_columns!(),
     "
-      FROM unnest($1::uuid[], $2::int4[]) AS t (wanted, after)
+      FROM unnest($1::uuid[]) AS t (wanted)
       JOIN LATERAL (
             SELECT * FROM events
-             WHERE stream_id = t.wanted AND stream_version > t.after
+             WHERE stream_id = t.wanted
+               AND stream_version > coalesce(
+                       (SELECT stream_version FROM snapshots
+                         WHERE stream_id = t.wanted AND shape_version = $2), 0)
              ORDER BY stream_version) e ON true
      ORDER BY e.stream_id, e.stream_version"
 );
@@ -67,23 +73,18 @@ pub async fn load_from_snapshots(
     streams: &[Uuid],
     shape: i32,
 ) -> Result<HashMap<Uuid, Loaded>, StoreError> {
-    let mut loaded: HashMap<Uuid, Loaded> = HashMap::new();
     let snapshots = client.prepare_cached(SNAPSHOTS).await?;
-    for row in client.query(&snapshots, &[&streams, &shape]).await? {
+    let tails = client.prepare_cached(TAILS).await?;
+    // Pipelined: one round trip for both.
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&streams, &shape];
+    let (snapshot_rows, tail_rows) =
+        tokio::try_join!(client.query(&snapshots, &params), client.query(&tails, &params))?;
+    let mut loaded: HashMap<Uuid, Loaded> = HashMap::new();
+    for row in snapshot_rows {
         loaded.entry(row.try_get(0)?).or_default().snapshot =
             Some(Snapshot { stream_version: stream_version(&row, 1)?, state: row.try_get(2)? });
     }
-    let after: Vec<i32> = streams
-        .iter()
-        .map(|stream| {
-            loaded
-                .get(stream)
-                .and_then(|l| l.snapshot.as_ref())
-                .map_or(Ok(0), |s| to_stored_version(s.stream_version))
-        })
-        .collect::<Result<_, _>>()?;
-    let tails = client.prepare_cached(TAILS).await?;
-    for row in client.query(&tails, &[&streams, &after]).await? {
+    for row in tail_rows {
         let event = recorded_event(&row)?;
         loaded.entry(event.stream_id).or_default().events.push(event);
     }

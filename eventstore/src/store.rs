@@ -24,11 +24,21 @@ const LOAD_STREAM: &str = concat!(
 #[derive(Clone)]
 pub struct EventStore {
     pool: Pool,
+    key_retention: Duration,
 }
 
 impl EventStore {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self { pool, key_retention: crate::idempotency::DEFAULT_RETENTION }
+    }
+
+    /// How long idempotency records count; after it a key is unknown again.
+    pub fn with_idempotency_retention(self, key_retention: Duration) -> Self {
+        Self { key_retention, ..self }
+    }
+
+    pub fn idempotency_retention(&self) -> Duration {
+        self.key_retention
     }
 
     pub fn pool(&self) -> &Pool {
@@ -49,7 +59,13 @@ impl EventStore {
     /// Opens one transaction for commands on `streams`, holding all their locks until it
     /// ends. Dropping it without `commit` rolls it back.
     pub async fn begin(&self, streams: &[Uuid]) -> Result<UnitOfWork, StoreError> {
-        UnitOfWork::begin(&self.pool, streams, crate::pool::wait_timeout(&self.pool)).await
+        UnitOfWork::begin(
+            &self.pool,
+            streams,
+            crate::pool::wait_timeout(&self.pool),
+            self.key_retention,
+        )
+        .await
     }
 
     /// [`Self::begin`], giving up with `Unavailable` unless a connection is had within
@@ -59,7 +75,7 @@ impl EventStore {
         streams: &[Uuid],
         budget: Duration,
     ) -> Result<UnitOfWork, StoreError> {
-        UnitOfWork::begin(&self.pool, streams, budget).await
+        UnitOfWork::begin(&self.pool, streams, budget, self.key_retention).await
     }
 
     /// How long a caller may wait for a connection before the store is `Unavailable`.

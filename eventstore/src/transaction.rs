@@ -10,13 +10,14 @@ use crate::error::StoreError;
 pub(crate) struct OpenTransaction {
     /// `None` once committed or rolled back.
     client: Option<Object>,
+    /// Committed by [`OpenTransaction::commit_pipelined`]: the connection is idle again.
+    committed: std::sync::atomic::AtomicBool,
 }
 
 impl OpenTransaction {
-    /// Begins with `statements` (which start with `BEGIN`), in one round trip.
-    pub(crate) async fn begin_with(client: Object, statements: &str) -> Result<Self, StoreError> {
-        client.batch_execute(statements).await?;
-        Ok(Self { client: Some(client) })
+    /// A transaction whose `BEGIN` the caller sends first, pipelined with what follows it.
+    pub(crate) fn opening(client: Object) -> Self {
+        Self { client: Some(client), committed: Default::default() }
     }
 
     pub(crate) fn client(&self) -> Result<&Object, StoreError> {
@@ -25,6 +26,16 @@ impl OpenTransaction {
 
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
         self.finish("COMMIT").await
+    }
+
+    /// Commits, sent behind what the caller sent before it without waiting for its
+    /// answers. The connection goes back to the pool only once the `COMMIT` succeeded (this
+    /// borrows the transaction; the pool gets its connection when the transaction drops,
+    /// and a failed one is closed then).
+    pub(crate) async fn commit_pipelined(&self) -> Result<(), StoreError> {
+        self.client()?.batch_execute("COMMIT").await?;
+        self.committed.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     pub(crate) async fn rollback(mut self) -> Result<(), StoreError> {
@@ -48,7 +59,9 @@ impl OpenTransaction {
 impl Drop for OpenTransaction {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            drop(Object::take(client));
+            if !*self.committed.get_mut() {
+                drop(Object::take(client));
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::error::{AppendError, StoreError};
-use crate::idempotency::{Claim, KeyClaim, CLAIM_ALL, LOOKUP_ALL, RECORD_ALL, RELEASE_ALL};
+use crate::idempotency::{millis, Claim, KeyClaim, CLAIM_ALL, LOOKUP_ALL, RECORD_ALL, RELEASE_ALL};
 use crate::recorded::{Metadata, RecordedEvent};
 use crate::rows::{recorded_event, stream_lock_key, to_stored_version};
 use crate::schema::NewEvent;
@@ -51,6 +51,8 @@ pub struct StreamEvent<'a> {
 /// A transaction holding the locks of a set of streams.
 pub struct UnitOfWork {
     transaction: OpenTransaction,
+    /// How long idempotency records count (see [`crate::idempotency`]).
+    key_retention: Duration,
 }
 
 impl UnitOfWork {
@@ -58,23 +60,28 @@ impl UnitOfWork {
         pool: &Pool,
         streams: &[Uuid],
         budget: Duration,
+        key_retention: Duration,
     ) -> Result<Self, StoreError> {
         let client = crate::pool::acquire_within(pool, budget).await?;
         let mut keys: Vec<i64> = streams.iter().map(|s| stream_lock_key(*s)).collect();
         keys.sort_unstable();
         keys.dedup();
         let lock = client.prepare_cached(LOCK_ALL).await?;
+        let unit = Self { transaction: OpenTransaction::opening(client), key_retention };
+        let client = unit.client()?;
         // These statements join arrays of keys to tables that grow from empty. A plan
         // cached while a table was small (a sequential scan and a hash join) would stay in
         // use as it grows to millions of rows, so they are planned for each unit of work.
-        // The append lock comes first: the horizon protocol of `crate::position`.
-        let transaction = OpenTransaction::begin_with(
-            client,
-            "BEGIN; SELECT ledger_append_lock(); SET LOCAL plan_cache_mode = force_custom_plan",
-        )
-        .await?;
-        let unit = Self { transaction };
-        unit.client()?.query(&lock, &[&keys]).await?;
+        // The append lock comes first: the horizon protocol of `crate::position`. The
+        // streams' locks go with it, pipelined: one round trip. (Dropped on an error, the
+        // unit closes its connection, which ends whatever began.)
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&keys];
+        tokio::try_join!(
+            client.batch_execute(
+                "BEGIN; SELECT ledger_append_lock(); SET LOCAL plan_cache_mode = force_custom_plan",
+            ),
+            client.query(&lock, &params),
+        )?;
         Ok(unit)
     }
 
@@ -83,8 +90,8 @@ impl UnitOfWork {
     }
 
     /// Claims each key; the claims come back in the same order. Keys must be distinct
-    /// within one call.
-    pub async fn claim_keys(&mut self, keys: &[KeyClaim]) -> Result<Vec<Claim>, StoreError> {
+    /// within one call. A key whose record is older than the retention is claimed afresh.
+    pub async fn claim_keys(&self, keys: &[KeyClaim]) -> Result<Vec<Claim>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -94,7 +101,7 @@ impl UnitOfWork {
         let streams: Vec<Uuid> = keys.iter().map(|k| k.stream_id).collect();
         let claim = client.prepare_cached(CLAIM_ALL).await?;
         let claimed: Vec<String> = client
-            .query(&claim, &[&names, &requests, &streams])
+            .query(&claim, &[&names, &requests, &streams, &millis(self.key_retention)])
             .await?
             .iter()
             .map(|row| row.try_get(0))
@@ -138,7 +145,7 @@ impl UnitOfWork {
     }
 
     /// Gives back keys claimed by commands that were refused: they wrote nothing.
-    pub async fn release_keys(&mut self, keys: &[&str]) -> Result<(), StoreError> {
+    pub async fn release_keys(&self, keys: &[&str]) -> Result<(), StoreError> {
         if !keys.is_empty() {
             let client = self.client()?;
             let release = client.prepare_cached(RELEASE_ALL).await?;
@@ -149,7 +156,7 @@ impl UnitOfWork {
 
     /// Every event of the given streams, by stream, in stream order.
     pub async fn load_streams(
-        &mut self,
+        &self,
         streams: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<RecordedEvent>>, StoreError> {
         let client = self.client()?;
@@ -165,7 +172,7 @@ impl UnitOfWork {
     /// Appends the events in the given order and returns their global positions. A version
     /// taken by a writer that did not hold the stream's lock fails the whole statement with
     /// [`AppendError::Conflict`].
-    pub async fn append(&mut self, events: &[StreamEvent<'_>]) -> Result<Vec<i64>, AppendError> {
+    pub async fn append(&self, events: &[StreamEvent<'_>]) -> Result<Vec<i64>, AppendError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -223,7 +230,7 @@ impl UnitOfWork {
 
     /// Each stream's snapshot of `shape` (if any) and the events after it.
     pub async fn load_from_snapshots(
-        &mut self,
+        &self,
         streams: &[Uuid],
         shape: i32,
     ) -> Result<HashMap<Uuid, Loaded>, StoreError> {
@@ -254,6 +261,34 @@ impl UnitOfWork {
 
     pub async fn commit(self) -> Result<(), StoreError> {
         self.transaction.commit().await
+    }
+
+    /// Records the outcomes to replay for claimed keys (`(key, outcome)`), stores the
+    /// snapshots of `shape`, and commits. The outcomes and the `COMMIT` go to the server
+    /// together: one round trip. Their statement is prepared first, so that nothing can
+    /// overtake it (a `COMMIT` ahead of it would leave it outside the transaction).
+    pub async fn commit_with(
+        self,
+        outcomes: &[(&str, &[u8])],
+        shape: i32,
+        snapshots: &[SnapshotState],
+    ) -> Result<(), StoreError> {
+        snapshot::save_snapshots(self.client()?, shape, snapshots).await?;
+        if outcomes.is_empty() {
+            return self.commit().await;
+        }
+        let keys: Vec<&str> = outcomes.iter().map(|o| o.0).collect();
+        let bodies: Vec<&[u8]> = outcomes.iter().map(|o| o.1).collect();
+        let client = self.client()?;
+        let record = client.prepare_cached(RECORD_ALL).await?;
+        // An error in the first leaves the transaction aborted, and the server answers the
+        // `COMMIT` with a rollback: the first error is the answer.
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&keys, &bodies];
+        tokio::try_join!(
+            async { client.execute(&record, &params).await.map_err(StoreError::from) },
+            self.transaction.commit_pipelined(),
+        )?;
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<(), StoreError> {

@@ -68,7 +68,12 @@ impl Application {
         if settings.runs(Role::Dispatcher) {
             roles.dispatcher = Some(roles::start_dispatcher(&settings, &pool, &mut supervisor)?);
         }
-        let commands = CommandService::new(EventStore::new(pool.clone()), settings.group_commit);
+        let store = EventStore::new(pool.clone())
+            .with_idempotency_retention(settings.idempotency.retention);
+        if settings.runs(Role::Api) {
+            roles::prune_idempotency_keys(&store, settings.idempotency.expiry, &mut supervisor);
+        }
+        let commands = CommandService::new(store, settings.group_commit);
         if settings.runs(Role::Payments) {
             let payments = settings.payments.as_ref().context(
                 "the payments role needs LEDGER_PAYMENT_PROVIDER_URL and LEDGER_PAYMENT_PROVIDER_KEY",

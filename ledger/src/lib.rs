@@ -15,6 +15,7 @@ pub mod bus_choice;
 pub mod cli;
 pub mod config;
 mod delivery_args;
+mod idempotency_args;
 pub mod payment_args;
 mod rebuild_cli;
 mod republish_cli;
@@ -25,4 +26,5 @@ mod supervisor;
 mod telemetry;
 
 pub use application::Application;
+pub use idempotency_args::IdempotencySettings;
 pub use settings::*;

@@ -91,6 +91,18 @@ pub fn listen_for_applied(
     });
 }
 
+/// Deletes expired idempotency records now and then.
+pub fn prune_idempotency_keys(
+    store: &eventstore::EventStore,
+    expiry: commands::KeyExpirySettings,
+    supervisor: &mut Supervisor,
+) {
+    let store = store.clone();
+    supervisor.supervise("idempotency-expiry", move |shutdown| {
+        commands::prune_expired_keys(store.clone(), expiry, shutdown)
+    });
+}
+
 /// Starts the dispatcher over the configured channels; returns its status.
 pub fn start_dispatcher(
     settings: &Settings,

@@ -85,6 +85,8 @@ pub struct Settings {
     pub access: Access,
     /// `None` runs every command in a transaction of its own.
     pub group_commit: Option<GroupCommitSettings>,
+    /// How long idempotency keys count, and how their records are pruned.
+    pub idempotency: crate::IdempotencySettings,
     /// How long in-flight requests and background batches may take after a shutdown
     /// signal.
     pub shutdown_grace: Duration,
@@ -133,6 +135,7 @@ impl Settings {
                 linger: Duration::from_micros(DEFAULT_GROUP_COMMIT_LINGER_US),
                 writers: DEFAULT_GROUP_COMMIT_WRITERS,
             }),
+            idempotency: crate::IdempotencySettings::default(),
             shutdown_grace: Duration::from_millis(DEFAULT_SHUTDOWN_GRACE_MS),
         }
     }

@@ -109,3 +109,13 @@ fn bad_delivery_settings_are_refused_naming_the_setting() -> std::io::Result<()>
     }
     Ok(())
 }
+
+#[test]
+fn an_otlp_endpoint_that_is_not_an_http_url_is_refused() -> std::io::Result<()> {
+    let tokens = ("LEDGER_API_TOKENS", "write:abcdefgh");
+    for endpoint in ["collector:4318", "grpc://collector:4317", "http://"] {
+        let output = ledger(&["serve"], &[tokens, ("LEDGER_OTLP_ENDPOINT", endpoint)])?;
+        assert!(refused_naming(&output, "--otlp-endpoint"), "{endpoint}: {output:?}");
+    }
+    Ok(())
+}

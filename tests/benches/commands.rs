@@ -94,12 +94,15 @@ async fn run(
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0u64;
-            // Paced clients start spread over one interval, not all at once.
-            let mut next = interval.map(|i| started + i.mul_f64(client as f64 / clients as f64));
+            // Paced clients start spread over one interval, not all at once; a late request
+            // is sent at once, and the next ones keep the schedule.
+            let mut pace = interval.map(|i| {
+                let first = started + i.mul_f64(client as f64 / clients as f64);
+                tokio::time::interval_at(first.into(), i)
+            });
             while Instant::now() < deadline {
-                if let (Some(at), Some(interval)) = (next.as_mut(), interval) {
-                    tokio::time::sleep_until((*at).into()).await;
-                    *at += interval;
+                if let Some(pace) = pace.as_mut() {
+                    pace.tick().await;
                 }
                 let body = json!({
                     "order_id": Uuid::now_v7(), "customer_id": "cus_bench",

@@ -69,6 +69,12 @@ pub fn memory(pid: u32) -> Option<Memory> {
     })
 }
 
+/// Starts this process's peak (`VmHWM`) over from its resident size now (Linux's
+/// `clear_refs`), so that a peak read afterwards is the peak of what ran in between.
+pub fn reset_own_peak() -> std::io::Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5")
+}
+
 /// Clock ticks, as the kernel counts CPU time, in seconds.
 fn seconds(ticks: u64) -> f64 {
     ticks as f64 / procfs::ticks_per_second() as f64

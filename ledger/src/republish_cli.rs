@@ -43,10 +43,12 @@ pub async fn run(args: RepublishArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(!args.to.trim().is_empty(), "--to names no channel");
     let bus = args.bus.settings()?.backfilling(&args.to);
-    let (client, connection) =
-        tokio_postgres::connect(&args.database.database_url, tokio_postgres::NoTls)
-            .await
-            .context("DATABASE_URL / --database-url")?;
+    let (client, connection) = args
+        .database
+        .connector()?
+        .connect()
+        .await
+        .context("connecting to DATABASE_URL / --database-url")?;
     tokio::spawn(connection);
     let mut publisher = bus.publisher("republish").await.context("connecting to the bus")?;
     let bar = ProgressBar::new(0).with_style(

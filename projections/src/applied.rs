@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -124,9 +124,18 @@ impl AppliedSignal {
     /// again after a failure. Every connection counts as a foreign batch once it listens:
     /// whatever was applied while it was away is looked at again.
     pub async fn listen(self, database_url: String, shutdown: CancellationToken) {
+        // The pool was built from the same URL at start-up: it cannot fail here unless the
+        // process was handed two different URLs.
+        let connector = match eventstore::Connector::new(&database_url) {
+            Ok(connector) => connector,
+            Err(error) => {
+                tracing::error!(%error, "DATABASE_URL: cannot listen for applied batches");
+                return;
+            }
+        };
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
-            match self.listen_once(&database_url, &shutdown).await {
+            match self.listen_once(&connector, &shutdown).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(error) => {
                     tracing::warn!(%error, "listening for applied batches failed; reconnecting");
@@ -142,10 +151,10 @@ impl AppliedSignal {
 
     async fn listen_once(
         &self,
-        database_url: &str,
+        connector: &eventstore::Connector,
         shutdown: &CancellationToken,
     ) -> Result<(), tokio_postgres::Error> {
-        let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+        let (client, mut connection) = connector.connect().await?;
         let (notified, mut notifications) = tokio::sync::mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -27,6 +27,7 @@ mod handler;
 mod kind;
 pub mod notifications;
 pub mod payments;
+pub mod positions;
 mod projection;
 pub mod rebuild;
 pub mod replay;

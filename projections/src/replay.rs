@@ -29,7 +29,13 @@ pub trait Replay: Send + 'static {
     /// in version order within its stream.
     fn feed(&mut self, event: &ProjectedEvent) -> Result<(), ApplyError>;
 
-    /// Takes out the rows no later event can change (all that are left, when `end`).
+    /// Forgets `order`, whose rows are to be written as they stand at the next take: the
+    /// rebuild evicts orders that have been quiet for a while (its later events, if any,
+    /// are applied through `apply` on top of those rows).
+    fn evict(&mut self, order: uuid::Uuid);
+
+    /// Takes out the rows no later event can change (all that are left, when `end`), and
+    /// those of the orders evicted.
     fn take(&mut self, end: bool) -> Self::Rows;
 
     /// Writes rows taken by [`Replay::take`] into the tables of `schema`.

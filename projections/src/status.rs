@@ -46,13 +46,14 @@ const REPORT: &str = "
       FROM (SELECT 1) AS one
       LEFT JOIN projection_status s ON s.projection = $1";
 
-/// Every projection's report, by name. Moves each watermark as far as it can first, so
-/// that its age is the truth now and not as of the last batch.
+/// Every projection's report, by name. Each watermark is where it could be moved now (so
+/// that its age is the truth now and not as of the last batch), without writing it: a
+/// dashboard polling this costs reads only.
 pub async fn report(pool: &deadpool_postgres::Pool) -> Result<Vec<ProjectionReport>, StoreError> {
     let client = pool.get().await?;
     let mut reports = Vec::with_capacity(ProjectionKind::ALL.len());
     for projection in ProjectionKind::ALL {
-        let watermark = watermark::advance(&client, projection.name()).await?;
+        let watermark = watermark::peek(&client, projection.name()).await?;
         // Unnamed, so planned for the watermark it is given.
         let row = client
             .query_one(

@@ -64,6 +64,9 @@ pub(crate) async fn copy<R: TableRow>(
     schema: &str,
     rows: &[R],
 ) -> Result<(), tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let sink = client
         .copy_in(&format!(
             "COPY {schema}.{} ({}) FROM STDIN (FORMAT binary)",

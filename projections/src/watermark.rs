@@ -15,10 +15,14 @@
 //! are read separately as a row is inserted. The frontier is read before the events it
 //! judges: a hole's appender that was not holding the lock then appends after `now`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use deadpool_postgres::GenericClient;
 use eventstore::position::CommitPosition;
 use eventstore::{AppendFrontier, Cut, StoreError};
+
+use crate::positions::Positions;
 
 /// Rows examined per round; a watermark far behind advances in several rounds.
 const ROUND: i64 = 10_000;
@@ -108,9 +112,24 @@ impl Walk {
         true
     }
 
+    /// Steps onto `next`, the very next position, which is applied: there is no hole to
+    /// judge, so the walk goes on. (Its append time is not kept: callers that step this
+    /// way end the walk on an event they judge, or at the end of the store.)
+    fn step_adjacent(&mut self, next: i64) {
+        debug_assert_eq!(next, self.position + 1);
+        self.position = next;
+    }
+
     /// The end of the store: everything visible is applied.
     fn reached_end(&mut self) {
         self.frontier = Some(self.earliest_pending);
+    }
+
+    /// The position and append time the walk reached from `start`.
+    fn reached(&self, start: Watermark) -> (i64, DateTime<Utc>) {
+        // Stopped early: complete up to the last event examined.
+        let frontier = self.frontier.or(self.last_seen).unwrap_or(start.complete_through);
+        (self.position, (frontier - SKEW).min(self.earliest_pending - SKEW * 2))
     }
 
     async fn store(
@@ -119,11 +138,8 @@ impl Walk {
         projection: &str,
         start: Watermark,
     ) -> Result<Watermark, StoreError> {
-        // Stopped early: complete up to the last event examined.
-        let frontier = self.frontier.or(self.last_seen).unwrap_or(start.complete_through);
-        let complete_through = (frontier - SKEW).min(self.earliest_pending - SKEW * 2);
-        let row =
-            client.query_one(STORE, &[&projection, &self.position, &complete_through]).await?;
+        let (position, complete_through) = self.reached(start);
+        let row = client.query_one(STORE, &[&projection, &position, &complete_through]).await?;
         Ok(Watermark { position: row.try_get(0)?, complete_through: row.try_get(1)? })
     }
 }
@@ -134,6 +150,26 @@ pub async fn advance(
     client: &impl GenericClient,
     projection: &str,
 ) -> Result<Watermark, StoreError> {
+    let (start, walk) = walk(client, projection).await?;
+    walk.store(client, projection, start).await
+}
+
+/// Where [`advance`] would move the watermark now, without moving it: for reports and
+/// dashboards, which poll and must not write (the workers and the readers that need it
+/// keep the stored watermark current).
+pub async fn peek(client: &impl GenericClient, projection: &str) -> Result<Watermark, StoreError> {
+    let (start, walk) = walk(client, projection).await?;
+    let (position, complete_through) = walk.reached(start);
+    Ok(Watermark {
+        position: position.max(start.position),
+        complete_through: complete_through.max(start.complete_through),
+    })
+}
+
+async fn walk(
+    client: &impl GenericClient,
+    projection: &str,
+) -> Result<(Watermark, Walk), StoreError> {
     let start = read(client, projection).await?;
     let mut walk = Walk::new(start.position, eventstore::append_frontier(client).await?);
     'rounds: for _ in 0..MAX_ROUNDS {
@@ -150,7 +186,7 @@ pub async fn advance(
             break;
         }
     }
-    walk.store(client, projection, start).await
+    Ok((start, walk))
 }
 
 /// The first visible event after a commit position, in position order.
@@ -159,14 +195,22 @@ const FIRST_AFTER: &str = "
      WHERE (tx_id, global_position) > ($1::bigint::text::xid8, $2)
      ORDER BY global_position LIMIT 1";
 
+/// The append times of the events at some positions.
+const TIMES_AT: &str =
+    "SELECT global_position, recorded_at FROM events WHERE global_position = ANY($1)";
+/// Append times looked up per statement.
+const TIMES_CHUNK: usize = 10_000;
+
 /// [`advance`] for a projection that read the store in the gap-safe order up to
-/// `read_through` and applied every event it read: `applied` holds their positions and
-/// append times. For a rebuild's bulk replay, whose millions of events [`advance`] would
-/// look up one by one.
+/// `read_through` and applied every event it read, at the positions in `applied`. For a
+/// rebuild's bulk replay, whose millions of events [`advance`] would look up one by one.
+///
+/// The walk can only stop on an event after a hole (or on the first event not applied), so
+/// only those events' append times are looked up, a chunk at a time.
 pub async fn advance_over(
     client: &impl GenericClient,
     projection: &str,
-    mut applied: Vec<(i64, DateTime<Utc>)>,
+    applied: &Positions,
     read_through: CommitPosition,
 ) -> Result<Watermark, StoreError> {
     let start = read(client, projection).await?;
@@ -177,25 +221,57 @@ pub async fn advance_over(
         .await?
         .map(|row| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?)))
         .transpose()?;
-    applied.sort_unstable_by_key(|(position, _)| *position);
-    let after = applied.partition_point(|(position, _)| *position <= start.position);
-    let mut events = applied[after..].iter().copied().peekable();
-    let stopped = loop {
-        let (next, recorded_at, is_applied) = match (events.peek().copied(), first_not_applied) {
-            (Some((position, _)), Some((stop, at))) if stop < position => (stop, at, false),
-            (Some((position, at)), _) => {
-                events.next();
-                (position, at, true)
-            }
-            (None, Some((stop, at))) => (stop, at, false),
-            (None, None) => break false,
-        };
-        if !walk.step(next, recorded_at, is_applied) {
-            break true;
+    let stop_at = first_not_applied.map_or(i64::MAX, |(stop, _)| stop);
+    let mut times: HashMap<i64, DateTime<Utc>> = HashMap::new();
+    let mut stopped = false;
+    for position in applied.above(start.position) {
+        if position > stop_at {
+            break;
         }
-    };
-    if !stopped {
-        walk.reached_end();
+        if position == walk.position + 1 {
+            walk.step_adjacent(position);
+            continue;
+        }
+        if times.is_empty() {
+            times = times_after_holes(client, applied, walk.position, stop_at).await?;
+        }
+        let recorded_at = times.remove(&position).ok_or_else(|| {
+            StoreError::Invariant(format!("event {position} was applied but is not in the store"))
+        })?;
+        if !walk.step(position, recorded_at, true) {
+            stopped = true;
+            break;
+        }
+    }
+    match first_not_applied {
+        Some((stop, at)) if !stopped => {
+            walk.step(stop, at, false);
+        }
+        None if !stopped => walk.reached_end(),
+        _ => {}
     }
     walk.store(client, projection, start).await
+}
+
+/// The append times of the next events in `applied` after `from` that follow a hole, up
+/// to a chunk of them and below `stop_at`.
+async fn times_after_holes(
+    client: &impl GenericClient,
+    applied: &Positions,
+    from: i64,
+    stop_at: i64,
+) -> Result<HashMap<i64, DateTime<Utc>>, StoreError> {
+    let mut previous = from;
+    let mut wanted = Vec::new();
+    for position in applied.above(from).take_while(|position| *position <= stop_at) {
+        if position != previous + 1 {
+            wanted.push(position);
+            if wanted.len() == TIMES_CHUNK {
+                break;
+            }
+        }
+        previous = position;
+    }
+    let rows = client.query(TIMES_AT, &[&wanted]).await?;
+    rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
 }

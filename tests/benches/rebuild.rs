@@ -7,13 +7,8 @@
 //! per size, each time between two baseline reads, default 1; `BENCH_KEEP_DATABASE=1`
 //! keeps the databases for investigation).
 //!
-//! Per size: a fresh database is filled with plain SQL (`INSERT … SELECT` over
-//! `generate_series`, about 100 000 events per statement) with orders that follow the
-//! domain rules: placed (version 2, with a sales channel), paid in one or two captures,
-//! sometimes after a declined attempt, fully paid, shipped, sometimes refunded or
-//! cancelled: 4.9 events per order on average, 1000 customers, EUR, JPY and USD. An
-//! order's commands are spread over the history (about a thousand orders apart), as they
-//! would be in production, so a cut catches many orders half-way. Then, on the same
+//! Per size: a fresh database is filled with orders' lifecycles in plain SQL
+//! ([`ledger_tests::lifecycles`]). Then, on the same
 //! table: the raw reads in commit order (`COPY … TO STDOUT`, the baseline, read again
 //! after the rebuilds and the faster read kept; one `SELECT`;
 //! keyset batches from the `events_commit_order` index; the rebuild's own read path,
@@ -33,134 +28,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use eventstore::position::{replay_committed_after, CommitPosition, ReplayedEvent};
 use eventstore::Pool;
 use futures_util::StreamExt;
+use ledger_tests::lifecycles::{self, CUSTOMERS};
 use ledger_tests::TestDatabase;
-use projections::rebuild::{RebuildProgress, Target, BATCH, READ_CHUNK};
+use projections::rebuild::{RebuildProgress, Settings, Target, BATCH, READ_CHUNK};
 use projections::Projection;
 use uuid::Uuid;
-
-/// Orders between two successive commands of one order, on average.
-const LAG: i64 = 1_000;
-/// Orders' worth of history per insert statement (about 100 000 events).
-const ORDERS_PER_STATEMENT: i64 = 20_000;
-/// The mean of the scenarios below: (5 × 5 + 2 × 6 + 4 + 3 + 5) / 10.
-const EVENTS_PER_ORDER: f64 = 4.9;
-const CUSTOMERS: i64 = 1_000;
-
-/// The events whose slot is in `[$1, $2)`, of orders `0 .. $3`, in slot order. An order `n`
-/// issues its `step`-th command at slot `n + step × lag(n)`, `lag(n)` in `[$4/2, 3·$4/2)`;
-/// a command may append two events (a capture that settles the order also records
-/// `OrderFullyPaid`), which share a correlation id and are adjacent. Slots increase with the
-/// stream version, and the identity is taken after the sort, so every order's versions come
-/// in `(tx_id, global_position)` order. Payload shapes are those of
-/// `eventstore/tests/fixtures/v1/` (`OrderPlaced` at version 2, with `sales_channel`).
-const GENERATE: &str = "
-WITH steps (scenario, stream_version, step, kind) AS (
-    VALUES (0, 1, 0, 'placed'), (0, 2, 1, 'capture_part'), (0, 3, 2, 'capture_rest'),
-           (0, 4, 2, 'fully_paid'), (0, 5, 3, 'shipped'),
-           (1, 1, 0, 'placed'), (1, 2, 1, 'failed'), (1, 3, 2, 'capture_all'),
-           (1, 4, 2, 'fully_paid'), (1, 5, 3, 'shipped'), (1, 6, 4, 'refund_part'),
-           (2, 1, 0, 'placed'), (2, 2, 1, 'capture_all'), (2, 3, 1, 'fully_paid'), (2, 4, 2, 'shipped'),
-           (3, 1, 0, 'placed'), (3, 2, 1, 'failed'), (3, 3, 2, 'cancelled'),
-           (4, 1, 0, 'placed'), (4, 2, 1, 'capture_all'), (4, 3, 1, 'fully_paid'),
-           (4, 4, 2, 'refund_all'), (4, 5, 3, 'cancelled')
-),
-base AS (
-    SELECT n,
-           md5('ledger-rebuild-bench-' || n)::uuid AS order_id,
-           'cus_' || abs(hashint8extended(n, 1) % $6::bigint) AS customer_id,
-           (ARRAY['EUR', 'JPY', 'USD'])[1 + abs(hashint8extended(n, 2) % 3)] AS currency,
-           (ARRAY['web', 'api', 'mobile', 'pos'])[1 + abs(hashint8extended(n, 3) % 4)] AS sales_channel,
-           (ARRAY[0, 0, 0, 0, 0, 1, 1, 2, 3, 4])[1 + abs(hashint8extended(n, 4) % 10)] AS scenario,
-           1 + abs(hashint8extended(n, 5) % 3) AS line_count,
-           $4::bigint / 2 + abs(hashint8extended(n, 6) % $4::bigint) AS lag
-      FROM generate_series(greatest(0, $1::bigint - 6 * $4::bigint), least($3::bigint, $2::bigint) - 1) AS n
-),
-orders AS (
-    SELECT base.*, lines.lines, lines.total
-      FROM base, LATERAL (
-          SELECT jsonb_agg(jsonb_build_object(
-                     'sku', 'SKU-' || ((base.n * 13 + i * 7) % 500),
-                     'quantity', quantity,
-                     'unit_price', jsonb_build_object('currency', base.currency, 'amount_minor', unit_price))
-                   ORDER BY i) AS lines,
-                 sum(quantity * unit_price)::bigint AS total
-            FROM generate_series(1, base.line_count) AS i,
-                 LATERAL (SELECT 1 + (base.n + i) % 3 AS quantity,
-                                 100 + (base.n * 97 + i * 31) % 9900 AS unit_price) AS line
-      ) AS lines
-),
-stored AS (
-    SELECT o.n, o.order_id, s.stream_version, s.step, s.kind, o.n + s.step * o.lag AS slot,
-           CASE s.kind
-               WHEN 'placed' THEN 'OrderPlaced'
-               WHEN 'failed' THEN 'PaymentFailed'
-               WHEN 'fully_paid' THEN 'OrderFullyPaid'
-               WHEN 'shipped' THEN 'OrderShipped'
-               WHEN 'cancelled' THEN 'OrderCancelled'
-               WHEN 'refund_part' THEN 'PaymentRefunded'
-               WHEN 'refund_all' THEN 'PaymentRefunded'
-               ELSE 'PaymentCaptured'
-           END AS event_type,
-           CASE s.kind
-               WHEN 'placed' THEN 'place_order'
-               WHEN 'failed' THEN 'record_payment_failure'
-               WHEN 'shipped' THEN 'ship_order'
-               WHEN 'cancelled' THEN 'cancel_order'
-               WHEN 'refund_part' THEN 'refund_payment'
-               WHEN 'refund_all' THEN 'refund_payment'
-               ELSE 'capture_payment'
-           END AS command,
-           CASE s.kind
-               WHEN 'placed' THEN jsonb_build_object(
-                   'order_id', o.order_id, 'customer_id', o.customer_id,
-                   'customer_email', o.customer_id || '@example.com', 'lines', o.lines,
-                   'total', jsonb_build_object('currency', o.currency, 'amount_minor', o.total),
-                   'sales_channel', o.sales_channel)
-               WHEN 'capture_part' THEN jsonb_build_object(
-                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total / 3),
-                   'method', 'card', 'payment_id', 'pay_1')
-               WHEN 'capture_rest' THEN jsonb_build_object(
-                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total - o.total / 3),
-                   'method', 'bank_transfer', 'payment_id', 'pay_2')
-               WHEN 'capture_all' THEN jsonb_build_object(
-                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total),
-                   'method', 'card', 'payment_id', 'pay_1')
-               WHEN 'failed' THEN jsonb_build_object(
-                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total),
-                   'reason', 'card declined', 'payment_id', 'pay_declined')
-               WHEN 'fully_paid' THEN jsonb_build_object(
-                   'total', jsonb_build_object('currency', o.currency, 'amount_minor', o.total))
-               WHEN 'shipped' THEN jsonb_build_object(
-                   'carrier', 'DHL', 'tracking_number', 'JD' || lpad(o.n::text, 10, '0'))
-               WHEN 'refund_part' THEN jsonb_build_object(
-                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total / 4),
-                   'reason', 'arrived damaged', 'refund_id', 're_1', 'payment_id', 'pay_1')
-               WHEN 'refund_all' THEN jsonb_build_object(
-                   'amount', jsonb_build_object('currency', o.currency, 'amount_minor', o.total),
-                   'reason', 'customer changed their mind', 'refund_id', 're_1', 'payment_id', 'pay_1')
-               WHEN 'cancelled' THEN jsonb_build_object('reason', 'customer changed their mind')
-           END AS payload
-      FROM orders o JOIN steps s ON s.scenario = o.scenario
-     WHERE o.n + s.step * o.lag >= $1::bigint AND o.n + s.step * o.lag < $2::bigint
-)
-INSERT INTO events (stream_id, stream_version, event_id, event_type, event_version, payload, metadata)
-SELECT order_id, stream_version,
-       -- UUIDv7-like: a millisecond prefix that rises with the slot, as appends' ids do.
-       (lpad(to_hex($5::bigint + slot), 12, '0') || '7' || lpad(to_hex(stream_version), 3, '0')
-           || '8' || lpad(to_hex(n), 15, '0'))::uuid,
-       event_type, CASE WHEN event_type = 'OrderPlaced' THEN 2 ELSE 1 END, payload,
-       jsonb_build_object('correlation_id', md5('correlation-' || n || '-' || step)::uuid,
-                          'causation_id', NULL, 'actor', 'write#1', 'command', command)
-  FROM stored
- ORDER BY slot, n, stream_version";
-
-/// Versions out of commit order: must be none.
-const VERSIONS_OUT_OF_ORDER: &str = "
-    SELECT count(*) FROM (
-        SELECT stream_version,
-               lag(stream_version) OVER (PARTITION BY stream_id ORDER BY tx_id, global_position) AS previous
-          FROM events) AS e
-     WHERE stream_version <> coalesce(previous, 0) + 1";
 
 /// The columns the relay and the rebuild read (`eventstore::position`), in commit order.
 /// Ordered by `events.tx_id`, qualified: a bare `tx_id` in `ORDER BY` names the *output*
@@ -237,41 +109,7 @@ fn customer(random: &mut Random) -> String {
 }
 
 async fn generate(client: &tokio_postgres::Client, target: i64) -> anyhow::Result<History> {
-    let orders = ((target as f64 / EVENTS_PER_ORDER).round() as i64).max(1);
-    let slots = orders + 6 * LAG;
-    let id_prefix = Utc::now().timestamp_millis();
-    let started = Instant::now();
-    let mut low = 0;
-    while low < slots {
-        let high = low + ORDERS_PER_STATEMENT;
-        client
-            .execute(GENERATE, &[&low, &high, &orders, &LAG, &id_prefix, &CUSTOMERS])
-            .await
-            .context("generating events")?;
-        low = high;
-    }
-    let generated_in = started.elapsed();
-    // What autovacuum would do soon anyway: set hint bits and the visibility map and take
-    // statistics now, so no measured read pays for them or races with them.
-    client.batch_execute("VACUUM (ANALYZE) events").await?;
-
-    let out_of_order: i64 = client.query_one(VERSIONS_OUT_OF_ORDER, &[]).await?.get(0);
-    anyhow::ensure!(out_of_order == 0, "{out_of_order} events out of stream-version order");
-    // Every event type and version must decode as the projections will decode it.
-    let samples = client
-        .query(
-            "(SELECT DISTINCT ON (event_type, event_version) event_type, event_version, payload
-                FROM events ORDER BY event_type, event_version, global_position)
-             UNION ALL
-             (SELECT event_type, event_version, payload FROM events TABLESAMPLE SYSTEM (1))",
-            &[],
-        )
-        .await?;
-    for row in &samples {
-        let (event_type, event_version): (String, i16) = (row.get(0), row.get(1));
-        eventstore::schema::decode(&event_type, event_version, &row.get(2))
-            .with_context(|| format!("decoding a stored {event_type} v{event_version}"))?;
-    }
+    let generated_in = lifecycles::generate(client, target).await?;
 
     let row = client
         .query_one(
@@ -422,6 +260,8 @@ struct Rebuilt {
     phases: Vec<projections::rebuild::PhaseTime>,
     /// Vacuuming the swapped-in tables afterwards, as autovacuum would in the background.
     vacuum: Duration,
+    /// This process's peak resident memory while the rebuild ran, in MiB.
+    peak_rss_mib: f64,
 }
 
 async fn rebuild<P: Projection>(
@@ -433,18 +273,24 @@ async fn rebuild<P: Projection>(
     // written out now, so that this rebuild's checkpoints are only its own.
     pool.get().await?.batch_execute("CHECKPOINT").await?;
     let cancelled = tokio_util::sync::CancellationToken::new();
+    // The rebuild runs in this process: its peak memory is this process's peak while it
+    // runs (the history's bookkeeping held by the bench included, a few bytes per order).
+    bench::process::reset_own_peak()?;
     let started = Instant::now();
     let status = projections::rebuild::rebuild(
         pool,
         projection,
         Target::Live,
-        BATCH,
+        Settings::with_batch(BATCH),
         RebuildProgress::default(),
         cancelled,
     )
     .await
     .with_context(|| format!("rebuilding {}", projection.name()))?;
     let took = started.elapsed();
+    let peak_rss_mib = bench::process::memory(std::process::id())
+        .context("reading this process's memory from /proc")?
+        .peak_rss_mib;
     anyhow::ensure!(
         status.replayed == events.unsigned_abs(),
         "{} replayed {} of {events} events",
@@ -460,7 +306,13 @@ async fn rebuild<P: Projection>(
         client.batch_execute(&format!("VACUUM {table}")).await?;
     }
     let vacuum = started.elapsed();
-    Ok(Rebuilt { took, replay_per_second: status.events_per_second, phases: status.phases, vacuum })
+    Ok(Rebuilt {
+        took,
+        replay_per_second: status.events_per_second,
+        phases: status.phases,
+        vacuum,
+        peak_rss_mib,
+    })
 }
 
 /// The read models must be what the generated histories imply.
@@ -863,9 +715,11 @@ fn print_run(run: &Run) {
             .map(|p| format!("{} {:.2}s", p.phase.to_string().replace('_', " "), p.seconds))
             .collect();
         println!(
-            "  {name} phases: {}; then, not counted, the vacuum autovacuum would do: {:.2?}",
+            "  {name} phases: {}; then, not counted, the vacuum autovacuum would do: {:.2?}; \
+             peak RSS of the process while it ran: {:.0} MiB",
             phases.join(", "),
-            rebuilt.vacuum
+            rebuilt.vacuum,
+            rebuilt.peak_rss_mib
         );
     }
     if run.rounds.len() > 1 {

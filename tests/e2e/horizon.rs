@@ -5,15 +5,16 @@
 //! non-appenders and writers elsewhere, the read models miss nothing and double nothing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use eventstore::{schema, EventStore, Metadata, PoolSettings};
 use futures_util::future::join_all;
-use ledger_tests::{expect_status, kafka_brokers, TestApp, TestDatabase, TopicReader};
+use ledger_tests::{expect_status, kafka_brokers, poll_until, TestApp, TestDatabase, TopicReader};
 use projections::notifications::Notifications;
 use projections::payments::Payments;
-use projections::rebuild::{self, RebuildPhase, RebuildProgress, Target};
+use projections::rebuild::{self, RebuildPhase, RebuildProgress, Settings, Target};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
@@ -165,12 +166,42 @@ async fn transactions_that_cannot_append_do_not_hold_the_read_side_back() -> any
     Ok(())
 }
 
+/// What the workers of the mix have done, so that a transaction held open can wait until
+/// others have committed meanwhile, instead of for a while.
+#[derive(Default)]
+struct Progress {
+    /// Transactions of the mix that ended.
+    ended: AtomicU64,
+    /// Workers holding a transaction open, waiting for others to end.
+    holding: AtomicU64,
+    /// Workers not finished yet.
+    running: AtomicU64,
+}
+
+impl Progress {
+    /// Waits until `others` more transactions of the mix have ended, or every running
+    /// worker holds one open (none would end: they all go on).
+    async fn hold_while_others_end(&self, others: u64) -> anyhow::Result<()> {
+        let target = self.ended.load(Ordering::SeqCst) + others;
+        self.holding.fetch_add(1, Ordering::SeqCst);
+        let held = poll_until(DEADLINE, "later transactions to end meanwhile", || async {
+            let ended = self.ended.load(Ordering::SeqCst) >= target;
+            let all_holding =
+                self.holding.load(Ordering::SeqCst) >= self.running.load(Ordering::SeqCst);
+            Ok((ended || all_holding).then_some(()))
+        })
+        .await;
+        self.holding.fetch_sub(1, Ordering::SeqCst);
+        held
+    }
+}
+
 /// One transaction of the mix, chosen by a seeded generator.
 #[derive(Clone, Copy, Debug)]
 enum Actor {
     /// Commands over HTTP: an order's lifecycle.
     Commands,
-    /// An appender holding its transaction open for a while, then committing.
+    /// An appender holding its transaction open while others end, then committing.
     LateCommit,
     /// An appender that rolls back (a hole in the positions).
     Rollback,
@@ -195,9 +226,10 @@ async fn a_random_mix_of_transactions_loses_nothing_and_doubles_nothing() -> any
     let store = Arc::new(EventStore::new(eventstore::connect(&settings)?));
 
     // 8 workers, 60 transactions each: a couple of thousand events in all.
+    let progress = Arc::new(Progress { running: AtomicU64::new(8), ..Progress::default() });
     let workers = (0..8u64).map(|worker| {
         let (app, store) = (app.clone(), store.clone());
-        let elsewhere = elsewhere.clone();
+        let (elsewhere, progress) = (elsewhere.clone(), progress.clone());
         async move {
             let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(worker));
             let mut last_versions: HashMap<Uuid, u32> = HashMap::new();
@@ -209,7 +241,8 @@ async fn a_random_mix_of_transactions_loses_nothing_and_doubles_nothing() -> any
                     7..=8 => Actor::NonAppender,
                     _ => Actor::Elsewhere,
                 };
-                let hold = Duration::from_millis(rng.u64(0..300));
+                // How many transactions of the other workers end while this one is open.
+                let hold = rng.u64(0..4);
                 match actor {
                     Actor::Commands => {
                         let order_id = app.place_order(&format!("cus_{worker}")).await?;
@@ -234,7 +267,7 @@ async fn a_random_mix_of_transactions_loses_nothing_and_doubles_nothing() -> any
                         unit.append_to_stream(order_id, 1, &[captured], &Metadata::default())
                             .await?;
                         // Later transactions commit meanwhile (the other workers).
-                        tokio::time::sleep(hold).await;
+                        progress.hold_while_others_end(hold).await?;
                         if matches!(actor, Actor::LateCommit) {
                             unit.commit().await?;
                             last_versions.insert(order_id, 2);
@@ -249,13 +282,15 @@ async fn a_random_mix_of_transactions_loses_nothing_and_doubles_nothing() -> any
                         } else {
                             idle_writer(&elsewhere, "batch_job").await?
                         };
-                        tokio::time::sleep(hold).await;
+                        progress.hold_while_others_end(hold).await?;
                         client
                             .batch_execute(if rng.bool() { "COMMIT" } else { "ROLLBACK" })
                             .await?;
                     }
                 }
+                progress.ended.fetch_add(1, Ordering::SeqCst);
             }
+            progress.running.fetch_sub(1, Ordering::SeqCst);
             anyhow::Ok(last_versions)
         }
     });
@@ -277,11 +312,25 @@ async fn a_random_mix_of_transactions_loses_nothing_and_doubles_nothing() -> any
     let everything = Target::Cut(eventstore::Cut::Position(i64::MAX));
     let cancelled = tokio_util::sync::CancellationToken::new;
     let progress = RebuildProgress::default;
-    let rebuilt =
-        rebuild::rebuild(&pool, &Payments, everything, 500, progress(), cancelled()).await?;
+    let rebuilt = rebuild::rebuild(
+        &pool,
+        &Payments,
+        everything,
+        Settings::with_batch(500),
+        progress(),
+        cancelled(),
+    )
+    .await?;
     assert_eq!(rebuilt.state, RebuildPhase::Done);
-    let rebuilt =
-        rebuild::rebuild(&pool, &Notifications, everything, 500, progress(), cancelled()).await?;
+    let rebuilt = rebuild::rebuild(
+        &pool,
+        &Notifications,
+        everything,
+        Settings::with_batch(500),
+        progress(),
+        cancelled(),
+    )
+    .await?;
     assert_eq!(rebuilt.state, RebuildPhase::Done);
     assert!(rebuild::generation_equals_live(&client, &Payments).await?, "payments differ");
     assert!(

@@ -13,7 +13,7 @@ use eventstore::Cut;
 use ledger_tests::{expect_json, expect_status, kafka_brokers, poll_until, TestApp};
 use projections::notifications::Notifications;
 use projections::payments::Payments;
-use projections::rebuild::{self, RebuildPhase, RebuildProgress, Target};
+use projections::rebuild::{self, RebuildPhase, RebuildProgress, Settings, Target};
 use projections::ProjectionKind;
 use serde_json::Value;
 use uuid::Uuid;
@@ -91,7 +91,7 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
         &pool,
         &Payments,
         everything,
-        7,
+        Settings::with_batch(7),
         RebuildProgress::default(),
         cancelled.clone(),
     )
@@ -99,8 +99,15 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
     assert_eq!(status.state, RebuildPhase::Done);
     assert!(status.replayed >= 12 * 2, "replayed {status:?}");
     assert!(rebuild::generation_equals_live(&client, &Payments).await?, "payments differ");
-    rebuild::rebuild(&pool, &Notifications, everything, 7, RebuildProgress::default(), cancelled)
-        .await?;
+    rebuild::rebuild(
+        &pool,
+        &Notifications,
+        everything,
+        Settings::with_batch(7),
+        RebuildProgress::default(),
+        cancelled,
+    )
+    .await?;
     assert!(
         rebuild::generation_equals_live(&client, &Notifications).await?,
         "notifications differ"
@@ -120,7 +127,7 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
         &pool,
         &Payments,
         Target::Cut(Cut::Position(placed_at)),
-        7,
+        Settings::with_batch(7),
         RebuildProgress::default(),
         cancelled,
     )
@@ -135,6 +142,74 @@ async fn a_rebuilt_generation_equals_the_live_one_row_for_row() -> anyhow::Resul
     let expected: BTreeSet<(Uuid, i64)> = [(old, 100), (first_order, 0)].into_iter().collect();
     assert_eq!(rows, expected, "as of the second order's placement: the old one paid 100");
     Ok(())
+}
+
+/// The bulk replay forgets an order once it has been quiet for the replay's window and
+/// applies the events of any that come back through `apply`, once the bulk rows exist:
+/// with a window of three events nearly every order is forgotten and half of them come
+/// back, and the generation still equals the live one; swapped in, it answers every
+/// order at its last version.
+#[tokio::test]
+async fn a_rebuild_that_forgets_quiet_orders_still_equals_the_live_one() -> anyhow::Result<()> {
+    let app = TestApp::spawn_all(&kafka_brokers()).await?;
+    let mut orders = history(&app, 12).await?;
+    // Late events for orders long quiet: a refund for those paid, a capture for those only
+    // placed.
+    for (n, (order_id, version)) in orders.iter_mut().enumerate() {
+        let late = match n % 4 {
+            0 => app.refund(*order_id, "ref_late", "pay_1", 100).await?,
+            3 => app.capture(*order_id, "pay_late", 700).await?,
+            _ => continue,
+        };
+        *version = TestApp::version_of(late).await?;
+    }
+    caught_up(&app, &orders).await?;
+    let pool = app.database.pool()?;
+    let client = pool.get().await?;
+    let forgetful = Settings { batch: 4, window: 3 };
+
+    let everything = Target::Cut(Cut::Position(i64::MAX));
+    let cancelled = tokio_util::sync::CancellationToken::new;
+    let payments = rebuild::rebuild(
+        &pool,
+        &Payments,
+        everything,
+        forgetful,
+        RebuildProgress::default(),
+        cancelled(),
+    )
+    .await?;
+    assert_eq!(payments.state, RebuildPhase::Done);
+    assert!(payments.orders_evicted >= 10, "{payments:?}");
+    assert_eq!(payments.orders_revived, 6, "{payments:?}");
+    assert!(rebuild::generation_equals_live(&client, &Payments).await?, "payments differ");
+    let notifications = rebuild::rebuild(
+        &pool,
+        &Notifications,
+        everything,
+        forgetful,
+        RebuildProgress::default(),
+        cancelled(),
+    )
+    .await?;
+    assert_eq!(notifications.orders_revived, 6, "{notifications:?}");
+    assert!(
+        rebuild::generation_equals_live(&client, &Notifications).await?,
+        "notifications differ"
+    );
+
+    let live = rebuild::rebuild(
+        &pool,
+        &Payments,
+        Target::Live,
+        forgetful,
+        RebuildProgress::default(),
+        cancelled(),
+    )
+    .await?;
+    assert_eq!(live.state, RebuildPhase::Done);
+    assert_eq!(live.orders_revived, 6, "{live:?}");
+    caught_up(&app, &orders).await
 }
 
 /// Payments as releases before `V012` left them: a version for every event, and each
@@ -179,8 +254,15 @@ async fn upgrading_past_v012_leaves_payments_as_a_replay_writes_them() -> anyhow
     assert_eq!(after, current);
     let cancelled = tokio_util::sync::CancellationToken::new();
     let everything = Target::Cut(Cut::Position(i64::MAX));
-    rebuild::rebuild(&pool, &Payments, everything, 5, RebuildProgress::default(), cancelled)
-        .await?;
+    rebuild::rebuild(
+        &pool,
+        &Payments,
+        everything,
+        Settings::with_batch(5),
+        RebuildProgress::default(),
+        cancelled,
+    )
+    .await?;
     assert!(rebuild::generation_equals_live(&client, &Payments).await?, "payments differ");
     Ok(())
 }
@@ -326,7 +408,7 @@ async fn a_swap_leaves_every_notification_with_the_delivery_status_it_had() -> a
         &pool,
         &Notifications,
         Target::Live,
-        2,
+        Settings::with_batch(2),
         RebuildProgress::default(),
         cancelled,
     )
@@ -361,7 +443,8 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
     let pool = app.database.pool()?;
 
     // Small batches, so there is a "midway"; the task is aborted like a killed process.
-    let running = rebuild::start_with_batch(&pool, ProjectionKind::Payments, Target::Live, 3);
+    let running =
+        rebuild::start_with(&pool, ProjectionKind::Payments, Target::Live, Settings::with_batch(3));
     poll_until(Duration::from_secs(10), "the replay to be under way", || async {
         Ok((running.progress.snapshot().replayed >= 9).then_some(()))
     })
@@ -473,28 +556,39 @@ async fn a_watermark_advanced_over_the_events_a_replay_applied_stops_at_the_firs
     }
     let pool = app.database.pool()?;
     let client = pool.get().await?;
+    // A hole in the positions, as an append rolled back leaves, then two more events.
+    client
+        .query_one("SELECT nextval(pg_get_serial_sequence('events', 'global_position'))", &[])
+        .await?;
+    for n in 6..8 {
+        app.place_order(&format!("cus_{n}")).await?;
+    }
     // Below the gap-safe horizon once no transaction that began before their commits is
     // still running, on this server (other specs' included).
-    let events = poll_until(Duration::from_secs(30), "six events below the horizon", || async {
+    let events = poll_until(Duration::from_secs(30), "eight events below the horizon", || async {
         let events = read_committed_after(&client, CommitPosition::default(), 100).await?;
-        Ok((events.len() == 6).then_some(events))
+        Ok((events.len() == 8).then_some(events))
     })
     .await?;
-    let known = |events: &[eventstore::position::CommittedEvent]| -> Vec<_> {
-        events.iter().map(|e| (e.commit.global_position, e.recorded_at)).collect()
+    let position = |n: usize| events[n].commit.global_position;
+    assert_eq!(position(6), position(5) + 2, "a hole between the sixth event and the seventh");
+    let known = |events: &[eventstore::position::CommittedEvent]| {
+        let mut positions = projections::positions::Positions::default();
+        events.iter().for_each(|e| positions.insert(e.commit.global_position));
+        positions
     };
 
     // A replay that read four events: the watermark stops before the fifth.
     let four =
-        watermark::advance_over(&client, "probe", known(&events[..4]), events[3].commit).await?;
-    let fifth = events[4].commit.global_position;
-    assert_eq!(four.position, fifth - 1, "up to the first event not applied");
+        watermark::advance_over(&client, "probe", &known(&events[..4]), events[3].commit).await?;
+    assert_eq!(four.position, position(4) - 1, "up to the first event not applied");
     assert!(four.complete_through < events[4].recorded_at);
 
-    // Having read everything, it covers the store, as a lookup of each event would.
-    let all = watermark::advance_over(&client, "probe", known(&events), events[5].commit).await?;
-    assert_eq!(all.position, events[5].commit.global_position);
-    assert!(all.complete_through >= events[5].recorded_at);
+    // Having read everything, it covers the store, over the hole (nothing can fill it any
+    // more), as a lookup of each event would.
+    let all = watermark::advance_over(&client, "probe", &known(&events), events[7].commit).await?;
+    assert_eq!(all.position, position(7));
+    assert!(all.complete_through >= events[7].recorded_at);
     client
         .execute(
             "INSERT INTO projection_streams (projection, stream_id, stream_version)

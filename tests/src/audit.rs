@@ -1,10 +1,14 @@
 //! The ground truth of the fault specs: the read models against a replay of the store,
 //! queried directly, never through the API.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use bench::mix::Kind;
+use bench::outcome::{Answered, LoadReport};
 use bench::workloads::PLACED_TOTAL_MINOR as LOAD_ORDER_TOTAL;
 use tokio_postgres::Client;
+use uuid::Uuid;
 
 use crate::poll_until;
 
@@ -79,4 +83,73 @@ pub async fn projection_mismatches(store: &Client) -> anyhow::Result<(Vec<String
         rows.iter().map(|row| row.get(0)).collect()
     };
     Ok((describe(payments), describe(notifications)))
+}
+
+/// What the store holds, against what clients were told.
+pub struct StoreAudit {
+    /// Commands answered 201.
+    pub acknowledged: usize,
+    /// Commands answered 201 whose events are all in the store.
+    pub found: usize,
+    /// Events of 201 answers that are not in the store (or the order, if the answer
+    /// named no event).
+    pub missing: Vec<Uuid>,
+    pub stored_events: usize,
+    pub stored_orders: i64,
+    /// Commands that got no answer, yet were stored (allowed: the crash came after commit).
+    pub unanswered_but_stored: usize,
+    /// Events of one type stored more than once for one order. The load never repeats a
+    /// command, so any would be a command applied twice.
+    pub duplicates: i64,
+}
+
+pub async fn audit_store(store: &Client, report: &LoadReport) -> anyhow::Result<StoreAudit> {
+    let rows = store.query("SELECT event_id, stream_id, event_type FROM events", &[]).await?;
+    let stored_ids: HashSet<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+    let stored_commands: HashSet<(Uuid, String)> =
+        rows.iter().map(|row| (row.get(1), row.get(2))).collect();
+    // A 201 that names no event cannot be checked: it counts as missing.
+    let mut missing = Vec::new();
+    let mut found = 0;
+    for outcome in report.acknowledged() {
+        match &outcome.answer {
+            Answered::Acknowledged { event_ids, .. } if !event_ids.is_empty() => {
+                let before = missing.len();
+                missing.extend(event_ids.iter().filter(|id| !stored_ids.contains(id)));
+                found += usize::from(missing.len() == before);
+            }
+            _ => missing.push(outcome.order_id),
+        }
+    }
+    let unanswered_but_stored = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.answer, Answered::NoAnswer { .. }))
+        .filter(|o| {
+            let event_type = match o.kind {
+                Kind::Place => "OrderPlaced",
+                _ => "PaymentCaptured",
+            };
+            stored_commands.contains(&(o.order_id, event_type.to_owned()))
+        })
+        .count();
+    let duplicates: i64 = store
+        .query_one(
+            "SELECT count(*) FROM (SELECT 1 FROM events GROUP BY stream_id, event_type
+             HAVING count(*) > 1) AS repeated",
+            &[],
+        )
+        .await?
+        .get(0);
+    let stored_orders: i64 =
+        store.query_one("SELECT count(DISTINCT stream_id) FROM events", &[]).await?.get(0);
+    Ok(StoreAudit {
+        acknowledged: report.acknowledged().count(),
+        found,
+        missing,
+        stored_events: rows.len(),
+        stored_orders,
+        unanswered_but_stored,
+        duplicates,
+    })
 }

@@ -22,6 +22,16 @@ pub async fn captures(client: &tokio_postgres::Client, events: i64) -> anyhow::R
     Ok(())
 }
 
+/// How the orders of [`paid_orders`] are identified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderIds {
+    /// Derived from the seed by a hash: scattered over every index keyed by order.
+    Random,
+    /// UUIDv7-like, rising with the order's number, as ids made at placement time are:
+    /// each index keyed by order grows at its right edge.
+    TimeOrdered,
+}
+
 /// `events / 4` orders of four events each (placed, two captures, fully paid; 25.00 EUR),
 /// whose ids derive from `seed`: what the read models can apply.
 pub async fn paid_orders(
@@ -29,14 +39,32 @@ pub async fn paid_orders(
     seed: &str,
     events: i64,
 ) -> anyhow::Result<()> {
+    paid_orders_with(client, seed, events, OrderIds::Random).await
+}
+
+/// [`paid_orders`] with ids of the given kind.
+pub async fn paid_orders_with(
+    client: &tokio_postgres::Client,
+    seed: &str,
+    events: i64,
+    ids: OrderIds,
+) -> anyhow::Result<()> {
+    let id = match ids {
+        OrderIds::Random => "md5($2 || ($1::bigint * 250 + n))::uuid",
+        OrderIds::TimeOrdered => {
+            "(lpad(to_hex((extract(epoch FROM now()) * 1000)::bigint), 12, '0') || '7'
+              || lpad(to_hex(($1::bigint * 250 + n) % 4096), 3, '0') || '8'
+              || lpad(to_hex($1::bigint * 250 + n), 15, '0') || substr($2::text, 1, 0))::uuid"
+        }
+    };
     for chunk in 0..(events / 1_000) {
         client
             .execute(
-                "WITH orders AS (
-                     SELECT md5($2 || ($1::bigint * 250 + n))::uuid AS id, 'cus_' || (n % 100) AS customer
+                &format!("WITH orders AS (
+                     SELECT {id} AS id, 'cus_' || (n % 100) AS customer
                        FROM generate_series(0, 249) AS n)
                  INSERT INTO events (stream_id, stream_version, event_id, event_type, payload, metadata)
-                 SELECT id, v, gen_random_uuid(), t, p, '{}'::jsonb
+                 SELECT id, v, gen_random_uuid(), t, p, '{{}}'::jsonb
                    FROM orders, LATERAL (VALUES
                      (1, 'OrderPlaced', jsonb_build_object('order_id', id, 'customer_id', customer,
                          'customer_email', customer || '@example.com',
@@ -50,7 +78,7 @@ pub async fn paid_orders(
                      (4, 'OrderFullyPaid', jsonb_build_object('total',
                          jsonb_build_object('amount_minor', 2500, 'currency', 'EUR')))
                    ) AS e (v, t, p)
-                  ORDER BY id, v",
+                  ORDER BY id, v"),
                 &[&chunk, &seed],
             )
             .await?;

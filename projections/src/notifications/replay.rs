@@ -60,6 +60,11 @@ impl Replay for NotificationsReplay {
         Ok(())
     }
 
+    fn evict(&mut self, order: uuid::Uuid) {
+        // Its addressee row was written when it was placed.
+        self.addressees.remove(&order);
+    }
+
     fn take(&mut self, _end: bool) -> NotificationRows {
         NotificationRows {
             addressees: std::mem::take(&mut self.placed),

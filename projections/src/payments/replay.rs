@@ -1,8 +1,8 @@
 //! The payments read model folded in memory, for a rebuild's bulk replay.
 //!
 //! An attempt is final when its event comes; a version when the order's next event that
-//! changes its payments closes it; an order's row and its open version only at the end of
-//! the history.
+//! changes its payments closes it; an order's row and its open version at the end of the
+//! history, or when the rebuild evicts the order.
 
 use std::collections::hash_map::Entry;
 
@@ -19,12 +19,14 @@ use crate::table::copy;
 pub struct PaymentsReplay {
     /// Each order's current version, which is also its `payments` row.
     current: ByOrder<VersionRow>,
+    /// The current versions of orders evicted since the last take.
+    evicted: Vec<VersionRow>,
     closed: Vec<VersionRow>,
     attempts: Vec<AttemptRow>,
 }
 
-/// Versions closed since the last take; at the end, each order's current version (also
-/// its `payments` row); new attempts.
+/// Versions closed since the last take; the current versions (also their `payments` rows)
+/// of the orders evicted and, at the end, of every order; new attempts.
 pub struct PaymentRows {
     closed: Vec<VersionRow>,
     current: Vec<VersionRow>,
@@ -77,14 +79,20 @@ impl Replay for PaymentsReplay {
         Ok(())
     }
 
+    fn evict(&mut self, order: uuid::Uuid) {
+        if let Some(current) = self.current.remove(&order) {
+            self.evicted.push(current);
+        }
+    }
+
     fn take(&mut self, end: bool) -> PaymentRows {
+        let mut current = std::mem::take(&mut self.evicted);
+        if end {
+            current.extend(self.current.drain().map(|(_, current)| current));
+        }
         PaymentRows {
             closed: std::mem::take(&mut self.closed),
-            current: if end {
-                self.current.drain().map(|(_, current)| current).collect()
-            } else {
-                Vec::new()
-            },
+            current,
             attempts: std::mem::take(&mut self.attempts),
         }
     }

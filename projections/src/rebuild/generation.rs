@@ -31,6 +31,11 @@ pub fn schema_of(projection: &str) -> String {
 /// could then not mark the loaded pages all-visible.)
 pub(crate) const BULK_COMMITS: &str = "synchronous_commit = off";
 
+/// The bulk phase's statements (a count of the store, index builds over millions of rows,
+/// vacuums) take as long as the history is big: the pool's statement timeout, set for
+/// requests, would cancel them on a large store. A rebuild is stopped by cancelling it.
+pub(crate) const NO_TIMEOUT: &str = "statement_timeout = 0";
+
 /// A transaction that reads and writes the new generation (and everything else, such as
 /// the events, in `public`).
 pub(crate) async fn in_generation<'a>(
@@ -156,7 +161,7 @@ pub(crate) async fn index_generation<P: Projection>(
         .into_iter()
         .map(|(_, build)| {
             format!(
-                "BEGIN; SET LOCAL maintenance_work_mem = '256MB';
+                "BEGIN; SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL {NO_TIMEOUT};
                  SET LOCAL max_parallel_maintenance_workers = 0; {build}; COMMIT"
             )
         })
@@ -180,7 +185,11 @@ pub(crate) async fn index_generation<P: Projection>(
         running.spawn(async move {
             let _turn = turn;
             let client = pool.get().await.map_err(StoreError::from)?;
+            // A vacuum cannot run in a transaction, so its timeout is lifted for the
+            // session and put back after (a build lifts it in its own transaction).
+            client.batch_execute(&format!("SET {NO_TIMEOUT}")).await?;
             client.batch_execute(&job).await?;
+            client.batch_execute("RESET statement_timeout").await?;
             Ok::<_, RebuildError>(())
         });
     }

@@ -8,7 +8,9 @@
 //!    projection's [`Replay`] (a reader task reads and decodes a couple of batches ahead)
 //!    and copied into tables without indexes; then the keys and indexes are built, each
 //!    in one sort, the tables analysed (and vacuumed where index-only scans need it), and
-//!    the generation's watermark is brought up to date.
+//!    the generation's watermark is brought up to date. Orders quiet for a while are
+//!    written out and forgotten as the fold goes, so its memory is bounded (`streams`);
+//!    the few that come back are applied through `apply` once the indexes exist.
 //! 2. **Incremental**: what was committed since is applied through the projection's own
 //!    `apply`, the live workers' code, run with the schema first on the `search_path`.
 //!
@@ -30,6 +32,7 @@ mod error;
 mod generation;
 mod progress;
 mod read_ahead;
+mod revived;
 mod streams;
 mod swap;
 mod tail;
@@ -49,9 +52,10 @@ use crate::kind::ProjectionKind;
 use crate::projection::Projection;
 use crate::replay::Replay;
 use crate::watermark;
-use generation::{create_generation, in_generation, index_generation, BULK_COMMITS};
+use generation::{create_generation, in_generation, index_generation, BULK_COMMITS, NO_TIMEOUT};
 use read_ahead::read_ahead;
-use streams::Streams;
+use revived::apply_revived;
+use streams::{Fold, Streams};
 use swap::swap;
 use tail::apply_next;
 use writer::Writing;
@@ -65,6 +69,34 @@ pub use target::Target;
 /// Events read and applied per transaction.
 pub const BATCH: i64 = 10_000;
 
+/// How many events of history an order stays in the bulk replay's memory after its last
+/// one (see `streams`). On the `rebuild` bench's history, where orders are busy over a few
+/// tens of thousands of events and none is revived, a rebuild of 10 million events peaked
+/// at 315 MiB with it (the bench's own bookkeeping included; docs/performance.md).
+pub const WINDOW: u64 = 1_000_000;
+
+/// How a rebuild runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Events read and applied per transaction.
+    pub batch: i64,
+    /// Events of history after which a quiet order's state is written out and forgotten.
+    pub window: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { batch: BATCH, window: WINDOW }
+    }
+}
+
+impl Settings {
+    /// The default settings with `batch` events per transaction.
+    pub fn with_batch(batch: i64) -> Self {
+        Self { batch, ..Self::default() }
+    }
+}
+
 /// One rebuild per projection at a time, across processes.
 const REBUILD_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('ledger-rebuild:' || $1))";
 const REBUILD_UNLOCK: &str = "SELECT pg_advisory_unlock(hashtext('ledger-rebuild:' || $1))";
@@ -75,7 +107,7 @@ pub async fn rebuild<P: Projection>(
     pool: &Pool,
     projection: &P,
     target: Target,
-    batch: i64,
+    settings: Settings,
     progress: RebuildProgress,
     cancel: CancellationToken,
 ) -> Result<RebuildStatus, RebuildError> {
@@ -102,7 +134,8 @@ pub async fn rebuild<P: Projection>(
         });
         return Err(error);
     }
-    let outcome = run(pool, projection, target, batch.max(1), &progress, cancel, &schema).await;
+    let settings = Settings { batch: settings.batch.max(1), ..settings };
+    let outcome = run(pool, projection, target, settings, &progress, cancel, &schema).await;
     let _ = guard.query_one(REBUILD_UNLOCK, &[&name]).await;
     progress.update(|s| {
         s.finished_at = Some(Utc::now());
@@ -129,16 +162,17 @@ async fn run<P: Projection>(
     pool: &Pool,
     projection: &P,
     target: Target,
-    batch_size: i64,
+    settings: Settings,
     progress: &RebuildProgress,
     cancel: CancellationToken,
     schema: &str,
 ) -> Result<(), RebuildError> {
     let name = projection.name();
+    let batch_size = settings.batch;
     // Detached from the pool: a connection that an error leaves inside a transaction or a
     // `COPY` must be closed (rolling it back), not handed to someone else.
     let writer = deadpool_postgres::Object::take(pool.get().await.map_err(StoreError::from)?);
-    writer.batch_execute(&format!("SET {BULK_COMMITS}")).await?;
+    writer.batch_execute(&format!("SET {BULK_COMMITS}; SET {NO_TIMEOUT}")).await?;
     create_generation(&writer, projection, schema).await?;
     let total: i64 = writer.query_one("SELECT count(*) FROM events", &[]).await?.try_get(0)?;
     progress.update(|s| s.total = total.unsigned_abs());
@@ -157,7 +191,7 @@ async fn run<P: Projection>(
 
     // Bulk: everything committed now, folded in memory and copied into bare tables.
     let mut fold = projection.replay();
-    let mut streams = Streams::default();
+    let mut streams = Streams::new(name, settings.window);
     let (mut batches, reader) = read_ahead(pool.clone(), batch_size, target);
     let mut after = CommitPosition { tx_id: 0, global_position: 0 };
     // One batch is written (on the writer connection, in a task) while the next is folded.
@@ -170,11 +204,16 @@ async fn run<P: Projection>(
         let Some(batch) = batch else { break };
         let batch = batch?;
         for event in &batch.events {
-            streams.feed(event)?;
-            fold.feed(event)?;
+            if streams.feed(event)? == Fold::Fold {
+                fold.feed(event)?;
+            }
+        }
+        for order in streams.evict_quiet()? {
+            fold.evict(order);
         }
         let client = writing.finish().await?;
-        writing = Writing::start::<P::Replay>(client, schema, fold.take(false));
+        let (rows, evicted) = (fold.take(false), streams.take_evicted());
+        writing = Writing::start::<P::Replay>(client, schema, rows, evicted);
         after = batch.last;
         report(batch.read);
     }
@@ -185,14 +224,29 @@ async fn run<P: Projection>(
     // commit might still be lost.
     writer.batch_execute("SET synchronous_commit = on").await?;
     P::Replay::write(&writer, schema, fold.take(true)).await?;
-    streams.flush(&writer, schema, name).await?;
+    streams.flush(&writer, schema).await?;
     let phase = progress.enter(RebuildPhase::Indexing, started);
     index_generation(pool, &mut writer, projection, schema).await?;
+    let revived = streams.take_revived();
+    progress.update(|s| {
+        s.orders_evicted = streams.evicted_orders;
+        s.orders_revived = revived.len() as u64;
+    });
+    if !revived.is_empty() {
+        let orders = revived.len();
+        let applied = apply_revived(&mut writer, projection, schema, revived, batch_size).await?;
+        tracing::info!(
+            projection = name,
+            orders,
+            applied,
+            "applied the events of orders the replay had evicted"
+        );
+    }
     let phase = progress.enter(RebuildPhase::Watermark, phase);
     {
         let transaction = in_generation(&mut writer, schema).await?;
         if target == Target::Live {
-            watermark::advance_over(&transaction, name, streams.applied, after).await?;
+            watermark::advance_over(&transaction, name, &streams.applied, after).await?;
         } else {
             // Events outside the cut were read but not applied: look them up.
             catch_up_watermark(&transaction, name).await?;
@@ -200,6 +254,8 @@ async fn run<P: Projection>(
         transaction.commit().await?;
     }
     let mut phase = progress.enter(RebuildPhase::CatchingUp, phase);
+    // From here on, statements of a batch's size, as the live workers run: their timeout.
+    writer.batch_execute("RESET statement_timeout").await?;
 
     // Incremental: what was committed since, through `apply` like the live workers.
     loop {
@@ -250,26 +306,33 @@ pub struct RunningRebuild {
 
 /// Starts rebuilding `kind` in the background.
 pub fn start(pool: &Pool, kind: ProjectionKind, target: Target) -> RunningRebuild {
-    start_with_batch(pool, kind, target, BATCH)
+    start_with(pool, kind, target, Settings::default())
 }
 
-/// [`start`] with `batch` events per transaction.
-pub fn start_with_batch(
+/// [`start`] with `settings`.
+pub fn start_with(
     pool: &Pool,
     kind: ProjectionKind,
     target: Target,
-    batch: i64,
+    settings: Settings,
 ) -> RunningRebuild {
     let progress = RebuildProgress::default();
     let cancel = CancellationToken::new();
     let (pool, report, cancelled) = (pool.clone(), progress.clone(), cancel.clone());
     let task = match kind {
         ProjectionKind::Payments => tokio::spawn(async move {
-            rebuild(&pool, &crate::payments::Payments, target, batch, report, cancelled).await
+            rebuild(&pool, &crate::payments::Payments, target, settings, report, cancelled).await
         }),
         ProjectionKind::Notifications => tokio::spawn(async move {
-            rebuild(&pool, &crate::notifications::Notifications, target, batch, report, cancelled)
-                .await
+            rebuild(
+                &pool,
+                &crate::notifications::Notifications,
+                target,
+                settings,
+                report,
+                cancelled,
+            )
+            .await
         }),
     };
     RunningRebuild { progress, cancel, task }

@@ -51,6 +51,10 @@ pub struct RebuildStatus {
     pub replayed: u64,
     pub events_per_second: f64,
     pub eta_seconds: Option<f64>,
+    /// Orders the bulk replay wrote out and forgot after they had been quiet for its
+    /// window, and those of them that had events after all (applied after the bulk phase).
+    pub orders_evicted: u64,
+    pub orders_revived: u64,
     /// Where the new generation is built (and kept, for a cut).
     pub schema: String,
     pub started_at: Option<DateTime<Utc>>,

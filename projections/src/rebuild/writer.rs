@@ -1,8 +1,10 @@
 //! The connection that writes a new generation, pipelined with the fold: one batch of
 //! rows is written (in a task of its own) while the next is folded.
 
+use crate::apply::AppliedRow;
 use crate::error::ApplyError;
 use crate::replay::Replay;
+use crate::table::copy;
 
 use super::error::RebuildError;
 
@@ -16,10 +18,17 @@ pub(crate) enum Writing {
 }
 
 impl Writing {
-    pub(crate) fn start<R: Replay>(client: Writer, schema: &str, rows: R::Rows) -> Self {
+    /// Writes the fold's `rows` and the last versions of the orders it evicted.
+    pub(crate) fn start<R: Replay>(
+        client: Writer,
+        schema: &str,
+        rows: R::Rows,
+        evicted: Vec<AppliedRow>,
+    ) -> Self {
         let schema = schema.to_owned();
         Self::Busy(tokio::spawn(async move {
             R::write(&client, &schema, rows).await?;
+            copy(&client, &schema, &evicted).await?;
             Ok(client)
         }))
     }

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use bus::relay::relay_report;
+use bus::ConsumerState;
 
 use crate::context::ApiContext;
 
@@ -23,6 +24,19 @@ use crate::context::ApiContext;
 /// slower than a few seconds is a timeout anyway.
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Every state a consumer reports, for `ledger_projection_consumer_state`: a state set, one
+/// series per state, 1 for the state the consumer is in and 0 for the others, so that a
+/// change of state leaves no series behind at 1. A state added to the enum belongs here.
+const CONSUMER_STATES: [ConsumerState; 7] = [
+    ConsumerState::Starting,
+    ConsumerState::WaitingForBroker,
+    ConsumerState::Running,
+    ConsumerState::Unassigned,
+    ConsumerState::WaitingForDatabase,
+    ConsumerState::WaitingToPark,
+    ConsumerState::Stopped,
+];
 
 /// How long a scrape may spend asking the database for the state gauges.
 const SCRAPE_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -137,6 +151,10 @@ fn describe() {
         "Messages on this process's partitions not yet acknowledged (the consumer group's lag), by projection"
     );
     describe_gauge!(
+        "ledger_projection_consumer_state",
+        "1 for the state this process's consumer is in (as /v1/admin/projections names it), 0 for the others, by projection and bus"
+    );
+    describe_gauge!(
         "ledger_dead_letters_waiting",
         "Parked messages not yet re-driven, by projection"
     );
@@ -209,13 +227,23 @@ async fn refresh_gauges(context: &ApiContext) {
     metrics::gauge!("ledger_db_pool_connections", "state" => "idle").set(pool.available as f64);
     metrics::gauge!("ledger_db_pool_waiting_requests").set(pool.waiting as f64);
     for consumer in &context.roles.consumers {
-        let (name, lag) = {
+        let (name, state, lag) = {
             let status = consumer.status.borrow();
-            (consumer.stats.borrow().projection.name(), status.lag_messages)
+            (consumer.stats.borrow().projection.name(), status.state, status.lag_messages)
         };
         if let Some(lag) = lag {
             metrics::gauge!("ledger_projection_consumer_lag_messages", "projection" => name)
                 .set(lag as f64);
+        }
+        for candidate in CONSUMER_STATES {
+            let Some(label) = state_name(candidate) else { continue };
+            metrics::gauge!(
+                "ledger_projection_consumer_state",
+                "projection" => name,
+                "bus" => context.bus.relay_name.clone(),
+                "state" => label
+            )
+            .set(f64::from(u8::from(candidate == state)));
         }
     }
 
@@ -254,4 +282,9 @@ async fn refresh_gauges(context: &ApiContext) {
             metrics::gauge!("ledger_database_up").set(0.0);
         }
     }
+}
+
+/// A consumer state as the admin API spells it (its serde name, `waiting_for_broker`).
+fn state_name(state: ConsumerState) -> Option<String> {
+    serde_json::to_value(state).ok()?.as_str().map(str::to_owned)
 }

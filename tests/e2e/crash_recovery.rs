@@ -20,7 +20,6 @@ use bench::outcome::{Answered, Outcome};
 use futures_util::stream::{self, StreamExt};
 use ledger_tests::audit::{projection_mismatches, wait_until_projected};
 use ledger_tests::{poll_until, start_load, LedgerConfig, LedgerProcess, TestDatabase};
-use serde_json::Value;
 use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -122,18 +121,6 @@ async fn restarted_after_kill_9_the_read_models_are_current_within_2s_of_ready(
     ledger.explain(outcome)
 }
 
-/// The partitions each projection's worker in `ledger` holds.
-async fn partitions(ledger: &LedgerProcess) -> anyhow::Result<HashMap<String, Vec<i64>>> {
-    let status = ledger.get_json("/v1/admin/projections").await?;
-    let mut held = HashMap::new();
-    for worker in status["workers"].as_array().into_iter().flatten() {
-        let partitions =
-            worker["partitions"].as_array().into_iter().flatten().filter_map(Value::as_i64);
-        held.insert(worker["projection"].as_str().unwrap_or("").to_owned(), partitions.collect());
-    }
-    Ok(held)
-}
-
 #[tokio::test]
 async fn when_the_projector_holding_the_partitions_dies_the_survivor_applies_them(
 ) -> anyhow::Result<()> {
@@ -148,7 +135,7 @@ async fn when_the_projector_holding_the_partitions_dies_the_survivor_applies_the
         // Both members have joined and the group has settled: every partition of both
         // projections is held by one of them.
         let (held_first, held_second) = poll_until(DEADLINE, "the group to settle", || async {
-            let (a, b) = (partitions(&first).await?, partitions(&second).await?);
+            let (a, b) = (first.partitions().await?, second.partitions().await?);
             let settled = ["payments", "notifications"].iter().all(|projection| {
                 let count =
                     |held: &HashMap<String, Vec<i64>>| held.get(*projection).map_or(0, Vec::len);

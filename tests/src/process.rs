@@ -8,6 +8,7 @@
 //! failing test quotes ([`LedgerProcess::explain`]) and that is removed when the test
 //! passes.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ pub struct LedgerConfig {
     /// Unique per test, so tests share a broker without seeing each other's topics.
     pub topic_prefix: String,
     pub extra_args: Vec<String>,
+    /// Environment variables set last (over the harness's `RUST_LOG`, for one).
+    pub extra_env: Vec<(String, String)>,
 }
 
 /// The `ledger` binary: `LEDGER_BIN`, or the one cargo built beside this test executable
@@ -76,6 +79,7 @@ impl LedgerConfig {
             kafka_brokers: kafka_brokers(),
             topic_prefix: format!("fault-{}.", Uuid::new_v4().simple()),
             extra_args: Vec::new(),
+            extra_env: Vec::new(),
         })
     }
 
@@ -93,6 +97,12 @@ impl LedgerConfig {
     /// roles, brokers, topic prefix, relay poll and message timeouts, pool size).
     pub fn arg(mut self, flag: &str, value: &str) -> Self {
         self.extra_args.extend([flag.to_owned(), value.to_owned()]);
+        self
+    }
+
+    /// An environment variable of the process (set after the harness's own).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.extra_env.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -167,6 +177,7 @@ impl LedgerProcess {
             .env("LOG_FORMAT", "text")
             // Plain text in the log file, which failure messages quote.
             .env("NO_COLOR", "1")
+            .envs(config.extra_env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(log))
@@ -209,6 +220,33 @@ impl LedgerProcess {
         ready
     }
 
+    /// What the process has logged so far (stderr, and stdout, interleaved).
+    pub fn log_text(&self) -> anyhow::Result<String> {
+        std::fs::read_to_string(&self.log)
+            .with_context(|| format!("reading {}", self.log.display()))
+    }
+
+    /// SIGTERM, as an orchestrator stops it: waits (up to `deadline`) until the process has
+    /// shut down gracefully, and fails if it had to be killed.
+    pub async fn terminate(
+        &mut self,
+        deadline: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            anyhow::bail!("the ledger is not running");
+        };
+        let pid = child.id().context("the ledger has exited already")?;
+        let sent = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        anyhow::ensure!(sent.success(), "kill -TERM {pid} failed ({sent})");
+        match tokio::time::timeout(deadline, child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                child.start_kill()?;
+                anyhow::bail!("the ledger did not stop within {deadline:?} of SIGTERM")
+            }
+        }
+    }
+
     /// Whether the process started last is still alive.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
@@ -249,6 +287,28 @@ impl LedgerProcess {
     pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         crate::expect_json(self.http.get(self.url(path)).send().await?, 200).await
     }
+
+    /// The partitions each projection's worker in this process holds, by projection.
+    pub async fn partitions(&self) -> anyhow::Result<HashMap<String, Vec<i64>>> {
+        let status = self.get_json("/v1/admin/projections").await?;
+        let mut held = HashMap::new();
+        for worker in status["workers"].as_array().into_iter().flatten() {
+            let partitions =
+                worker["partitions"].as_array().into_iter().flatten().filter_map(Value::as_i64);
+            let projection = worker["projection"].as_str().unwrap_or_default().to_owned();
+            held.insert(projection, partitions.collect());
+        }
+        Ok(held)
+    }
+
+    /// The role of this process's relay (`starting`, `standby`, `active`, `stopped`) and
+    /// the events it published since it started.
+    pub async fn relay_role(&self) -> anyhow::Result<(String, u64)> {
+        let status = self.get_json("/v1/admin/relay").await?;
+        let process = &status["process"];
+        let role = process["role"].as_str().context("no relay runs in this process")?;
+        Ok((role.to_owned(), process["published_events"].as_u64().unwrap_or(0)))
+    }
 }
 
 impl Drop for LedgerProcess {
@@ -284,8 +344,18 @@ pub fn start_load(
     clients: u32,
     capture_minor: Option<i64>,
 ) -> anyhow::Result<Load> {
+    start_load_at(&ledger.url(""), customer_id, clients, capture_minor)
+}
+
+/// [`start_load`] against the API at `base_url` (a balancer in front of several processes).
+pub fn start_load_at(
+    base_url: &str,
+    customer_id: &str,
+    clients: u32,
+    capture_minor: Option<i64>,
+) -> anyhow::Result<Load> {
     let api = Api::new(
-        &ledger.url(""),
+        base_url,
         Some(ADMIN_TOKEN.to_owned()),
         None,
         clients as usize,

@@ -81,10 +81,14 @@ export const words = (snake) => String(snake ?? '—').replaceAll('_', ' ');
  * When that control is gone, `fallback()` names where focus goes instead.
  */
 export function replaceKeepingFocus(container, children, fallback) {
+  // A poll that changed nothing leaves the page alone: no layout, no paint, no focus
+  // moved (the listeners of equal markup are the same callbacks).
+  const next = h('div', {}, children);
+  if (next.innerHTML === container.innerHTML) return;
   const keyOf = (element) => ['id', 'data-action', 'data-projection', 'data-key'].map((name) => element.getAttribute(name)).join('|');
   const focused = container.contains(document.activeElement) ? document.activeElement : null;
   const key = focused && keyOf(focused);
-  put(container, children);
+  container.replaceChildren(...next.childNodes);
   if (!key) return;
   const same = [...container.querySelectorAll('button, a, input, select, summary')].find((candidate) => keyOf(candidate) === key);
   (same ?? fallback?.(focused))?.focus();

@@ -6,16 +6,22 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bus::envelope::HEADER_TRACEPARENT;
 use bus::{BusError, Delivery, Failure, Subscriber};
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
 use crate::KafkaSettings;
 
 /// No lag reported yet.
 const UNKNOWN_LAG: i64 = -1;
+
+/// librdkafka's default assignors, both eager (every rebalance revokes everything, then
+/// assigns), named so that [`LagContext::rebalance`] can rely on it.
+const ASSIGNORS: &str = "range,roundrobin";
 
 /// Keeps the group's lag on this member's partitions from librdkafka's statistics
 /// (`statistics.interval.ms`): per partition, the high watermark minus the committed
@@ -39,6 +45,35 @@ impl ClientContext for LagContext {
 }
 
 impl ConsumerContext for LagContext {
+    /// Applies an assignment or a revocation as the eager protocol does (the group's
+    /// assignors, [`ASSIGNORS`], are eager), and nothing once the group is closed.
+    /// rdkafka's own `rebalance` asks librdkafka for the protocol first, a request to the
+    /// group that librdkafka drops unanswered once it has terminated, and waits for the
+    /// answer forever: a consumer dropped while a rebalance event was pending never
+    /// finished dropping (a hung shutdown in a broker-outage spec, 1 run in 4).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        assignment: &mut TopicPartitionList,
+    ) {
+        if consumer.closed() {
+            // The group is gone: librdkafka drops whatever is asked of it now, unanswered.
+            return;
+        }
+        let applied = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => consumer.assign(assignment),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => consumer.unassign(),
+            error => {
+                tracing::warn!(?error, "a rebalance failed; dropping this member's partitions");
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = applied {
+            tracing::warn!(%error, "applying a rebalance failed");
+        }
+    }
+
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
         if let Err(error) = result {
             tracing::debug!(%error, "an offset commit failed; the next one covers it");
@@ -47,7 +82,7 @@ impl ConsumerContext for LagContext {
 }
 
 pub struct KafkaSubscriber {
-    consumer: Arc<StreamConsumer<LagContext>>,
+    consumer: Member,
     lag: Arc<AtomicI64>,
     producer: FutureProducer,
     topic: String,
@@ -63,6 +98,7 @@ impl KafkaSubscriber {
         let consumer: StreamConsumer<LagContext> = settings
             .client_config()
             .set("group.id", group)
+            .set("partition.assignment.strategy", ASSIGNORS)
             .set("statistics.interval.ms", "1000")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -82,12 +118,43 @@ impl KafkaSubscriber {
         let producer: FutureProducer =
             settings.dead_letter_producer_config().create().map_err(failed)?;
         Ok(Self {
-            consumer: Arc::new(consumer),
+            consumer: Member(Some(consumer)),
             lag,
             producer,
             topic,
             dead_letter_topic: settings.dead_letter_topic(),
         })
+    }
+}
+
+/// How long dropping a subscriber waits for its consumer to leave the group.
+const CLOSE_WITHIN: Duration = Duration::from_secs(10);
+
+/// The group member, closed on a thread of its own when dropped, for [`CLOSE_WITHIN`] at
+/// most: closing polls librdkafka until the group has let the member go, which would
+/// otherwise hold a runtime thread for as long as that takes.
+struct Member(Option<StreamConsumer<LagContext>>);
+
+impl std::ops::Deref for Member {
+    type Target = StreamConsumer<LagContext>;
+
+    #[allow(clippy::expect_used)]
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("taken only when the member is dropped")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let Some(consumer) = self.0.take() else { return };
+        let (closed, on_close) = std::sync::mpsc::channel();
+        let closing = std::thread::Builder::new().name("kafka-close".to_owned()).spawn(move || {
+            drop(consumer);
+            let _ = closed.send(());
+        });
+        if closing.is_ok() && on_close.recv_timeout(CLOSE_WITHIN).is_err() {
+            tracing::warn!(within = ?CLOSE_WITHIN, "the Kafka consumer did not close in time; left to close on its own");
+        }
     }
 }
 
@@ -101,6 +168,12 @@ impl Subscriber for KafkaSubscriber {
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
+            traceparent: message
+                .headers()
+                .and_then(|headers| headers.iter().find(|h| h.key == HEADER_TRACEPARENT))
+                .and_then(|header| header.value)
+                .and_then(|value| std::str::from_utf8(value).ok())
+                .map(str::to_owned),
         })
     }
 

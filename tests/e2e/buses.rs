@@ -69,8 +69,19 @@ async fn the_relay_publishes_every_event_in_order_per_order(bus: BusKind) -> any
         );
         let distinct: BTreeSet<u32> = versions.iter().copied().collect();
         assert_eq!(distinct, (1..=*version).collect(), "{order_id}: every version, none missing");
+        // Each message carries the trace context its event was appended in.
+        let history = app.history(*order_id).await?;
         for message in reader.messages().iter().filter(|m| m.key == order_id.to_string()) {
-            assert_eq!(message.envelope()?.stream_id, *order_id, "the key is the order id");
+            let envelope = message.envelope()?;
+            assert_eq!(envelope.stream_id, *order_id, "the key is the order id");
+            let event = history["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|event| event["event_id"] == envelope.event_id.to_string());
+            let stored = event.and_then(|event| event["metadata"]["traceparent"].as_str());
+            assert!(stored.is_some_and(|value| value.len() == 55), "{event:?}");
+            assert_eq!(message.traceparent.as_deref(), stored, "the traceparent header");
         }
     }
     Ok(())
@@ -182,9 +193,10 @@ async fn commands_are_accepted_through_a_broker_outage_and_delivered_after(
     bus: BusKind,
 ) -> anyhow::Result<()> {
     let _heavy = ledger_tests::process::one_heavy_spec_at_a_time().await;
-    // Kafka: a Tansu of the test's own, stopped and started (it keeps nothing: the topics
-    // are lost too). NATS and RabbitMQ: the shared broker behind a hop the test cuts, and
-    // the test's channels deleted meanwhile, as a broker that lost them would have.
+    // Each broker behind a hop the test cuts. Kafka: a Tansu of the test's own, which keeps
+    // its topics (a Kafka consumer of a topic its broker forgot crashes librdkafka, see
+    // `TestBroker::forget_everything`). NATS and RabbitMQ: the shared broker, and the test's
+    // channels deleted meanwhile, as a broker that lost them would have.
     let mut broker = None;
     let mut cut = None;
     let mut app = match bus {

@@ -144,8 +144,7 @@ async fn messages_a_restarted_broker_forgot_are_healed_without_a_restart() -> an
             .then_some(()))
     })
     .await?;
-    broker.stop().await?;
-    broker.resume().await?;
+    broker.forget_everything().await?;
 
     // Projections start only now, on a broker that has never heard of these events.
     let address = broker.address();

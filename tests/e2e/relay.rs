@@ -292,10 +292,11 @@ async fn events_committed_while_the_broker_is_down_are_delivered_when_it_returns
     })
     .await?;
 
+    // The broker comes back empty (nothing consumes meanwhile): the relay recreates the
+    // topic and delivers what was committed during the outage.
     let down_since = std::time::Instant::now();
+    broker.forget_everything().await?;
     broker.resume().await?;
-    // The restarted broker kept nothing (in-memory storage): the relay recreates the topic
-    // and delivers what was committed during the outage.
     let expected: HashSet<Uuid> = during.into_iter().collect();
     let mut reader = TopicReader::new(&app.kafka).await?;
     let delivered = reader

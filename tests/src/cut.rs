@@ -1,65 +1,59 @@
-//! A TCP hop between the ledger and a shared broker that a test can cut and mend: a
-//! broker outage as the ledger sees it (every connection drops, new ones are refused),
-//! without stopping the broker that other tests use at the same time. Or a server that
-//! stops answering: [`TcpCut::blackhole`] drops the connections it had and then accepts new
-//! ones without ever passing a byte, as a server going down or a partitioned network does.
+//! A TCP hop between the ledger and a broker or database that a test can cut and mend: an
+//! outage as the ledger sees it (every connection drops, new ones are refused), without
+//! stopping a server that other tests use at the same time. Or a server that stops
+//! answering: [`TcpCut::blackhole`] drops the connections it had and then accepts new ones
+//! without ever passing a byte, as a server going down or a partitioned network does.
+//!
+//! The hop runs on a thread and runtime of its own: a client that blocks the test's runtime
+//! while it waits for the server (librdkafka's consumer closing on drop, say) must not
+//! stop the hop it is waiting on.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 pub struct TcpCut {
-    address: std::net::SocketAddr,
+    address: SocketAddr,
     /// True while cut: existing connections are closed and new ones refused.
-    cut: Arc<watch::Sender<bool>>,
+    cut: watch::Sender<bool>,
     /// True while a black hole: new connections are accepted and held, silent.
-    silent: Arc<watch::Sender<bool>>,
-    stopped: Arc<AtomicBool>,
+    silent: watch::Sender<bool>,
+    /// True once the hop is dropped: its thread ends and every connection with it.
+    closed: watch::Sender<bool>,
 }
 
 impl TcpCut {
     /// Forwards a new local port to `upstream` (`host:port`).
     pub async fn to(upstream: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
-        let cut = Arc::new(watch::Sender::new(false));
-        let silent = Arc::new(watch::Sender::new(false));
-        let stopped = Arc::new(AtomicBool::new(false));
-        let (upstream, state, done) = (upstream.to_owned(), Arc::clone(&cut), Arc::clone(&stopped));
-        let hole = Arc::clone(&silent);
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                let Ok((client, _)) = listener.accept().await else { continue };
-                if *hole.borrow() {
-                    let mut open = hole.subscribe();
-                    // Held open and unanswered until the hole closes, then dropped.
-                    tokio::spawn(async move {
-                        let _ = open.wait_for(|silent| !*silent).await;
-                        drop(client);
-                    });
-                    continue;
-                }
-                if *state.borrow() {
-                    drop(client); // refused while cut
-                    continue;
-                }
-                let (upstream, mut cut) = (upstream.clone(), state.subscribe());
-                tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(&upstream).await else { return };
-                    let (mut client, mut server) = (client, server);
+        let (cut, silent, closed) =
+            (watch::Sender::new(false), watch::Sender::new(false), watch::Sender::new(false));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let forward = Forward {
+            upstream: upstream.to_owned(),
+            cut: cut.subscribe(),
+            silent: silent.subscribe(),
+        };
+        let mut until_closed = closed.subscribe();
+        std::thread::Builder::new().name(format!("tcp-cut-{}", address.port())).spawn(
+            move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else { return };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.wait_for(|cut| *cut) => {}
+                        () = forward.serve(listener) => {}
+                        _ = until_closed.wait_for(|closed| *closed) => {}
                     }
                 });
-            }
-        });
-        Ok(Self { address, cut, silent, stopped })
+                // Dropping the runtime drops every connection still open.
+            },
+        )?;
+        Ok(Self { address, cut, silent, closed })
     }
 
-    /// `host:port` to give the ledger instead of the broker's.
+    /// `host:port` to give the ledger instead of the server's.
     pub fn address(&self) -> String {
         self.address.to_string()
     }
@@ -84,8 +78,43 @@ impl TcpCut {
 
 impl Drop for TcpCut {
     fn drop(&mut self) {
-        self.stopped.store(true, Ordering::Relaxed);
-        self.silent.send_replace(false);
-        self.cut.send_replace(true);
+        self.closed.send_replace(true);
+    }
+}
+
+/// The hop's side, on its own runtime.
+struct Forward {
+    upstream: String,
+    cut: watch::Receiver<bool>,
+    silent: watch::Receiver<bool>,
+}
+
+impl Forward {
+    async fn serve(self, listener: TcpListener) {
+        loop {
+            let Ok((client, _)) = listener.accept().await else { continue };
+            if *self.silent.borrow() {
+                let mut open = self.silent.clone();
+                // Held open and unanswered until the hole closes, then dropped.
+                tokio::spawn(async move {
+                    let _ = open.wait_for(|silent| !*silent).await;
+                    drop(client);
+                });
+                continue;
+            }
+            if *self.cut.borrow() {
+                drop(client); // refused while cut
+                continue;
+            }
+            let (upstream, mut cut) = (self.upstream.clone(), self.cut.clone());
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else { return };
+                let (mut client, mut server) = (client, server);
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = cut.wait_for(|cut| *cut) => {}
+                }
+            });
+        }
     }
 }

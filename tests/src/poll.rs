@@ -14,13 +14,16 @@ where
     Fut: Future<Output = anyhow::Result<Option<T>>>,
 {
     let started = Instant::now();
+    // Looks at once, then every 20 ms; a slow check delays the next look, never doubles it.
+    let mut looks = tokio::time::interval(Duration::from_millis(20));
+    looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        looks.tick().await;
         if let Some(value) = check().await? {
             return Ok(value);
         }
         if started.elapsed() > deadline {
             anyhow::bail!("gave up after {deadline:?} waiting for {what}");
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -257,9 +257,9 @@ impl<P: Publisher> Relay<P> {
                     metrics::histogram!("ledger_relay_broker_ack_seconds")
                         .record(done.sent_at.elapsed().as_secs_f64());
                     let now = Utc::now();
+                    let delay = metrics::histogram!("ledger_relay_publish_delay_seconds");
                     for recorded_at in &done.recorded_at {
-                        metrics::histogram!("ledger_relay_publish_delay_seconds")
-                            .record(seconds_between(*recorded_at, now));
+                        delay.record(seconds_between(*recorded_at, now));
                     }
                     let count = done.recorded_at.len();
                     leader.save_checkpoint(&self.settings.name, done.last, count).await?;

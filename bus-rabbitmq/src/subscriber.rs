@@ -201,4 +201,9 @@ impl Subscriber for RabbitSubscriber {
         self.wake.notify_one();
         Ok(())
     }
+
+    /// Delivery tags start again with each holding.
+    fn offsets_name_messages(&self) -> bool {
+        false
+    }
 }

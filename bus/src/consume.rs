@@ -338,8 +338,26 @@ impl<H: Handler> Consumer<H> {
         );
         let mut backoff = self.backoff();
         let mut published = false;
+        let mut checked = !subscriber.offsets_name_messages();
         loop {
-            if !published {
+            if !checked {
+                match self.handler.already_parked(delivery).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            consumer = failure.consumer,
+                            partition = delivery.partition,
+                            offset = delivery.offset,
+                            "delivered again, and already parked: not parked twice"
+                        );
+                        return true;
+                    }
+                    Ok(false) => checked = true,
+                    Err(error) => {
+                        self.set_state(ConsumerState::WaitingToPark, Some(error.describe()));
+                    }
+                }
+            }
+            if checked && !published {
                 match subscriber.park(delivery, failure).await {
                     Ok(()) => published = true,
                     Err(error) => {

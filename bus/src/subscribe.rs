@@ -60,6 +60,13 @@ pub trait Subscriber: Send + 'static {
     fn rejoin(&mut self) -> Result<(), BusError> {
         Ok(())
     }
+
+    /// Whether a message delivered again comes back with the same partition and offset
+    /// (a Kafka offset, a JetStream stream sequence), so that the offset names it for
+    /// good; false where the offset is only a delivery tag (RabbitMQ).
+    fn offsets_name_messages(&self) -> bool {
+        true
+    }
 }
 
 /// A failure of a handler: worth waiting out, or a message that cannot be processed.
@@ -91,6 +98,17 @@ pub trait Handler: Send + Sync + 'static {
         delivery: &Delivery,
         failure: &Failure,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Whether this consumer has already parked the message at `delivery`'s partition and
+    /// offset: a poison message delivered again (its acknowledgement had not reached the
+    /// broker before a rebalance) is not parked, nor shown to the operator, twice.
+    fn already_parked(
+        &self,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<bool, HandlerError>> + Send {
+        let _ = delivery;
+        async { Ok(false) }
+    }
 
     /// Whether there is work this consumer has not been given (see
     /// [`ConsumerSettings::orphaned_after`]).

@@ -213,6 +213,20 @@ impl Handler for PaymentHandler {
         self.undelivered.get()
     }
 
+    async fn already_parked(&self, delivery: &Delivery) -> Result<bool, HandlerError> {
+        let transient = |error: ServiceError| HandlerError::Transient(Box::new(error));
+        let client = self.pool.get().await.map_err(|e| transient(e.into()))?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT FROM dead_letters
+                  WHERE projection = $1 AND topic = $2 AND partition = $3 AND \"offset\" = $4)",
+                &[&CONSUMER, &delivery.channel, &delivery.partition, &delivery.offset],
+            )
+            .await
+            .map_err(|e| transient(e.into()))?;
+        row.try_get(0).map_err(|e| transient(e.into()))
+    }
+
     async fn parked(&self, delivery: &Delivery, failure: &Failure) -> Result<(), HandlerError> {
         let transient = |error: ServiceError| HandlerError::Transient(Box::new(error));
         let client = self.pool.get().await.map_err(|e| transient(e.into()))?;

@@ -53,6 +53,24 @@ pub async fn record(
     Ok(())
 }
 
+/// Whether `consumer` has parked the message at this place of `topic` before.
+const ALREADY_PARKED: &str = "
+    SELECT EXISTS (
+        SELECT FROM dead_letters
+        WHERE projection = $1 AND topic = $2 AND partition = $3 AND \"offset\" = $4)";
+
+/// Whether `projection` has parked the message at `topic`, `partition`, `offset` before.
+pub async fn already_parked(
+    client: &impl GenericClient,
+    projection: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<bool, ApplyError> {
+    let row = client.query_one(ALREADY_PARKED, &[&projection, &topic, &partition, &offset]).await?;
+    Ok(row.try_get(0)?)
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct DeadLetter {
     pub id: i64,

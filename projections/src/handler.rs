@@ -188,6 +188,20 @@ impl Handler for ProjectionHandler {
         Ok(())
     }
 
+    async fn already_parked(&self, delivery: &Delivery) -> Result<bool, HandlerError> {
+        let client =
+            self.pool.get().await.map_err(|e| handler_error(ApplyError::Store(e.into())))?;
+        dead_letter::already_parked(
+            &client,
+            self.kind.name(),
+            &delivery.channel,
+            delivery.partition,
+            delivery.offset,
+        )
+        .await
+        .map_err(handler_error)
+    }
+
     /// The catch-up's last application of events the bus had not delivered: a projection
     /// starves exactly when its catch-up keeps doing the consumers' work (an unassigned
     /// member whose group keeps up finds nothing left for it, and does not rejoin).

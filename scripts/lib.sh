@@ -281,6 +281,33 @@ ensure_chromium() {
   apt_install chromium chromium-driver
 }
 
+# ensure_axe: axe-core, the accessibility checker the console's specs run in each page,
+# from the npm registry (npm_config_registry, else npmjs.org), checked against the
+# integrity npm publishes for it; exports AXE_CORE_JS, its script.
+LEDGER_AXE_VERSION=4.14.1
+LEDGER_AXE_INTEGRITY=sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==
+ensure_axe() {
+  local dir=$LEDGER_STATE_DIR/axe-core-$LEDGER_AXE_VERSION
+  export AXE_CORE_JS=$dir/axe.min.js
+  [[ -s $AXE_CORE_JS ]] && return 0
+  command -v curl >/dev/null || apt_install curl
+  local registry=${npm_config_registry:-https://registry.npmjs.org/}
+  local url=${registry%/}/axe-core/-/axe-core-$LEDGER_AXE_VERSION.tgz
+  local tarball=$LEDGER_STATE_DIR/axe-core-$LEDGER_AXE_VERSION.tgz
+  log "fetching axe-core $LEDGER_AXE_VERSION from $url"
+  curl -fsSL --retry 3 -o "$tarball" "$url" || die "could not fetch $url"
+  local integrity
+  integrity=sha512-$(python3 -c 'import base64, hashlib, sys
+print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tarball")
+  if [[ $integrity != "$LEDGER_AXE_INTEGRITY" ]]; then
+    rm -f "$tarball"
+    die "axe-core $LEDGER_AXE_VERSION from $url is not what npm published (integrity $integrity)"
+  fi
+  mkdir -p "$dir"
+  tar -xzf "$tarball" -C "$dir" --strip-components=1 package/axe.min.js package/LICENSE
+  rm -f "$tarball"
+}
+
 # ensure_promtool: Prometheus's promtool (Debian's prometheus package), which checks and
 # unit-tests the alert rules under deploy/prometheus.
 ensure_promtool() {

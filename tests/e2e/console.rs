@@ -3,7 +3,8 @@
 //! event, the amounts the API answers as of that event; compares two points; sees no
 //! actions. With an `admin` token, a rebuild runs to "done" and a parked message re-driven
 //! from the console leaves the list. Screenshots of every page, at a laptop's and a phone's
-//! width, are left under `target/console/`.
+//! width, are left under `target/console/`. axe-core finds no serious or critical
+//! accessibility violation on any page, at either width.
 
 use fantoccini::key::Key;
 use ledger_tests::browser::{Browser, DESKTOP, PAGE_DEADLINE, PHONE};
@@ -203,5 +204,59 @@ async fn an_admin_rebuilds_and_re_drives_from_the_console() -> anyhow::Result<()
     .await?;
     let payments = app.payments(order_id, 1).await?;
     assert_eq!(payments["amount_due"], ledger_tests::ORDER_TOTAL_MINOR, "{payments}");
+    browser.close().await
+}
+
+/// What axe-core finds on the page at each of a laptop's and a phone's width.
+async fn violations_at_both_widths(browser: &Browser, page: &str) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    for (width, size) in [("desktop", DESKTOP), ("phone", PHONE)] {
+        browser.client.set_window_size(size.0, size.1).await?;
+        for violation in browser.accessibility_violations().await? {
+            found.push(format!("{page} at {width}: {violation}"));
+        }
+    }
+    browser.client.set_window_size(DESKTOP.0, DESKTOP.1).await?;
+    Ok(found)
+}
+
+#[tokio::test]
+async fn no_page_has_a_serious_accessibility_violation() -> anyhow::Result<()> {
+    // Every page with something on it, actions included (an admin sees them all).
+    let app = TestApp::spawn_all(&kafka_brokers()).await?;
+    let (order_id, _) = paid_and_refunded(&app).await?;
+    let parked = park_first_event(&app, app.place_order("cus_parked").await?).await?;
+    let browser = Browser::start().await?;
+
+    browser.goto(&app.url("/console")).await?;
+    browser.wait_for("#token").await?;
+    let mut found = violations_at_both_widths(&browser, "sign-in").await?;
+    sign_in(&browser, &app, ADMIN_TOKEN).await?;
+
+    let pages = [
+        ("orders", "/console".to_owned(), "main table".to_owned()),
+        ("order", format!("/console/orders/{order_id}"), "#as-of[data-position]".to_owned()),
+        ("customer", "/console/customers/cus_console".to_owned(), "main svg".to_owned()),
+        ("pipeline", "/console/pipeline".to_owned(), "[data-action=rebuild]".to_owned()),
+        (
+            "dead letters",
+            "/console/dead-letters".to_owned(),
+            format!("tr[data-dead-letter-id='{parked}'] [data-action=redrive]"),
+        ),
+        ("deliveries", "/console/deliveries".to_owned(), "main table".to_owned()),
+    ];
+    for (name, path, drawn) in &pages {
+        browser.goto(&app.url(path)).await?;
+        browser.wait_for(drawn).await?;
+        found.extend(violations_at_both_widths(&browser, name).await?);
+    }
+    // The order page comparing two points.
+    browser.goto(&app.url(&format!("/console/orders/{order_id}"))).await?;
+    browser.wait_for("#as-of[data-position]").await?;
+    browser.wait_for("#compare-toggle").await?.click().await?;
+    browser.wait_for("#comparison").await?;
+    found.extend(violations_at_both_widths(&browser, "order, comparing").await?);
+
+    assert!(found.is_empty(), "serious or critical violations:\n{}", found.join("\n"));
     browser.close().await
 }

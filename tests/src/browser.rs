@@ -137,6 +137,34 @@ impl Browser {
         Ok(path)
     }
 
+    /// The serious and critical accessibility violations axe-core finds on the page now
+    /// (its WCAG 2.x A and AA rules and best practices), one line each: the rule, its
+    /// impact, what it asks and the elements that break it.
+    pub async fn accessibility_violations(&self) -> anyhow::Result<Vec<String>> {
+        let axe = std::fs::read_to_string(axe_core_js()?).context("reading axe-core")?;
+        // Injected as WebDriver runs scripts, not through the page: the console's CSP
+        // allows its own scripts only, and rightly.
+        self.client.execute(&axe, vec![]).await.context("loading axe-core into the page")?;
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] })
+                   .then((results) => done(results.violations
+                     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                     .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes
+                       .map((node) => node.target.join(' ')).join(', ')}`)))
+                   .catch((error) => done({ error: String(error) }));",
+                vec![],
+            )
+            .await
+            .context("running axe-core")?;
+        if let Some(error) = found.get("error") {
+            anyhow::bail!("axe-core failed: {error}");
+        }
+        Ok(serde_json::from_value(found)?)
+    }
+
     pub async fn close(mut self) -> anyhow::Result<()> {
         self.client.close().await?;
         let _ = self.driver.kill().await;
@@ -149,4 +177,27 @@ pub fn screenshots_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
     target.join("console")
+}
+
+/// axe-core's script: `AXE_CORE_JS` (scripts/test fetches it, `ensure_axe`), else what an
+/// earlier run of scripts/test left under `target/dev/`.
+fn axe_core_js() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("AXE_CORE_JS") {
+        return Ok(PathBuf::from(path));
+    }
+    let state = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dev");
+    std::fs::read_dir(&state)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("axe-core-"))
+        .map(|entry| entry.path().join("axe.min.js"))
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "no axe-core: set AXE_CORE_JS, or run scripts/test once (it fetches it into {})",
+                state.display()
+            )
+        })
 }

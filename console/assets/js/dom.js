@@ -32,9 +32,16 @@ function flatten(children) {
 /** element.replaceChildren, taking the same children as h() (arrays, null). */
 export const put = (element, ...children) => element.replaceChildren(...flatten(children));
 
-/** A table in a horizontally scrolling wrapper (wide tables on a phone). */
-export function table(headers, rows, { caption, className } = {}) {
-  return h('div', { class: 'table-wrap' },
+/**
+ * A region that scrolls sideways when what it holds is wider than the screen (a table on
+ * a phone): named, and focusable so that a keyboard can scroll it too.
+ */
+export const scrollable = (label, content) =>
+  h('div', { class: 'table-wrap', role: 'region', 'aria-label': label, tabindex: '0' }, content);
+
+/** A table in a horizontally scrolling region named `label` (else its caption). */
+export function table(headers, rows, { caption, className, label } = {}) {
+  return scrollable(label ?? caption ?? 'Table',
     h('table', { class: className },
       caption ? h('caption', {}, caption) : null,
       h('thead', {}, h('tr', {}, headers.map((header) => h('th', { scope: 'col' }, header)))),

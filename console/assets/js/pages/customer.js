@@ -47,7 +47,7 @@ export function render({ main, params: [customerId], signal }) {
   withRetry(() => api('/v1/payments', { query: { customer_id: customerId, limit: 500 }, signal }), retry(orders))
     .then((page) => {
       orders.replaceChildren(page.items.length
-        ? table(ORDER_HEADERS, orderRows(page.items)) : h('p', {}, 'No orders in the read model.'),
+        ? table(ORDER_HEADERS, orderRows(page.items), { label: 'Orders' }) : h('p', {}, 'No orders in the read model.'),
       page.next_cursor ? h('p', { class: 'hint' }, 'The first 500 orders are shown.') : '');
       drawHistory(history, page.items.slice(-MAX_ORDERS), customerId, signal)
         .catch((error) => isAbort(error) || history.replaceChildren(errorBox(describe(error))));

@@ -22,7 +22,7 @@ export function render({ main, session, signal }) {
       const parked = items.filter((item) => !item.redriven_at);
       region.replaceChildren(parked.length === 0 ? h('p', {}, 'No parked messages.')
         : table(['Id', 'Projection', 'Event type', 'Order', 'Error', 'Attempts', 'Parked at', 'Message', admin ? 'Actions' : null].filter(Boolean),
-          parked.map((item) => row(item, admin, redrive))));
+          parked.map((item) => row(item, admin, redrive)), { label: 'Dead letters' }));
     } catch (error) {
       if (!isAbort(error)) region.replaceChildren(errorBox(describe(error)));
     }

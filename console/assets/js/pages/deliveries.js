@@ -3,7 +3,7 @@
 // from `/v1/notifications`, the only endpoint that lists deliveries one by one.
 
 import { api, describe, isAbort, withRetry } from '../api.js';
-import { h, table, loading, errorBox, facts, time, count, words } from '../dom.js';
+import { h, table, loading, errorBox, facts, time, count, scrollable, words } from '../dom.js';
 
 const PAGE = 50;
 
@@ -44,7 +44,7 @@ export function render({ main, session, query, signal }) {
         { signal, onWait: (text) => (cursor ? more : list).replaceChildren(loading(text)) });
       if (mine !== generation) return;
       if (!cursor) {
-        list.replaceChildren(page.items.length ? h('div', { class: 'table-wrap' }, h('table', {},
+        list.replaceChildren(page.items.length ? scrollable('Notifications', h('table', {},
           h('thead', {}, h('tr', {}, ['Notification', 'Order', 'Recipient', 'Created', 'Status', 'Channels', admin ? 'Actions' : null]
             .filter(Boolean).map((name) => h('th', { scope: 'col' }, name)))), rows)) : h('p', {}, 'No notifications.'), more);
       }

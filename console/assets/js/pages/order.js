@@ -107,7 +107,7 @@ function timeTravel(body, path, events, latest, pageSignal) {
     h('div', { class: 'panels' }, Object.values(panels)),
     h('section', { 'aria-labelledby': 'timeline-h' }, h('h2', { id: 'timeline-h' }, 'Timeline'),
       table(['View', 'Version', 'Type', 'Event version', 'Position', 'Recorded at', 'Actor', 'Correlation id', 'Causation id', 'Payload'],
-        rows, { className: 'timeline' })));
+        rows, { className: 'timeline', label: 'Event timeline' })));
 
   // --- drawing a point -------------------------------------------------------------
   function describeInto(output, slider, point) {
@@ -307,7 +307,7 @@ function drawOrder(order) {
     h('details', {}, h('summary', {}, `Lines (${order.lines.length})`),
       table(['SKU', 'Quantity', 'Unit price', 'Subtotal'], order.lines.map((line) => h('tr', {},
         h('td', {}, line.sku), h('td', { class: 'num' }, line.quantity),
-        h('td', { class: 'num' }, money(line.unit_price_minor, c)), h('td', { class: 'num' }, money(line.subtotal_minor, c)))))),
+        h('td', { class: 'num' }, money(line.unit_price_minor, c)), h('td', { class: 'num' }, money(line.subtotal_minor, c)))), { label: 'Order lines' })),
   ];
 }
 
@@ -327,7 +327,7 @@ function drawPayments(payments) {
         h('td', {}, words(a.kind)), h('td', { class: 'mono' }, a.payment_id), h('td', { class: 'num' }, money(a.amount, c)),
         h('td', {}, [a.method, a.reason, a.refund_id].filter(Boolean).join(' · ') || '—'),
         h('td', { class: 'num' }, a.stream_version), h('td', {}, time(a.recorded_at)))),
-    { caption: 'Attempts' }) : h('p', {}, 'No payment attempts.'),
+    { caption: 'Attempts', label: 'Payment attempts' }) : h('p', {}, 'No payment attempts.'),
   ];
 }
 
@@ -345,5 +345,5 @@ export function drawBalance(answer) {
   return table(['Currency', 'Orders', 'Due', 'Captured', 'Refunded', 'Outstanding'], answer.balances.map((b) => h('tr', {},
     h('th', { scope: 'row' }, b.currency), h('td', { class: 'num' }, b.orders),
     h('td', { class: 'num' }, money(b.amount_due, b.currency)), h('td', { class: 'num' }, money(b.captured, b.currency)),
-    h('td', { class: 'num' }, money(b.refunded, b.currency)), h('td', { class: 'num' }, money(b.outstanding, b.currency)))));
+    h('td', { class: 'num' }, money(b.refunded, b.currency)), h('td', { class: 'num' }, money(b.outstanding, b.currency)))), { label: 'Balance' });
 }

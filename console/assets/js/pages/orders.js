@@ -3,7 +3,7 @@
 // back button returns to it.
 
 import { api, describe, isAbort, withRetry } from '../api.js';
-import { h, loading, errorBox, money, time, words } from '../dom.js';
+import { h, loading, errorBox, money, time, scrollable, words } from '../dom.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -26,7 +26,7 @@ export const ORDER_HEADERS = ['Order', 'Customer', 'Status', 'Due', 'Captured', 
  * A page of `/v1/payments` with `filter` into `region`, newest first, and a "Show more"
  * button while the API has a next page.
  */
-function listOrders(region, filter, signal, emptyText) {
+function listOrders(region, filter, signal, emptyText, label) {
   const rows = h('tbody');
   const more = h('div', { class: 'more' });
   region.replaceChildren(loading());
@@ -36,7 +36,7 @@ function listOrders(region, filter, signal, emptyText) {
         { signal, onWait: (text) => (cursor ? more : region).replaceChildren(loading(text)) });
       if (!cursor) {
         region.replaceChildren(page.items.length === 0 ? h('p', {}, emptyText)
-          : h('div', { class: 'table-wrap' }, h('table', {},
+          : scrollable(label, h('table', {},
             h('thead', {}, h('tr', {}, ORDER_HEADERS.map((name) => h('th', { scope: 'col' }, name)))), rows)), more);
       }
       rows.append(...orderRows(page.items));
@@ -80,7 +80,7 @@ export function render({ main, query, signal, navigate }) {
       h('h2', { id: 'results-heading' }, 'Orders of customer ', h('span', { class: 'mono' }, q)),
       h('p', {}, h('a', { href: `/console/customers/${encodeURIComponent(q)}` }, `Balance and history of ${q}`)),
       list);
-    listOrders(list, { customer_id: q, limit: 50 }, signal, 'This customer has no orders in the read model.');
+    listOrders(list, { customer_id: q, limit: 50 }, signal, 'This customer has no orders in the read model.', `Orders of customer ${q}`);
   }
-  listOrders(allList, { limit: 20 }, signal, 'No orders yet.');
+  listOrders(allList, { limit: 20 }, signal, 'No orders yet.', 'Recent orders');
 }

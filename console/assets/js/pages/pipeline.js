@@ -148,7 +148,7 @@ function drawProjections(projections, admin, confirmRebuild) {
       h('td', { class: 'num' }, p.dead_letters > 0 ? h('a', { href: '/console/dead-letters' }, count(p.dead_letters)) : '0'),
       admin ? h('td', {}, h('button', {
         type: 'button', 'data-action': 'rebuild', 'data-projection': p.projection, onclick: () => confirmRebuild(p.projection),
-      }, 'Rebuild')) : null)));
+      }, 'Rebuild')) : null)), { label: 'Projections' });
 }
 
 function drawRebuild(r, admin, cancelRebuild) {
@@ -171,5 +171,5 @@ function drawWorkers(workers) {
   if (!workers.length) return h('p', {}, 'No projection workers run in this process.');
   return table(['Projection', 'State', 'Applied', 'Consumer lag', 'Partitions', 'Last error'], workers.map((w) => h('tr', {},
     h('th', { scope: 'row' }, w.projection), h('td', {}, words(w.state)), h('td', { class: 'num' }, count(w.applied_events)),
-    h('td', { class: 'num' }, count(w.lag_messages)), h('td', {}, w.partitions?.join(', ') ?? '—'), h('td', {}, w.last_error ?? '—'))));
+    h('td', { class: 'num' }, count(w.lag_messages)), h('td', {}, w.partitions?.join(', ') ?? '—'), h('td', {}, w.last_error ?? '—'))), { label: 'Projection workers' });
 }

@@ -25,6 +25,7 @@
 //! operator can see it.
 
 use chrono::{DateTime, Utc};
+use futures_util::{Stream, TryStreamExt};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -109,27 +110,39 @@ pub async fn read_committed_after(
     after: CommitPosition,
     limit: i64,
 ) -> Result<Vec<CommittedEvent>, StoreError> {
+    stream_committed_after(client, after, limit).await?.try_collect().await
+}
+
+/// [`read_committed_after`], each event as its row arrives: what a reader does with one
+/// event overlaps the server's producing the next (the relay encodes a batch while
+/// PostgreSQL is still reading it, instead of after).
+pub async fn stream_committed_after(
+    client: &tokio_postgres::Client,
+    after: CommitPosition,
+    limit: i64,
+) -> Result<impl Stream<Item = Result<CommittedEvent, StoreError>>, StoreError> {
     let horizon = append_horizon(client).await?;
     let statement = client.prepare(READ_COMMITTED_AFTER).await?;
-    let rows =
-        client.query(&statement, &[&after.tx_id, &after.global_position, &limit, &horizon]).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(CommittedEvent {
-                commit: CommitPosition { tx_id: row.try_get(0)?, global_position: row.try_get(1)? },
-                stream_id: row.try_get(2)?,
-                stream_version: stream_version(row, 3)?,
-                event_id: row.try_get(4)?,
-                event_type: row.try_get(5)?,
-                event_version: row.try_get(6)?,
-                payload: row.try_get(7)?,
-                correlation_id: row.try_get(8)?,
-                causation_id: row.try_get(9)?,
-                traceparent: row.try_get(10)?,
-                recorded_at: row.try_get(11)?,
-            })
-        })
-        .collect()
+    let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&after.tx_id, &after.global_position, &limit, &horizon];
+    let rows = client.query_raw(&statement, parameters).await?;
+    Ok(rows.map_err(StoreError::from).and_then(|row| async move { committed_event(&row) }))
+}
+
+fn committed_event(row: &tokio_postgres::Row) -> Result<CommittedEvent, StoreError> {
+    Ok(CommittedEvent {
+        commit: CommitPosition { tx_id: row.try_get(0)?, global_position: row.try_get(1)? },
+        stream_id: row.try_get(2)?,
+        stream_version: stream_version(row, 3)?,
+        event_id: row.try_get(4)?,
+        event_type: row.try_get(5)?,
+        event_version: row.try_get(6)?,
+        payload: row.try_get(7)?,
+        correlation_id: row.try_get(8)?,
+        causation_id: row.try_get(9)?,
+        traceparent: row.try_get(10)?,
+        recorded_at: row.try_get(11)?,
+    })
 }
 
 /// The gap-safe order for a replay of the whole store: the horizon and order of

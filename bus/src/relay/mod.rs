@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use chrono::Utc;
-use eventstore::position::{read_committed_after, CommitPosition};
+use eventstore::position::{stream_committed_after, CommitPosition};
 use eventstore::StoreError;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, TryStreamExt};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -189,7 +189,19 @@ impl<P: Publisher> Relay<P> {
                 return Err(LeadError::LostConnection);
             }
             if !prepared {
-                match self.publisher.prepare().await {
+                // The store does not wait for the broker: the first batch is read while the
+                // publisher gets ready (creating Kafka's topics took most of a relay's
+                // 270 ms start), and is kept if the broker is not there yet.
+                let Self { publisher, settings, status, .. } = self;
+                let reading = async {
+                    match ahead.take() {
+                        Some(batch) if batch.last.is_some() => Ok(batch),
+                        _ => read_batch(leader, read, settings.batch_size, status).await,
+                    }
+                };
+                let (ready, batch) = tokio::join!(publisher.prepare(), reading);
+                ahead = Some(batch?);
+                match ready {
                     Ok(()) => prepared = true,
                     Err(error) => {
                         self.broker_down(&error);
@@ -277,16 +289,8 @@ impl<P: Publisher> Relay<P> {
         }
     }
 
-    /// The next batch after `after` in the gap-safe order, through the leader's connection,
-    /// encoded: read ahead, the encoding too overlaps the broker's round trip.
     async fn read_after(&self, leader: &Leader, after: CommitPosition) -> Result<Batch, LeadError> {
-        let events = read_committed_after(&leader.client, after, self.settings.batch_size).await?;
-        self.status.send_modify(|s| s.reads += 1);
-        Ok(Batch {
-            messages: events.iter().map(envelope::encode).collect::<Result<_, _>>()?,
-            last: events.last().map(|event| event.commit),
-            recorded_at: events.iter().map(|event| event.recorded_at).collect(),
-        })
+        read_batch(leader, after, self.settings.batch_size, &self.status).await
     }
 
     /// A batch failed: drops every batch in flight (they are published again from the
@@ -353,6 +357,26 @@ impl<P: Publisher> Relay<P> {
 }
 
 /// From `earlier` to `later` in seconds (0 if the clocks disagree).
+/// The next batch after `after` in the gap-safe order, through the leader's connection,
+/// encoded: read ahead, the encoding too overlaps the broker's round trip.
+async fn read_batch(
+    leader: &Leader,
+    after: CommitPosition,
+    batch_size: i64,
+    status: &watch::Sender<RelayStatus>,
+) -> Result<Batch, LeadError> {
+    let events = stream_committed_after(&leader.client, after, batch_size).await?;
+    let mut events = std::pin::pin!(events);
+    let mut batch = Batch { messages: Vec::new(), last: None, recorded_at: Vec::new() };
+    while let Some(event) = events.try_next().await? {
+        batch.messages.push(envelope::encode(&event)?);
+        batch.last = Some(event.commit);
+        batch.recorded_at.push(event.recorded_at);
+    }
+    status.send_modify(|s| s.reads += 1);
+    Ok(batch)
+}
+
 fn seconds_between(earlier: chrono::DateTime<Utc>, later: chrono::DateTime<Utc>) -> f64 {
     (later - earlier).to_std().map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }

@@ -190,8 +190,8 @@ impl<P: Publisher> Relay<P> {
             }
             if !prepared {
                 // The store does not wait for the broker: the first batch is read while the
-                // publisher gets ready (creating Kafka's topics took most of a relay's
-                // 270 ms start), and is kept if the broker is not there yet.
+                // publisher gets ready (on Kafka, creating the topics: a broker round trip),
+                // and is kept while the broker is not there yet.
                 let Self { publisher, settings, status, .. } = self;
                 let reading = async {
                     match ahead.take() {
@@ -356,7 +356,6 @@ impl<P: Publisher> Relay<P> {
     }
 }
 
-/// From `earlier` to `later` in seconds (0 if the clocks disagree).
 /// The next batch after `after` in the gap-safe order, through the leader's connection,
 /// encoded: read ahead, the encoding too overlaps the broker's round trip.
 async fn read_batch(
@@ -377,6 +376,7 @@ async fn read_batch(
     Ok(batch)
 }
 
+/// From `earlier` to `later` in seconds (0 if the clocks disagree).
 fn seconds_between(earlier: chrono::DateTime<Utc>, later: chrono::DateTime<Utc>) -> f64 {
     (later - earlier).to_std().map_or(0.0, |elapsed| elapsed.as_secs_f64())
 }

@@ -207,11 +207,17 @@ async fn an_admin_rebuilds_and_re_drives_from_the_console() -> anyhow::Result<()
     browser.close().await
 }
 
-/// What axe-core finds on the page at each of a laptop's and a phone's width.
+/// What axe-core finds on the page at each of a laptop's and a phone's width, once the
+/// page is at rest: a panel that is fetching is dimmed and says so (`aria-busy`), for the
+/// moment it takes.
 async fn violations_at_both_widths(browser: &Browser, page: &str) -> anyhow::Result<Vec<String>> {
     let mut found = Vec::new();
     for (width, size) in [("desktop", DESKTOP), ("phone", PHONE)] {
         browser.client.set_window_size(size.0, size.1).await?;
+        poll_until(PAGE_DEADLINE, &format!("{page}: nothing busy"), || async {
+            Ok(browser.all("[aria-busy=true]").await?.is_empty().then_some(()))
+        })
+        .await?;
         for violation in browser.accessibility_violations().await? {
             found.push(format!("{page} at {width}: {violation}"));
         }
@@ -224,7 +230,7 @@ async fn violations_at_both_widths(browser: &Browser, page: &str) -> anyhow::Res
 async fn no_page_has_a_serious_accessibility_violation() -> anyhow::Result<()> {
     // Every page with something on it, actions included (an admin sees them all).
     let app = TestApp::spawn_all(&kafka_brokers()).await?;
-    let (order_id, _) = paid_and_refunded(&app).await?;
+    let (order_id, positions) = paid_and_refunded(&app).await?;
     let parked = park_first_event(&app, app.place_order("cus_parked").await?).await?;
     let browser = Browser::start().await?;
 
@@ -250,9 +256,12 @@ async fn no_page_has_a_serious_accessibility_violation() -> anyhow::Result<()> {
         browser.wait_for(drawn).await?;
         found.extend(violations_at_both_widths(&browser, name).await?);
     }
-    // The order page comparing two points.
+    // The order page at its first event (the later ones set apart), then comparing.
     browser.goto(&app.url(&format!("/console/orders/{order_id}"))).await?;
     browser.wait_for("#as-of[data-position]").await?;
+    browser.type_into("#slider", &Key::Home.to_string()).await?;
+    shows_point(&browser, &app, order_id, positions[0]).await?;
+    found.extend(violations_at_both_widths(&browser, "order, at its first event").await?);
     browser.wait_for("#compare-toggle").await?.click().await?;
     browser.wait_for("#comparison").await?;
     found.extend(violations_at_both_widths(&browser, "order, comparing").await?);

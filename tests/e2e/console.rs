@@ -263,7 +263,13 @@ async fn no_page_has_a_serious_accessibility_violation() -> anyhow::Result<()> {
     shows_point(&browser, &app, order_id, positions[0]).await?;
     found.extend(violations_at_both_widths(&browser, "order, at its first event").await?);
     browser.wait_for("#compare-toggle").await?.click().await?;
-    browser.wait_for("#comparison").await?;
+    // The comparison and the panels' refresh start together, after the controls' debounce:
+    // once the comparison is drawn, the panels are fetching or done.
+    browser
+        .wait_for_text("#comparison", "the comparison drawn", |text| {
+            text.contains("What changed from A to B")
+        })
+        .await?;
     found.extend(violations_at_both_widths(&browser, "order, comparing").await?);
 
     assert!(found.is_empty(), "serious or critical violations:\n{}", found.join("\n"));

@@ -155,31 +155,39 @@ impl TlsParameters {
     /// The connector these parameters describe, with every file read and checked.
     pub fn connector(&self) -> Result<Tls, TlsError> {
         let mode = self.effective_mode();
-        let mut builder = TlsConnector::builder();
-        builder.request_alpns(&["postgresql"]);
         // With TLS off the files are not used, so they are not read either (as in libpq).
-        if mode != SslMode::Disable {
-            match &self.root_certs {
-                Some(RootCerts::File(path)) => {
-                    builder.disable_built_in_roots(true);
-                    for certificate in read_root_certs(path)? {
-                        builder.add_root_certificate(certificate);
-                    }
-                }
-                Some(RootCerts::System) if mode != SslMode::VerifyFull => {
-                    return Err(TlsError::WeakModeWithSystemRoots(mode));
-                }
-                Some(RootCerts::System) => {}
-                None if mode.verifies() => return Err(TlsError::NothingToVerifyAgainst(mode)),
-                None => {}
+        let tls = mode != SslMode::Disable;
+        match &self.root_certs {
+            Some(RootCerts::System) if tls && mode != SslMode::VerifyFull => {
+                return Err(TlsError::WeakModeWithSystemRoots(mode));
             }
-            if let Some(identity) = self.client_identity()? {
-                builder.identity(identity);
-            }
+            None if tls && mode.verifies() => return Err(TlsError::NothingToVerifyAgainst(mode)),
+            _ => {}
         }
         let checks_chain = mode.verifies() || self.root_certs.is_some();
+        let checks_host = mode == SslMode::VerifyFull;
+        let root_file = match &self.root_certs {
+            Some(RootCerts::File(path)) if tls => Some(path),
+            _ => None,
+        };
+        let identity = if tls { self.client_identity()? } else { None };
+        if root_file.is_none() && identity.is_none() {
+            let connector = shared_connector(checks_chain, checks_host)?;
+            return Ok(Tls { connector, mode });
+        }
+        let mut builder = TlsConnector::builder();
+        builder.request_alpns(&["postgresql"]);
+        if let Some(path) = root_file {
+            builder.disable_built_in_roots(true);
+            for certificate in read_root_certs(path)? {
+                builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some(identity) = identity {
+            builder.identity(identity);
+        }
         builder.danger_accept_invalid_certs(!checks_chain);
-        builder.danger_accept_invalid_hostnames(mode != SslMode::VerifyFull);
+        builder.danger_accept_invalid_hostnames(!checks_host);
         let connector = builder.build().map_err(TlsError::Connector)?;
         Ok(Tls { connector, mode })
     }
@@ -263,6 +271,31 @@ pub enum TlsError {
     },
     #[error("building the TLS connector")]
     Connector(#[source] native_tls::Error),
+}
+
+/// A connector that reads no file of its own (the system's roots or none) depends on two
+/// flags only, and building one costs tens of milliseconds: OpenSSL parses the system's
+/// whole certificate bundle for every context. So each is built once per process and
+/// shared (a clone shares the context); a standby relay retrying its connection, or a role
+/// starting, does not pay it again. Those that read files are built afresh, so a rotated
+/// certificate is picked up by the next connector.
+fn shared_connector(checks_chain: bool, checks_host: bool) -> Result<TlsConnector, TlsError> {
+    static SHARED: std::sync::Mutex<[Option<TlsConnector>; 4]> =
+        std::sync::Mutex::new([None, None, None, None]);
+    let slot = usize::from(checks_chain) * 2 + usize::from(checks_host);
+    // A poisoned lock only means another thread panicked while building: build again.
+    let mut shared = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(connector) = &shared[slot] {
+        return Ok(connector.clone());
+    }
+    let connector = TlsConnector::builder()
+        .request_alpns(&["postgresql"])
+        .danger_accept_invalid_certs(!checks_chain)
+        .danger_accept_invalid_hostnames(!checks_host)
+        .build()
+        .map_err(TlsError::Connector)?;
+    shared[slot] = Some(connector.clone());
+    Ok(connector)
 }
 
 /// What every connection to the database is made with: the TLS of one [`SslMode`].

@@ -33,8 +33,38 @@ fn create(settings: &KafkaSettings, client_id: &str) -> Result<FutureProducer, B
         .map_err(|error| BusError::new("creating the producer", error))
 }
 
+impl KafkaPublisher {
+    /// Whether the broker knows both topics with their partitions (`false` when it cannot
+    /// be asked: creating them says why).
+    async fn topics_exist(&self) -> bool {
+        let producer = self.producer.clone();
+        let topics = [self.settings.orders_topic(), self.settings.dead_letter_topic()];
+        let timeout = Duration::from_secs(5);
+        // librdkafka's metadata call blocks: not on a runtime thread.
+        let known = tokio::task::spawn_blocking(move || {
+            topics.iter().all(|topic| {
+                producer.client().fetch_metadata(Some(topic), timeout).is_ok_and(|metadata| {
+                    metadata.topics().iter().any(|found| {
+                        found.name() == topic
+                            && found.error().is_none()
+                            && !found.partitions().is_empty()
+                    })
+                })
+            })
+        });
+        known.await.unwrap_or(false)
+    }
+}
+
 impl Publisher for KafkaPublisher {
+    /// Most starts find the topics there: asking for their metadata on the producer's own
+    /// connection takes a round trip, where creating them takes an admin client of its
+    /// own, its connection and a controller lookup (about 100 ms on Tansu). The producer
+    /// does not create topics as a side effect of asking (`allow.auto.create.topics`).
     async fn prepare(&mut self) -> Result<(), BusError> {
+        if self.topics_exist().await {
+            return Ok(());
+        }
         self.settings.ensure_topics().await
     }
 

@@ -187,8 +187,10 @@ pub async fn raw_produce(
         events.extend(batch);
     }
     anyhow::ensure!(!events.is_empty(), "the store has no events to produce");
-    let messages =
-        events.iter().map(bus::envelope::encode).collect::<Result<Vec<_>, serde_json::Error>>()?;
+    let messages = events
+        .iter()
+        .map(|event| bus::envelope::encode(&event.borrow()))
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
 
     let mut scratch = kafka.clone();
     scratch.channels = bus::Channels::new(format!(

@@ -100,8 +100,10 @@ pub async fn republish<P: Publisher>(
             .filter(|event| event.commit.tx_id <= last_tx)
             .filter(|event| (range.from..=to).contains(&event.commit.global_position))
             .collect();
-        let messages =
-            events.iter().map(|event| envelope::encode(event)).collect::<Result<Vec<_>, _>>()?;
+        let messages = events
+            .iter()
+            .map(|event| envelope::encode(&event.borrow()))
+            .collect::<Result<Vec<_>, _>>()?;
         let count = messages.len() as u64;
         if let Err(error) = publisher.publish(messages).await {
             failures += 1;

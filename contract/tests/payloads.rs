@@ -203,7 +203,7 @@ fn published_envelopes_and_headers_validate() -> Result<(), Error> {
                 .then(|| "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
             recorded_at: Utc.with_ymd_and_hms(2025, 3, 1, 12, 30, 0).single().ok_or("time")?,
         };
-        let message = bus::envelope::encode(&committed_event)?;
+        let message = bus::envelope::encode(&committed_event.borrow())?;
         let envelope: Value = serde_json::from_slice(&message.payload)?;
         let found = errors(&envelope_schema, &envelope)?;
         assert!(found.is_empty(), "envelope.json refuses {envelope}: {found:?}");

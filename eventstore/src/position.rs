@@ -39,6 +39,7 @@ pub struct CommitPosition {
 }
 
 /// An event as the relay publishes it: payload kept as raw JSON text, never re-parsed.
+/// [`CommittedRow`] is the same, borrowed from the row it was read in.
 #[derive(Clone, Debug)]
 pub struct CommittedEvent {
     pub commit: CommitPosition,
@@ -53,6 +54,79 @@ pub struct CommittedEvent {
     /// The W3C trace context the event was appended in, if it was recorded.
     pub traceparent: Option<String>,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// A [`CommittedEvent`] borrowed from its row: what the relay encodes as each row arrives,
+/// without copying the payload and the ids out of it first.
+#[derive(Clone, Copy, Debug)]
+pub struct CommittedRow<'a> {
+    pub commit: CommitPosition,
+    pub stream_id: Uuid,
+    pub stream_version: u32,
+    pub event_id: Uuid,
+    pub event_type: &'a str,
+    pub event_version: i16,
+    pub payload: &'a str,
+    pub correlation_id: Option<&'a str>,
+    pub causation_id: Option<&'a str>,
+    pub traceparent: Option<&'a str>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl<'a> CommittedRow<'a> {
+    /// Reads a row of [`READ_COMMITTED_AFTER`] (as [`stream_committed_after`] yields them).
+    pub fn from_row(row: &'a tokio_postgres::Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            commit: CommitPosition {
+                tx_id: row.try_get::<_, TxId>(0)?.0,
+                global_position: row.try_get(1)?,
+            },
+            stream_id: row.try_get(2)?,
+            stream_version: stream_version(row, 3)?,
+            event_id: row.try_get(4)?,
+            event_type: row.try_get(5)?,
+            event_version: row.try_get(6)?,
+            payload: row.try_get(7)?,
+            correlation_id: row.try_get(8)?,
+            causation_id: row.try_get(9)?,
+            traceparent: row.try_get(10)?,
+            recorded_at: row.try_get(11)?,
+        })
+    }
+
+    pub fn to_owned(&self) -> CommittedEvent {
+        CommittedEvent {
+            commit: self.commit,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: self.event_type.to_owned(),
+            event_version: self.event_version,
+            payload: self.payload.to_owned(),
+            correlation_id: self.correlation_id.map(str::to_owned),
+            causation_id: self.causation_id.map(str::to_owned),
+            traceparent: self.traceparent.map(str::to_owned),
+            recorded_at: self.recorded_at,
+        }
+    }
+}
+
+impl CommittedEvent {
+    pub fn borrow(&self) -> CommittedRow<'_> {
+        CommittedRow {
+            commit: self.commit,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: &self.event_type,
+            event_version: self.event_version,
+            payload: &self.payload,
+            correlation_id: self.correlation_id.as_deref(),
+            causation_id: self.causation_id.as_deref(),
+            traceparent: self.traceparent.as_deref(),
+            recorded_at: self.recorded_at,
+        }
+    }
 }
 
 /// `SELECT columns` of up to `$3` events after the commit position `($1, $2)`, in the
@@ -87,7 +161,7 @@ pub const ORDERED_READS: &str = "SET enable_sort = off";
 
 /// The statement of [`read_committed_after`] (public for the specs that check its plan).
 pub const READ_COMMITTED_AFTER: &str = committed_after!(
-    "tx_id::text::bigint, global_position, stream_id, stream_version, event_id,
+    "tx_id, global_position, stream_id, stream_version, event_id,
      event_type, event_version, payload::text, metadata->>'correlation_id',
      metadata->>'causation_id', metadata->>'traceparent', recorded_at"
 );
@@ -110,39 +184,26 @@ pub async fn read_committed_after(
     after: CommitPosition,
     limit: i64,
 ) -> Result<Vec<CommittedEvent>, StoreError> {
-    stream_committed_after(client, after, limit).await?.try_collect().await
+    let rows = stream_committed_after(client, after, limit).await?;
+    rows.and_then(|row| async move { Ok(CommittedRow::from_row(&row)?.to_owned()) })
+        .try_collect()
+        .await
 }
 
-/// [`read_committed_after`], each event as its row arrives: what a reader does with one
-/// event overlaps the server's producing the next (the relay encodes a batch while
-/// PostgreSQL is still reading it, instead of after).
+/// [`read_committed_after`], each event's row as it arrives (read it with
+/// [`CommittedRow::from_row`]): what a reader does with one event overlaps the server's
+/// producing the next (the relay encodes and sends a batch while PostgreSQL is still
+/// reading it, instead of after).
 pub async fn stream_committed_after(
     client: &tokio_postgres::Client,
     after: CommitPosition,
     limit: i64,
-) -> Result<impl Stream<Item = Result<CommittedEvent, StoreError>>, StoreError> {
+) -> Result<impl Stream<Item = Result<tokio_postgres::Row, StoreError>>, StoreError> {
     let horizon = append_horizon(client).await?;
     let statement = client.prepare(READ_COMMITTED_AFTER).await?;
     let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
         [&after.tx_id, &after.global_position, &limit, &horizon];
-    let rows = client.query_raw(&statement, parameters).await?;
-    Ok(rows.map_err(StoreError::from).and_then(|row| async move { committed_event(&row) }))
-}
-
-fn committed_event(row: &tokio_postgres::Row) -> Result<CommittedEvent, StoreError> {
-    Ok(CommittedEvent {
-        commit: CommitPosition { tx_id: row.try_get(0)?, global_position: row.try_get(1)? },
-        stream_id: row.try_get(2)?,
-        stream_version: stream_version(row, 3)?,
-        event_id: row.try_get(4)?,
-        event_type: row.try_get(5)?,
-        event_version: row.try_get(6)?,
-        payload: row.try_get(7)?,
-        correlation_id: row.try_get(8)?,
-        causation_id: row.try_get(9)?,
-        traceparent: row.try_get(10)?,
-        recorded_at: row.try_get(11)?,
-    })
+    Ok(client.query_raw(&statement, parameters).await?.map_err(StoreError::from))
 }
 
 /// The gap-safe order for a replay of the whole store: the horizon and order of

@@ -49,8 +49,10 @@ async fn main() -> anyhow::Result<()> {
     let producer: FutureProducer =
         raw_settings.producer_config().set("message.timeout.ms", "30000").create()?;
     let topic = raw_settings.orders_topic();
-    let messages =
-        rows.iter().map(bus::envelope::encode).collect::<Result<Vec<_>, serde_json::Error>>()?;
+    let messages = rows
+        .iter()
+        .map(|row| bus::envelope::encode(&row.borrow()))
+        .collect::<Result<Vec<_>, serde_json::Error>>()?;
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(messages.len());
     for message in &messages {

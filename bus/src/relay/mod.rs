@@ -8,11 +8,10 @@
 //! checkpoint when the leader dies.
 //!
 //! One batch: read up to `batch_size` events after the last batch read, in the gap-safe
-//! order (`eventstore::position`), and hand them to the [`Publisher`]; while up to
-//! `max_in_flight` batches travel to the broker the relay reads on, and as each is
-//! acknowledged, in order, the checkpoint advances past it. With no room for another batch
-//! at the broker it reads the next one from the store while it waits, so the store's read
-//! and the broker's round trip overlap without more batches in flight. A crash before a checkpoint
+//! order (`eventstore::position`), handing them to the [`Publisher`] a chunk at a time as
+//! the rows arrive, so that the store's read, the encoding and the broker's work overlap;
+//! while up to `max_in_flight` batches travel to the broker the relay reads on, and as each
+//! is acknowledged, in order, the checkpoint advances past it. A crash before a checkpoint
 //! republishes what came after it (duplicates, never loss); a failed batch drops every
 //! batch in flight, and publishing starts again from the checkpoint with capped
 //! exponential backoff.
@@ -26,7 +25,7 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use chrono::Utc;
-use eventstore::position::{stream_committed_after, CommitPosition};
+use eventstore::position::{stream_committed_after, CommitPosition, CommittedRow};
 use eventstore::StoreError;
 use futures_util::{FutureExt, TryStreamExt};
 use tokio::sync::{watch, Notify};
@@ -85,26 +84,36 @@ enum LeadError {
 /// the next batch overlaps the broker's round trip for the last one.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
 
-/// Events read from the store, encoded, not sent yet.
-struct Batch {
-    messages: Vec<crate::envelope::Message>,
-    /// Its last event's place (`None`: nothing was there to read).
-    last: Option<CommitPosition>,
-    recorded_at: Vec<chrono::DateTime<Utc>>,
-}
+/// Messages handed to the publisher at a time while a batch is read: the broker takes the
+/// first of a batch while the store still reads the rest, instead of after all of it.
+const CHUNK: usize = 1_000;
 
-/// A batch on its way to the broker.
+/// A batch on its way to the broker, sent chunk by chunk as it was read.
 struct InFlight {
+    /// Every chunk acknowledged.
     pending: crate::publish::Pending,
     /// Its last event: the checkpoint once it is acknowledged.
     last: CommitPosition,
     /// Its events' append times, for the publish delay.
     recorded_at: Vec<chrono::DateTime<Utc>>,
+    /// When its last chunk was handed over.
     sent_at: std::time::Instant,
+}
+
+/// What reading the next batch came to.
+enum Read {
+    Sent(InFlight),
+    /// Nothing after the cursor below the horizon.
+    Empty,
+    /// The publisher refused a chunk: the broker is down, start over from the checkpoint.
+    Refused(BusError),
 }
 
 pub struct Relay<P> {
     database_url: String,
+    /// Built once: building one reads the system's certificate store, which takes tens of
+    /// milliseconds — a standby relay retrying every second would spend it each time.
+    connector: Option<eventstore::Connector>,
     publisher: P,
     settings: RelaySettings,
     status: watch::Sender<RelayStatus>,
@@ -119,7 +128,7 @@ impl<P: Publisher> Relay<P> {
         settings: RelaySettings,
         status: watch::Sender<RelayStatus>,
     ) -> Self {
-        Self { database_url: database_url.into(), publisher, settings, status }
+        Self { database_url: database_url.into(), connector: None, publisher, settings, status }
     }
 
     pub fn status(&self) -> watch::Receiver<RelayStatus> {
@@ -130,7 +139,11 @@ impl<P: Publisher> Relay<P> {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = self.backoff();
         while !shutdown.is_cancelled() {
-            let leader = match Leader::acquire(&self.database_url, &self.settings.name).await {
+            let leader = match self.connector() {
+                Ok(connector) => Leader::acquire(&connector, &self.settings.name).await,
+                Err(error) => Err(error),
+            };
+            let leader = match leader {
                 Ok(Some(leader)) => leader,
                 Ok(None) => {
                     self.set_role(RelayRole::Standby);
@@ -158,6 +171,16 @@ impl<P: Publisher> Relay<P> {
         self.set_role(RelayRole::Stopped);
     }
 
+    /// The connector, built the first time (a clone shares its TLS context).
+    fn connector(&mut self) -> Result<eventstore::Connector, StoreError> {
+        let connector = match self.connector.take() {
+            Some(connector) => connector,
+            None => eventstore::Connector::new(&self.database_url)
+                .map_err(|error| StoreError::Settings(Box::new(error)))?,
+        };
+        Ok(self.connector.insert(connector).clone())
+    }
+
     fn backoff(&self) -> impl Iterator<Item = Duration> {
         backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(100))
@@ -179,8 +202,6 @@ impl<P: Publisher> Relay<P> {
         // batch starts: ahead of the checkpoint by what is in flight.
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut read = checkpoint;
-        // The batch after `read`, read while the last one travelled to the broker.
-        let mut ahead: Option<Batch> = None;
         loop {
             if shutdown.is_cancelled() && in_flight.is_empty() {
                 return Ok(());
@@ -189,19 +210,7 @@ impl<P: Publisher> Relay<P> {
                 return Err(LeadError::LostConnection);
             }
             if !prepared {
-                // The store does not wait for the broker: the first batch is read while the
-                // publisher gets ready (on Kafka, creating the topics: a broker round trip),
-                // and is kept while the broker is not there yet.
-                let Self { publisher, settings, status, .. } = self;
-                let reading = async {
-                    match ahead.take() {
-                        Some(batch) if batch.last.is_some() => Ok(batch),
-                        _ => read_batch(leader, read, settings.batch_size, status).await,
-                    }
-                };
-                let (ready, batch) = tokio::join!(publisher.prepare(), reading);
-                ahead = Some(batch?);
-                match ready {
+                match self.publisher.prepare().await {
                     Ok(()) => prepared = true,
                     Err(error) => {
                         self.broker_down(&error);
@@ -212,31 +221,19 @@ impl<P: Publisher> Relay<P> {
             }
             let mut sent = false;
             if in_flight.len() < self.settings.max_in_flight && !shutdown.is_cancelled() {
-                let batch = match ahead.take() {
-                    Some(batch) if batch.last.is_some() => batch,
-                    _ => self.read_after(leader, read).await?,
-                };
-                if let Some(last) = batch.last {
-                    match self.publisher.send(batch.messages) {
-                        Ok(pending) => {
-                            let sent_at = std::time::Instant::now();
-                            in_flight.push_back(InFlight {
-                                pending,
-                                last,
-                                recorded_at: batch.recorded_at,
-                                sent_at,
-                            });
-                            read = last;
-                            sent = true;
-                        }
-                        Err(error) => {
-                            self.failed(&error, &mut in_flight, &mut prepared).await;
-                            read = checkpoint;
-                            ahead = None;
-                            wait(shutdown, next(&mut backoff, self.settings.max_backoff), None)
-                                .await;
-                            continue;
-                        }
+                let Self { publisher, settings, status, .. } = self;
+                match send_next(leader, read, settings.batch_size, status, publisher).await? {
+                    Read::Sent(batch) => {
+                        read = batch.last;
+                        in_flight.push_back(batch);
+                        sent = true;
+                    }
+                    Read::Empty => {}
+                    Read::Refused(error) => {
+                        self.failed(&error, &mut in_flight, &mut prepared).await;
+                        read = checkpoint;
+                        wait(shutdown, next(&mut backoff, self.settings.max_backoff), None).await;
+                        continue;
                     }
                 }
             }
@@ -245,17 +242,11 @@ impl<P: Publisher> Relay<P> {
                 wait(shutdown, self.settings.poll_interval, Some(&leader.appended)).await;
                 continue;
             };
-            // Read on while batches travel: a new append (or room for another batch just
-            // made) goes round again; otherwise wait for the oldest batch's acknowledgement.
+            // With room for another batch, a new append goes round again (and so does a
+            // batch just sent, if more may follow it); otherwise wait for the oldest
+            // batch's acknowledgement.
             let acknowledged = if sent && room {
                 (&mut oldest.pending).now_or_never()
-            } else if !room && ahead.is_none() && !shutdown.is_cancelled() {
-                // No room for another batch at the broker: read the next one from the
-                // store meanwhile, so that it leaves as soon as this one is acknowledged.
-                let next = self.read_after(leader, read);
-                let (result, next) = tokio::join!(oldest.pending.as_mut(), next);
-                ahead = Some(next?);
-                Some(result)
             } else {
                 tokio::select! {
                     result = oldest.pending.as_mut() => Some(result),
@@ -282,15 +273,10 @@ impl<P: Publisher> Relay<P> {
                 Err(error) => {
                     self.failed(&error, &mut in_flight, &mut prepared).await;
                     read = checkpoint;
-                    ahead = None;
                     wait(shutdown, next(&mut backoff, self.settings.max_backoff), None).await;
                 }
             }
         }
-    }
-
-    async fn read_after(&self, leader: &Leader, after: CommitPosition) -> Result<Batch, LeadError> {
-        read_batch(leader, after, self.settings.batch_size, &self.status).await
     }
 
     /// A batch failed: drops every batch in flight (they are published again from the
@@ -356,24 +342,51 @@ impl<P: Publisher> Relay<P> {
     }
 }
 
-/// The next batch after `after` in the gap-safe order, through the leader's connection,
-/// encoded: read ahead, the encoding too overlaps the broker's round trip.
-async fn read_batch(
+/// Reads the next batch after `after` in the gap-safe order, through the leader's
+/// connection, and hands it to the publisher [`CHUNK`] messages at a time as its rows
+/// arrive: PostgreSQL reads, the relay encodes and the broker takes the batch at once.
+/// Every chunk is queued behind the last, so order per key holds across them.
+async fn send_next<P: Publisher>(
     leader: &Leader,
     after: CommitPosition,
     batch_size: i64,
     status: &watch::Sender<RelayStatus>,
-) -> Result<Batch, LeadError> {
+    publisher: &mut P,
+) -> Result<Read, LeadError> {
     let events = stream_committed_after(&leader.client, after, batch_size).await?;
     let mut events = std::pin::pin!(events);
-    let mut batch = Batch { messages: Vec::new(), last: None, recorded_at: Vec::new() };
-    while let Some(event) = events.try_next().await? {
-        batch.messages.push(envelope::encode(&event)?);
-        batch.last = Some(event.commit);
-        batch.recorded_at.push(event.recorded_at);
+    let mut chunks = Vec::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut last = None;
+    let mut recorded_at = Vec::new();
+    while let Some(row) = events.try_next().await? {
+        let event = CommittedRow::from_row(&row)?;
+        chunk.push(envelope::encode(&event)?);
+        last = Some(event.commit);
+        recorded_at.push(event.recorded_at);
+        if chunk.len() == CHUNK {
+            match publisher.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))) {
+                Ok(pending) => chunks.push(pending),
+                // The rest of the statement's rows are discarded by the connection.
+                Err(error) => return Ok(Read::Refused(error)),
+            }
+        }
     }
     status.send_modify(|s| s.reads += 1);
-    Ok(batch)
+    let Some(last) = last else { return Ok(Read::Empty) };
+    if !chunk.is_empty() {
+        match publisher.send(chunk) {
+            Ok(pending) => chunks.push(pending),
+            Err(error) => return Ok(Read::Refused(error)),
+        }
+    }
+    let pending = Box::pin(async move {
+        for chunk in chunks {
+            chunk.await?;
+        }
+        Ok(())
+    });
+    Ok(Read::Sent(InFlight { pending, last, recorded_at, sent_at: std::time::Instant::now() }))
 }
 
 /// From `earlier` to `later` in seconds (0 if the clocks disagree).

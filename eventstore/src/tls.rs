@@ -273,19 +273,16 @@ pub enum TlsError {
     Connector(#[source] native_tls::Error),
 }
 
-/// A connector that reads no file of its own (the system's roots or none) depends on two
-/// flags only, and building one costs tens of milliseconds: OpenSSL parses the system's
-/// whole certificate bundle for every context. So each is built once per process and
-/// shared (a clone shares the context); a standby relay retrying its connection, or a role
-/// starting, does not pay it again. Those that read files are built afresh, so a rotated
-/// certificate is picked up by the next connector.
+/// One per process for each pair of flags: OpenSSL parses the system's whole certificate
+/// bundle for every connector it builds (tens of ms). Those that read files are built
+/// afresh, so a rotated certificate is picked up.
 fn shared_connector(checks_chain: bool, checks_host: bool) -> Result<TlsConnector, TlsError> {
     static SHARED: std::sync::Mutex<[Option<TlsConnector>; 4]> =
         std::sync::Mutex::new([None, None, None, None]);
-    let slot = usize::from(checks_chain) * 2 + usize::from(checks_host);
     // A poisoned lock only means another thread panicked while building: build again.
     let mut shared = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(connector) = &shared[slot] {
+    let slot = &mut shared[usize::from(checks_chain) * 2 + usize::from(checks_host)];
+    if let Some(connector) = slot {
         return Ok(connector.clone());
     }
     let connector = TlsConnector::builder()
@@ -294,8 +291,7 @@ fn shared_connector(checks_chain: bool, checks_host: bool) -> Result<TlsConnecto
         .danger_accept_invalid_hostnames(!checks_host)
         .build()
         .map_err(TlsError::Connector)?;
-    shared[slot] = Some(connector.clone());
-    Ok(connector)
+    Ok(slot.insert(connector).clone())
 }
 
 /// What every connection to the database is made with: the TLS of one [`SslMode`].

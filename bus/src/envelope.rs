@@ -111,16 +111,17 @@ fn write_timestamp(out: &mut Vec<u8>, at: DateTime<Utc>) -> Result<(), serde_jso
     };
     out.push(b'"');
     digits(out, year.unsigned_abs(), 4);
-    out.push(b'-');
-    digits(out, at.month(), 2);
-    out.push(b'-');
-    digits(out, at.day(), 2);
-    out.push(b'T');
-    digits(out, at.hour(), 2);
-    out.push(b':');
-    digits(out, at.minute(), 2);
-    out.push(b':');
-    digits(out, at.second(), 2);
+    let (date, time) = (at.date_naive(), at.time());
+    for (separator, value) in [
+        (b'-', date.month()),
+        (b'-', date.day()),
+        (b'T', time.hour()),
+        (b':', time.minute()),
+        (b':', time.second()),
+    ] {
+        out.push(separator);
+        digits(out, value, 2);
+    }
     if nanos != 0 {
         out.push(b'.');
         if nanos.is_multiple_of(1_000_000) {

@@ -75,22 +75,30 @@ pub struct CommittedRow<'a> {
 
 impl<'a> CommittedRow<'a> {
     /// Reads a row of [`READ_COMMITTED_AFTER`] (as [`stream_committed_after`] yields them).
+    /// Its columns are a replay's, then the three taken from the metadata.
     pub fn from_row(row: &'a tokio_postgres::Row) -> Result<Self, StoreError> {
+        let ReplayedEvent {
+            commit,
+            stream_id,
+            stream_version,
+            event_id,
+            event_type,
+            event_version,
+            payload,
+            recorded_at,
+        } = ReplayedEvent::from_row(row)?;
         Ok(Self {
-            commit: CommitPosition {
-                tx_id: row.try_get::<_, TxId>(0)?.0,
-                global_position: row.try_get(1)?,
-            },
-            stream_id: row.try_get(2)?,
-            stream_version: stream_version(row, 3)?,
-            event_id: row.try_get(4)?,
-            event_type: row.try_get(5)?,
-            event_version: row.try_get(6)?,
-            payload: row.try_get(7)?,
-            correlation_id: row.try_get(8)?,
-            causation_id: row.try_get(9)?,
-            traceparent: row.try_get(10)?,
-            recorded_at: row.try_get(11)?,
+            commit,
+            stream_id,
+            stream_version,
+            event_id,
+            event_type,
+            event_version,
+            payload,
+            correlation_id: row.try_get(9)?,
+            causation_id: row.try_get(10)?,
+            traceparent: row.try_get(11)?,
+            recorded_at,
         })
     }
 
@@ -161,9 +169,9 @@ pub const ORDERED_READS: &str = "SET enable_sort = off";
 
 /// The statement of [`read_committed_after`] (public for the specs that check its plan).
 pub const READ_COMMITTED_AFTER: &str = committed_after!(
-    "tx_id, global_position, stream_id, stream_version, event_id,
-     event_type, event_version, payload::text, metadata->>'correlation_id',
-     metadata->>'causation_id', metadata->>'traceparent', recorded_at"
+    "tx_id, global_position, stream_id, stream_version, event_id, event_type, event_version,
+     payload::text, recorded_at, metadata->>'correlation_id', metadata->>'causation_id',
+     metadata->>'traceparent'"
 );
 
 const HORIZON: &str = "SELECT ledger_append_horizon()::text::bigint";

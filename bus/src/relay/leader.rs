@@ -38,9 +38,11 @@ impl Leader {
     /// Connects and tries to take the leadership of the relay called `name`; `None` when
     /// another relay holds it.
     pub(crate) async fn acquire(
-        connector: &eventstore::Connector,
+        database_url: &str,
         name: &str,
     ) -> Result<Option<Self>, StoreError> {
+        let connector = eventstore::Connector::new(database_url)
+            .map_err(|error| StoreError::Settings(Box::new(error)))?;
         let (client, mut connection) = connector.connect().await?;
         let appended = Arc::new(Notify::new());
         let closed = Arc::new(AtomicBool::new(false));

@@ -111,9 +111,6 @@ enum Read {
 
 pub struct Relay<P> {
     database_url: String,
-    /// Built once: building one reads the system's certificate store, which takes tens of
-    /// milliseconds — a standby relay retrying every second would spend it each time.
-    connector: Option<eventstore::Connector>,
     publisher: P,
     settings: RelaySettings,
     status: watch::Sender<RelayStatus>,
@@ -128,7 +125,7 @@ impl<P: Publisher> Relay<P> {
         settings: RelaySettings,
         status: watch::Sender<RelayStatus>,
     ) -> Self {
-        Self { database_url: database_url.into(), connector: None, publisher, settings, status }
+        Self { database_url: database_url.into(), publisher, settings, status }
     }
 
     pub fn status(&self) -> watch::Receiver<RelayStatus> {
@@ -139,11 +136,7 @@ impl<P: Publisher> Relay<P> {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = self.backoff();
         while !shutdown.is_cancelled() {
-            let leader = match self.connector() {
-                Ok(connector) => Leader::acquire(&connector, &self.settings.name).await,
-                Err(error) => Err(error),
-            };
-            let leader = match leader {
+            let leader = match Leader::acquire(&self.database_url, &self.settings.name).await {
                 Ok(Some(leader)) => leader,
                 Ok(None) => {
                     self.set_role(RelayRole::Standby);
@@ -169,16 +162,6 @@ impl<P: Publisher> Relay<P> {
             }
         }
         self.set_role(RelayRole::Stopped);
-    }
-
-    /// The connector, built the first time (a clone shares its TLS context).
-    fn connector(&mut self) -> Result<eventstore::Connector, StoreError> {
-        let connector = match self.connector.take() {
-            Some(connector) => connector,
-            None => eventstore::Connector::new(&self.database_url)
-                .map_err(|error| StoreError::Settings(Box::new(error)))?,
-        };
-        Ok(self.connector.insert(connector).clone())
     }
 
     fn backoff(&self) -> impl Iterator<Item = Duration> {

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use eventstore::position::CommitPosition;
+use eventstore::position::{CommitPosition, CommittedReads};
 use eventstore::StoreError;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
@@ -28,10 +28,23 @@ const SAVE_CHECKPOINT: &str = "
 
 pub(crate) struct Leader {
     pub(crate) client: tokio_postgres::Client,
+    /// The batch reads, prepared once for the whole leadership.
+    pub(crate) reads: CommittedReads,
+    save_checkpoint: tokio_postgres::Statement,
     /// Woken by an append notification (or when the connection ends).
     pub(crate) appended: Arc<Notify>,
     closed: Arc<AtomicBool>,
-    connection: JoinHandle<()>,
+    _connection: AbortOnDrop,
+}
+
+/// The connection's task, aborted when dropped: closing the connection releases the lock
+/// at the server at once.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Leader {
@@ -62,19 +75,22 @@ impl Leader {
             gone.store(true, Ordering::SeqCst);
             wake.notify_one();
         });
-        let leader = Self { client, appended, closed, connection };
-        let locked: bool = leader.client.query_one(TRY_LEAD, &[&name]).await?.try_get(0)?;
+        // Closed on every early return below, as when the leader is dropped.
+        let connection = AbortOnDrop(connection);
+        let locked: bool = client.query_one(TRY_LEAD, &[&name]).await?.try_get(0)?;
         if !locked {
             return Ok(None);
         }
         // A checkpoint a database crash loses only makes the relay publish those events
         // again (consumers drop the duplicates): no need to wait for the disk per batch.
-        leader
-            .client
-            .batch_execute("LISTEN ledger_events_appended; SET synchronous_commit = off")
+        client.batch_execute("LISTEN ledger_events_appended; SET synchronous_commit = off").await?;
+        client.batch_execute(eventstore::position::ORDERED_READS).await?;
+        let (reads, save_checkpoint) =
+            futures_util::future::try_join(CommittedReads::prepare(&client), async {
+                Ok(client.prepare(SAVE_CHECKPOINT).await?)
+            })
             .await?;
-        leader.client.batch_execute(eventstore::position::ORDERED_READS).await?;
-        Ok(Some(leader))
+        Ok(Some(Self { client, reads, save_checkpoint, appended, closed, _connection: connection }))
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -95,15 +111,8 @@ impl Leader {
     ) -> Result<(), StoreError> {
         let published = i64::try_from(published).unwrap_or(i64::MAX);
         self.client
-            .execute(SAVE_CHECKPOINT, &[&name, &to.tx_id, &to.global_position, &published])
+            .execute(&self.save_checkpoint, &[&name, &to.tx_id, &to.global_position, &published])
             .await?;
         Ok(())
-    }
-}
-
-impl Drop for Leader {
-    /// Closing the connection releases the lock at the server at once.
-    fn drop(&mut self) {
-        self.connection.abort();
     }
 }

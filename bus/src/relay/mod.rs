@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use backon::BackoffBuilder;
 use chrono::Utc;
-use eventstore::position::{stream_committed_after, CommitPosition, CommittedRow};
+use eventstore::position::{CommitPosition, CommittedRow};
 use eventstore::StoreError;
 use futures_util::{FutureExt, TryStreamExt};
 use tokio::sync::{watch, Notify};
@@ -336,7 +336,7 @@ async fn send_next<P: Publisher>(
     status: &watch::Sender<RelayStatus>,
     publisher: &mut P,
 ) -> Result<Read, LeadError> {
-    let events = stream_committed_after(&leader.client, after, batch_size).await?;
+    let events = leader.reads.stream_after(&leader.client, after, batch_size).await?;
     let mut events = std::pin::pin!(events);
     let mut chunks = Vec::new();
     let mut chunk = Vec::with_capacity(CHUNK);

@@ -218,13 +218,7 @@ async fn lag_is_reported_as_it_is() -> anyhow::Result<()> {
     .await?;
     // Until the bus feeds a consumer, the catch-up feeds it from the store after a short
     // grace: the orders must be placed once both are fed, or the catch-up applies them.
-    poll_until(Duration::from_secs(30), "both consumers fed by the bus", || async {
-        let status = projections_status(&app).await?;
-        let workers = status["workers"].as_array().cloned().unwrap_or_default();
-        let fed = workers.len() == 2 && workers.iter().all(|w| w["state"] == "running");
-        Ok(fed.then_some(()))
-    })
-    .await?;
+    app.consumers_fed().await?;
     let mut orders = Vec::new();
     for n in 0..3 {
         orders.push((app.place_order(&format!("cus_lag_{n}")).await?, 1));

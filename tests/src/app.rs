@@ -184,6 +184,25 @@ impl TestApp {
         expect_json(self.get("/v1/admin/relay").send().await?, 200).await
     }
 
+    /// Waits until the bus feeds every projection's consumer (each `running`, i.e.
+    /// holding partitions). Until then an event reaches the read models only through the
+    /// catch-up from the store, after its grace: a measurement or a spec about the bus's
+    /// path must start after this.
+    pub async fn consumers_fed(&self) -> anyhow::Result<()> {
+        crate::poll_until(
+            std::time::Duration::from_secs(30),
+            "every consumer fed by the bus",
+            || async {
+                let status =
+                    expect_json(self.get("/v1/admin/projections").send().await?, 200).await?;
+                let workers = status["workers"].as_array().cloned().unwrap_or_default();
+                let fed = !workers.is_empty() && workers.iter().all(|w| w["state"] == "running");
+                Ok(fed.then_some(()))
+            },
+        )
+        .await
+    }
+
     pub fn post(&self, path: &str) -> RequestBuilder {
         self.http.post(self.url(path))
     }

@@ -113,6 +113,11 @@ fn describe() {
         "From an event's append to its projection batch committing, by projection"
     );
     describe_histogram!(
+        "ledger_projection_delivery_delay_seconds",
+        Unit::Seconds,
+        "From an event's append to its batch reaching the projection (the bus's part of the apply delay), by projection"
+    );
+    describe_histogram!(
         "ledger_relay_broker_ack_seconds",
         Unit::Seconds,
         "From a batch handed to the broker to its last acknowledgement"

@@ -90,6 +90,12 @@ impl ProjectionHandler {
                 ProjectedEvent::from_message(delivery.payload.as_deref().unwrap_or_default())
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let received = Utc::now();
+        for event in &events {
+            let delay = (received - event.recorded_at).to_std().map_or(0.0, |d| d.as_secs_f64());
+            metrics::histogram!("ledger_projection_delivery_delay_seconds", "projection" => self.kind.name())
+                .record(delay);
+        }
         let mut client = self.pool.get().await.map_err(eventstore::StoreError::from)?;
         let transaction = client.transaction().await?;
         let outcome =

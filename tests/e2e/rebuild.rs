@@ -455,6 +455,25 @@ async fn a_rebuild_killed_midway_leaves_the_live_generation_serving_and_the_next
     let during = expect_json(app.get("/v1/payments?limit=500").send().await?, 200).await?;
     assert_eq!(during, live, "the live generation is untouched and serving");
 
+    // The aborted task's connection is closed from this side at once; the server lets go
+    // of its session's rebuild lock once its backend has noticed, as after a killed
+    // process. Until then a new rebuild is refused as running, so it starts after that.
+    let probe = pool.get().await?;
+    poll_until(Duration::from_secs(10), "the aborted rebuild's lock to be let go", || async {
+        let free: bool = probe
+            .query_one("SELECT pg_try_advisory_lock(hashtext('ledger-rebuild:payments'))", &[])
+            .await?
+            .get(0);
+        if free {
+            probe
+                .execute("SELECT pg_advisory_unlock(hashtext('ledger-rebuild:payments'))", &[])
+                .await?;
+        }
+        Ok(free.then_some(()))
+    })
+    .await?;
+    drop(probe);
+
     let running = rebuild::start(&pool, ProjectionKind::Payments, Target::Live);
     let status = running.task.await??;
     assert_eq!(status.state, RebuildPhase::Done);

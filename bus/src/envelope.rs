@@ -55,7 +55,8 @@ pub struct Message {
 /// test holds the two together), directly: the relay encodes every event it publishes, and
 /// serde's path through `Display` for the ids and the timestamp was most of that cost
 /// (numbers go through serde_json, which writes them in place without a `String`).
-pub fn encode(event: &CommittedRow<'_>) -> Result<Message, serde_json::Error> {
+pub fn encode(row: &CommittedRow<'_>) -> Result<Message, serde_json::Error> {
+    let event = &row.event;
     let mut payload = Vec::with_capacity(320 + event.payload.len());
     let mut uuid = Uuid::encode_buffer();
     payload.extend_from_slice(b"{\"event_id\":\"");
@@ -74,9 +75,9 @@ pub fn encode(event: &CommittedRow<'_>) -> Result<Message, serde_json::Error> {
     payload.extend_from_slice(b",\"recorded_at\":");
     write_timestamp(&mut payload, event.recorded_at)?;
     payload.extend_from_slice(b",\"correlation_id\":");
-    serde_json::to_writer(&mut payload, &event.correlation_id)?;
+    serde_json::to_writer(&mut payload, &row.correlation_id)?;
     payload.extend_from_slice(b",\"causation_id\":");
-    serde_json::to_writer(&mut payload, &event.causation_id)?;
+    serde_json::to_writer(&mut payload, &row.causation_id)?;
     payload.extend_from_slice(b",\"data\":");
     payload.extend_from_slice(event.payload.as_bytes());
     payload.push(b'}');
@@ -85,10 +86,10 @@ pub fn encode(event: &CommittedRow<'_>) -> Result<Message, serde_json::Error> {
         (HEADER_EVENT_VERSION, event.event_version.to_string()),
         (HEADER_CONTENT_TYPE, CONTENT_TYPE_JSON.to_owned()),
     ];
-    if let Some(correlation_id) = event.correlation_id {
+    if let Some(correlation_id) = row.correlation_id {
         headers.push((HEADER_CORRELATION_ID, correlation_id.to_owned()));
     }
-    if let Some(traceparent) = event.traceparent {
+    if let Some(traceparent) = row.traceparent {
         headers.push((HEADER_TRACEPARENT, traceparent.to_owned()));
     }
     Ok(Message { id: event.event_id, key, payload, headers })

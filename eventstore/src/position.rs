@@ -57,64 +57,42 @@ pub struct CommittedEvent {
 }
 
 /// A [`CommittedEvent`] borrowed from its row: what the relay encodes as each row arrives,
-/// without copying the payload and the ids out of it first.
+/// without copying the payload and the ids out of it first. Its columns are a replay's
+/// ([`ReplayedEvent`]), then the three taken from the metadata.
 #[derive(Clone, Copy, Debug)]
 pub struct CommittedRow<'a> {
-    pub commit: CommitPosition,
-    pub stream_id: Uuid,
-    pub stream_version: u32,
-    pub event_id: Uuid,
-    pub event_type: &'a str,
-    pub event_version: i16,
-    pub payload: &'a str,
+    pub event: ReplayedEvent<'a>,
     pub correlation_id: Option<&'a str>,
     pub causation_id: Option<&'a str>,
     pub traceparent: Option<&'a str>,
-    pub recorded_at: DateTime<Utc>,
 }
 
 impl<'a> CommittedRow<'a> {
-    /// Reads a row of [`READ_COMMITTED_AFTER`] (as [`stream_committed_after`] yields them).
-    /// Its columns are a replay's, then the three taken from the metadata.
+    /// Reads a row of [`READ_COMMITTED_AFTER`] (as [`CommittedReads::stream_after`] yields
+    /// them).
     pub fn from_row(row: &'a tokio_postgres::Row) -> Result<Self, StoreError> {
-        let ReplayedEvent {
-            commit,
-            stream_id,
-            stream_version,
-            event_id,
-            event_type,
-            event_version,
-            payload,
-            recorded_at,
-        } = ReplayedEvent::from_row(row)?;
         Ok(Self {
-            commit,
-            stream_id,
-            stream_version,
-            event_id,
-            event_type,
-            event_version,
-            payload,
+            event: ReplayedEvent::from_row(row)?,
             correlation_id: row.try_get(9)?,
             causation_id: row.try_get(10)?,
             traceparent: row.try_get(11)?,
-            recorded_at,
         })
     }
 
     pub fn to_owned(&self) -> CommittedEvent {
+        let event = &self.event;
         CommittedEvent {
-            commit: self.commit,
-            stream_id: self.stream_id,
-            stream_version: self.stream_version,
-            event_id: self.event_id,
-            event_type: self.event_type.to_owned(),
-            event_version: self.event_version,
-            payload: self.payload.to_owned(),
+            commit: event.commit,
+            stream_id: event.stream_id,
+            stream_version: event.stream_version,
+            event_id: event.event_id,
+            event_type: event.event_type.to_owned(),
+            event_version: event.event_version,
+            payload: event.payload.to_owned(),
             correlation_id: self.correlation_id.map(str::to_owned),
             causation_id: self.causation_id.map(str::to_owned),
             traceparent: self.traceparent.map(str::to_owned),
-            recorded_at: self.recorded_at,
+            recorded_at: event.recorded_at,
         }
     }
 }
@@ -122,17 +100,19 @@ impl<'a> CommittedRow<'a> {
 impl CommittedEvent {
     pub fn borrow(&self) -> CommittedRow<'_> {
         CommittedRow {
-            commit: self.commit,
-            stream_id: self.stream_id,
-            stream_version: self.stream_version,
-            event_id: self.event_id,
-            event_type: &self.event_type,
-            event_version: self.event_version,
-            payload: &self.payload,
+            event: ReplayedEvent {
+                commit: self.commit,
+                stream_id: self.stream_id,
+                stream_version: self.stream_version,
+                event_id: self.event_id,
+                event_type: &self.event_type,
+                event_version: self.event_version,
+                payload: &self.payload,
+                recorded_at: self.recorded_at,
+            },
             correlation_id: self.correlation_id.as_deref(),
             causation_id: self.causation_id.as_deref(),
             traceparent: self.traceparent.as_deref(),
-            recorded_at: self.recorded_at,
         }
     }
 }
@@ -280,7 +260,7 @@ pub async fn events_at(
 }
 
 /// An event as a replay reads it, borrowed from its row: the payload stays JSON text.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct ReplayedEvent<'a> {
     pub commit: CommitPosition,
     pub stream_id: Uuid,

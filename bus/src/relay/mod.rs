@@ -343,10 +343,10 @@ async fn send_next<P: Publisher>(
     let mut last = None;
     let mut recorded_at = Vec::new();
     while let Some(row) = events.try_next().await? {
-        let event = CommittedRow::from_row(&row)?;
-        chunk.push(envelope::encode(&event)?);
-        last = Some(event.commit);
-        recorded_at.push(event.recorded_at);
+        let committed = CommittedRow::from_row(&row)?;
+        chunk.push(envelope::encode(&committed)?);
+        last = Some(committed.event.commit);
+        recorded_at.push(committed.event.recorded_at);
         if chunk.len() == CHUNK {
             match publisher.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))) {
                 Ok(pending) => chunks.push(pending),

@@ -90,12 +90,8 @@ impl ProjectionHandler {
                 ProjectedEvent::from_message(delivery.payload.as_deref().unwrap_or_default())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let received = Utc::now();
-        for event in &events {
-            let delay = (received - event.recorded_at).to_std().map_or(0.0, |d| d.as_secs_f64());
-            metrics::histogram!("ledger_projection_delivery_delay_seconds", "projection" => self.kind.name())
-                .record(delay);
-        }
+        let delivered = metrics::histogram!("ledger_projection_delivery_delay_seconds", "projection" => self.kind.name());
+        record_delays(&delivered, &events);
         let mut client = self.pool.get().await.map_err(eventstore::StoreError::from)?;
         let transaction = client.transaction().await?;
         let outcome =
@@ -105,13 +101,17 @@ impl ProjectionHandler {
         metrics::histogram!("ledger_projection_batch_duration_seconds", "projection" => self.kind.name())
             .record(started.elapsed().as_secs_f64());
         record(self.kind, &self.stats, &outcome);
-        let now = Utc::now();
-        for event in &events {
-            let delay = (now - event.recorded_at).to_std().map_or(0.0, |d| d.as_secs_f64());
-            metrics::histogram!("ledger_projection_apply_delay_seconds", "projection" => self.kind.name())
-                .record(delay);
-        }
+        let applied = metrics::histogram!("ledger_projection_apply_delay_seconds", "projection" => self.kind.name());
+        record_delays(&applied, &events);
         Ok(())
+    }
+}
+
+/// Records, for each event, how long ago it was appended.
+fn record_delays(histogram: &metrics::Histogram, events: &[ProjectedEvent]) {
+    let now = Utc::now();
+    for event in events {
+        histogram.record((now - event.recorded_at).to_std().map_or(0.0, |d| d.as_secs_f64()));
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::Statement;
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -73,22 +74,7 @@ pub async fn load_from_snapshots(
     streams: &[Uuid],
     shape: i32,
 ) -> Result<HashMap<Uuid, Loaded>, StoreError> {
-    let snapshots = client.prepare_cached(SNAPSHOTS).await?;
-    let tails = client.prepare_cached(TAILS).await?;
-    // Pipelined: one round trip for both.
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&streams, &shape];
-    let (snapshot_rows, tail_rows) =
-        tokio::try_join!(client.query(&snapshots, &params), client.query(&tails, &params))?;
-    let mut loaded: HashMap<Uuid, Loaded> = HashMap::new();
-    for row in snapshot_rows {
-        loaded.entry(row.try_get(0)?).or_default().snapshot =
-            Some(Snapshot { stream_version: stream_version(&row, 1)?, state: row.try_get(2)? });
-    }
-    for row in tail_rows {
-        let event = recorded_event(&row)?;
-        loaded.entry(event.stream_id).or_default().events.push(event);
-    }
-    Ok(loaded)
+    Statements::prepare(client).await?.load(client, streams, shape).await
 }
 
 /// Stores states of `shape`, replacing older snapshots.
@@ -97,17 +83,70 @@ pub async fn save_snapshots(
     shape: i32,
     states: &[SnapshotState],
 ) -> Result<(), StoreError> {
-    if states.is_empty() {
-        return Ok(());
+    Statements::prepare(client).await?.save(client, shape, states).await
+}
+
+/// The snapshot statements, prepared: a caller that pipelines them behind other requests
+/// prepares first, so that nothing waits between its requests and they reach the server
+/// in the order they were made.
+pub(crate) struct Statements {
+    snapshots: Statement,
+    tails: Statement,
+    save: Statement,
+}
+
+impl Statements {
+    pub(crate) async fn prepare(client: &impl GenericClient) -> Result<Self, StoreError> {
+        Ok(Self {
+            snapshots: client.prepare_cached(SNAPSHOTS).await?,
+            tails: client.prepare_cached(TAILS).await?,
+            save: client.prepare_cached(SAVE).await?,
+        })
     }
-    let streams: Vec<Uuid> = states.iter().map(|s| s.stream_id).collect();
-    let versions: Vec<i32> =
-        states.iter().map(|s| to_stored_version(s.stream_version)).collect::<Result<_, _>>()?;
-    let shapes: Vec<i32> = vec![shape; states.len()];
-    let values: Vec<&serde_json::Value> = states.iter().map(|s| &s.state).collect();
-    let save = client.prepare_cached(SAVE).await?;
-    client.execute(&save, &[&streams, &versions, &shapes, &values]).await?;
-    Ok(())
+
+    /// Each stream's snapshot of `shape` (if any) and the events after it. Both requests
+    /// are sent when first polled: one round trip.
+    pub(crate) async fn load(
+        &self,
+        client: &impl GenericClient,
+        streams: &[Uuid],
+        shape: i32,
+    ) -> Result<HashMap<Uuid, Loaded>, StoreError> {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&streams, &shape];
+        let (snapshot_rows, tail_rows) = tokio::try_join!(
+            client.query(&self.snapshots, &params),
+            client.query(&self.tails, &params)
+        )?;
+        let mut loaded: HashMap<Uuid, Loaded> = HashMap::new();
+        for row in snapshot_rows {
+            loaded.entry(row.try_get(0)?).or_default().snapshot =
+                Some(Snapshot { stream_version: stream_version(&row, 1)?, state: row.try_get(2)? });
+        }
+        for row in tail_rows {
+            let event = recorded_event(&row)?;
+            loaded.entry(event.stream_id).or_default().events.push(event);
+        }
+        Ok(loaded)
+    }
+
+    /// Stores states of `shape`, replacing older snapshots; sent when first polled.
+    pub(crate) async fn save(
+        &self,
+        client: &impl GenericClient,
+        shape: i32,
+        states: &[SnapshotState],
+    ) -> Result<(), StoreError> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        let streams: Vec<Uuid> = states.iter().map(|s| s.stream_id).collect();
+        let versions: Vec<i32> =
+            states.iter().map(|s| to_stored_version(s.stream_version)).collect::<Result<_, _>>()?;
+        let shapes: Vec<i32> = vec![shape; states.len()];
+        let values: Vec<&serde_json::Value> = states.iter().map(|s| &s.state).collect();
+        client.execute(&self.save, &[&streams, &versions, &shapes, &values]).await?;
+        Ok(())
+    }
 }
 
 /// Whether an append from `before` to `after` crosses a snapshot point.

@@ -1,14 +1,17 @@
 //! Reading streams outside a command, and opening units of work for commands.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Pool};
 use uuid::Uuid;
 
-use crate::error::StoreError;
+use crate::error::{AppendError, StoreError};
+use crate::idempotency::{Claim, KeyClaim};
 use crate::recorded::{Cut, RecordedEvent};
 use crate::rows::recorded_event;
-use crate::unit_of_work::UnitOfWork;
+use crate::snapshot::Loaded;
+use crate::unit_of_work::{StreamEvent, UnitOfWork};
 
 const LOAD_STREAM: &str = concat!(
     "SELECT ",
@@ -76,6 +79,29 @@ impl EventStore {
         budget: Duration,
     ) -> Result<UnitOfWork, StoreError> {
         UnitOfWork::begin(&self.pool, streams, budget, self.key_retention).await
+    }
+
+    /// [`Self::begin_within`], and in the same round trip claims `keys` and loads each
+    /// stream from its snapshot of `shape`: the first step of a command's write.
+    pub async fn begin_loading(
+        &self,
+        streams: &[Uuid],
+        budget: Duration,
+        keys: &[KeyClaim],
+        shape: i32,
+    ) -> Result<(UnitOfWork, Vec<Claim>, HashMap<Uuid, Loaded>), StoreError> {
+        UnitOfWork::begin_loading(&self.pool, streams, budget, self.key_retention, keys, shape)
+            .await
+    }
+
+    /// Appends the first events of streams that do not exist yet, in one transaction and
+    /// one round trip; [`AppendError::Conflict`] (and nothing written) if one exists.
+    pub async fn create_streams(
+        &self,
+        events: &[StreamEvent<'_>],
+        budget: Duration,
+    ) -> Result<Vec<i64>, AppendError> {
+        UnitOfWork::create_streams(&self.pool, budget, self.key_retention, events).await
     }
 
     /// How long a caller may wait for a connection before the store is `Unavailable`.

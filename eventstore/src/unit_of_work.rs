@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::Statement;
 use uuid::Uuid;
 
 use crate::error::{AppendError, StoreError};
@@ -40,6 +41,18 @@ const APPEND_ALL: &str = "
      ORDER BY ordinal
     RETURNING global_position";
 
+/// How a unit of work's statements are planned.
+#[derive(Clone, Copy)]
+enum Plans {
+    /// For each execution. The loads join arrays of keys to tables that grow from empty: a
+    /// plan cached while a table was small (a sequential scan and a hash join) would stay
+    /// in use as it grows to millions of rows.
+    Each,
+    /// As the server caches them: for statements that read no table by the keys (taking
+    /// locks, inserting rows).
+    Cached,
+}
+
 /// One event to append: its stream, version, the event and its metadata.
 pub struct StreamEvent<'a> {
     pub stream_id: Uuid,
@@ -63,26 +76,99 @@ impl UnitOfWork {
         key_retention: Duration,
     ) -> Result<Self, StoreError> {
         let client = crate::pool::acquire_within(pool, budget).await?;
+        let lock = client.prepare_cached(LOCK_ALL).await?;
+        let unit = Self { transaction: OpenTransaction::opening(client), key_retention };
+        unit.lock(&lock, streams, Plans::Each).await?;
+        Ok(unit)
+    }
+
+    /// [`Self::begin`], and in the same round trip claims `keys` (see
+    /// [`Self::claim_keys`]) and loads each stream from its snapshot of `shape` (see
+    /// [`Self::load_from_snapshots`]): the requests go to the server together, in that
+    /// order, so the claims and the loads run under the locks.
+    pub(crate) async fn begin_loading(
+        pool: &Pool,
+        streams: &[Uuid],
+        budget: Duration,
+        key_retention: Duration,
+        keys: &[KeyClaim],
+        shape: i32,
+    ) -> Result<(Self, Vec<Claim>, HashMap<Uuid, Loaded>), StoreError> {
+        let client = crate::pool::acquire_within(pool, budget).await?;
+        // Prepared first (from the connection's cache after its first unit of work), so
+        // that nothing waits between the requests below and they are sent in order.
+        let lock = client.prepare_cached(LOCK_ALL).await?;
+        let claim = client.prepare_cached(CLAIM_ALL).await?;
+        let snapshots = snapshot::Statements::prepare(&client).await?;
+        let unit = Self { transaction: OpenTransaction::opening(client), key_retention };
+        let client = unit.client()?;
+        let ((), claimed, loaded) = tokio::try_join!(
+            unit.lock(&lock, streams, Plans::Each),
+            unit.claim(&claim, keys),
+            snapshots.load(client, streams, shape),
+        )?;
+        let claims = unit.resolve_claims(keys, claimed).await?;
+        Ok((unit, claims, loaded))
+    }
+
+    /// Appends the first events of streams that do not exist yet and commits: one
+    /// transaction and one round trip, the locks, the append and the `COMMIT` sent
+    /// together. A new stream is empty, so nothing needs loading; if one of them exists
+    /// after all, its first version is taken and the whole append fails with
+    /// [`AppendError::Conflict`]: nothing is written.
+    pub(crate) async fn create_streams(
+        pool: &Pool,
+        budget: Duration,
+        key_retention: Duration,
+        events: &[StreamEvent<'_>],
+    ) -> Result<Vec<i64>, AppendError> {
+        let mut streams: Vec<Uuid> = events.iter().map(|e| e.stream_id).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let client = crate::pool::acquire_within(pool, budget).await?;
+        // Prepared first, so that nothing waits between the requests below.
+        let lock = client.prepare_cached(LOCK_ALL).await.map_err(StoreError::from)?;
+        let append = client.prepare_cached(APPEND_ALL).await.map_err(StoreError::from)?;
+        let unit = Self { transaction: OpenTransaction::opening(client), key_retention };
+        // An error in any statement leaves the transaction aborted, and the server answers
+        // the `COMMIT` with a rollback: the first error is the answer.
+        // All three answers are awaited, so that after a refused append the connection
+        // (its transaction ended by the `COMMIT`) goes back to the pool.
+        let (locked, positions, committed) = tokio::join!(
+            unit.lock(&lock, &streams, Plans::Cached),
+            unit.append_with(&append, events),
+            unit.transaction.commit_pipelined(),
+        );
+        locked?;
+        let positions = positions?;
+        committed?;
+        Ok(positions)
+    }
+
+    /// Begins the transaction and takes the append lock and the streams' locks; sent when
+    /// first polled. `plans` says how the unit's statements are planned.
+    async fn lock(
+        &self,
+        lock: &Statement,
+        streams: &[Uuid],
+        plans: Plans,
+    ) -> Result<(), StoreError> {
         let mut keys: Vec<i64> = streams.iter().map(|s| stream_lock_key(*s)).collect();
         keys.sort_unstable();
         keys.dedup();
-        let lock = client.prepare_cached(LOCK_ALL).await?;
-        let unit = Self { transaction: OpenTransaction::opening(client), key_retention };
-        let client = unit.client()?;
-        // These statements join arrays of keys to tables that grow from empty. A plan
-        // cached while a table was small (a sequential scan and a hash join) would stay in
-        // use as it grows to millions of rows, so they are planned for each unit of work.
+        let client = self.client()?;
+        let begin = match plans {
+            Plans::Each => {
+                "BEGIN; SELECT ledger_append_lock(); SET LOCAL plan_cache_mode = force_custom_plan"
+            }
+            Plans::Cached => "BEGIN; SELECT ledger_append_lock()",
+        };
         // The append lock comes first: the horizon protocol of `crate::position`. The
         // streams' locks go with it, pipelined: one round trip. (Dropped on an error, the
         // unit closes its connection, which ends whatever began.)
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&keys];
-        tokio::try_join!(
-            client.batch_execute(
-                "BEGIN; SELECT ledger_append_lock(); SET LOCAL plan_cache_mode = force_custom_plan",
-            ),
-            client.query(&lock, &params),
-        )?;
-        Ok(unit)
+        tokio::try_join!(client.batch_execute(begin), client.query(lock, &params))?;
+        Ok(())
     }
 
     fn client(&self) -> Result<&Object, StoreError> {
@@ -92,23 +178,35 @@ impl UnitOfWork {
     /// Claims each key; the claims come back in the same order. Keys must be distinct
     /// within one call. A key whose record is older than the retention is claimed afresh.
     pub async fn claim_keys(&self, keys: &[KeyClaim]) -> Result<Vec<Claim>, StoreError> {
+        let claim = self.client()?.prepare_cached(CLAIM_ALL).await?;
+        let claimed = self.claim(&claim, keys).await?;
+        self.resolve_claims(keys, claimed).await
+    }
+
+    /// The keys this transaction claimed; sent when first polled.
+    async fn claim(&self, claim: &Statement, keys: &[KeyClaim]) -> Result<Vec<String>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let client = self.client()?;
         let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
         let requests: Vec<&[u8]> = keys.iter().map(|k| k.fingerprint.as_slice()).collect();
         let streams: Vec<Uuid> = keys.iter().map(|k| k.stream_id).collect();
-        let claim = client.prepare_cached(CLAIM_ALL).await?;
-        let claimed: Vec<String> = client
-            .query(&claim, &[&names, &requests, &streams, &millis(self.key_retention)])
-            .await?
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()?;
+        let retention = millis(self.key_retention);
+        let rows = self.client()?.query(claim, &[&names, &requests, &streams, &retention]).await?;
+        Ok(rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
+    }
+
+    /// Each key's claim, given the keys this transaction claimed: the others were used
+    /// before, and their records say whether with the same request.
+    async fn resolve_claims(
+        &self,
+        keys: &[KeyClaim],
+        claimed: Vec<String>,
+    ) -> Result<Vec<Claim>, StoreError> {
         let taken: Vec<&KeyClaim> = keys.iter().filter(|k| !claimed.contains(&k.key)).collect();
         let mut earlier: HashMap<String, Claim> = HashMap::new();
         if !taken.is_empty() {
+            let client = self.client()?;
             let names: Vec<&str> = taken.iter().map(|k| k.key.as_str()).collect();
             let requests: Vec<&[u8]> = taken.iter().map(|k| k.fingerprint.as_slice()).collect();
             let lookup = client.prepare_cached(LOOKUP_ALL).await?;
@@ -146,10 +244,14 @@ impl UnitOfWork {
 
     /// Gives back keys claimed by commands that were refused: they wrote nothing.
     pub async fn release_keys(&self, keys: &[&str]) -> Result<(), StoreError> {
+        let release = self.client()?.prepare_cached(RELEASE_ALL).await?;
+        self.release(&release, keys).await
+    }
+
+    /// [`Self::release_keys`]; sent when first polled.
+    async fn release(&self, release: &Statement, keys: &[&str]) -> Result<(), StoreError> {
         if !keys.is_empty() {
-            let client = self.client()?;
-            let release = client.prepare_cached(RELEASE_ALL).await?;
-            client.execute(&release, &[&keys]).await?;
+            self.client()?.execute(release, &[&keys]).await?;
         }
         Ok(())
     }
@@ -173,6 +275,16 @@ impl UnitOfWork {
     /// taken by a writer that did not hold the stream's lock fails the whole statement with
     /// [`AppendError::Conflict`].
     pub async fn append(&self, events: &[StreamEvent<'_>]) -> Result<Vec<i64>, AppendError> {
+        let append = self.client()?.prepare_cached(APPEND_ALL).await.map_err(StoreError::from)?;
+        self.append_with(&append, events).await
+    }
+
+    /// [`Self::append`]; sent when first polled.
+    async fn append_with(
+        &self,
+        append: &Statement,
+        events: &[StreamEvent<'_>],
+    ) -> Result<Vec<i64>, AppendError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -184,11 +296,10 @@ impl UnitOfWork {
         let event_versions: Vec<i16> = events.iter().map(|e| e.event.event_version).collect();
         let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.event.payload).collect();
         let metadata: Vec<&serde_json::Value> = events.iter().map(|e| e.metadata).collect();
-        let client = self.client()?;
-        let append = client.prepare_cached(APPEND_ALL).await.map_err(StoreError::from)?;
-        let rows = client
+        let rows = self
+            .client()?
             .query(
-                &append,
+                append,
                 &[&streams, &versions, &ids, &types, &event_versions, &payloads, &metadata],
             )
             .await
@@ -203,6 +314,53 @@ impl UnitOfWork {
             .map(|row| row.try_get(0))
             .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(|error| AppendError::Store(error.into()))
+    }
+
+    /// Gives back `released` keys (see [`Self::release_keys`]) and appends `events` (see
+    /// [`Self::append`]): one round trip.
+    pub async fn release_and_append(
+        &self,
+        released: &[&str],
+        events: &[StreamEvent<'_>],
+    ) -> Result<Vec<i64>, AppendError> {
+        let client = self.client()?;
+        let release = client.prepare_cached(RELEASE_ALL).await.map_err(StoreError::from)?;
+        let append = client.prepare_cached(APPEND_ALL).await.map_err(StoreError::from)?;
+        let ((), positions) = tokio::try_join!(
+            async { self.release(&release, released).await.map_err(AppendError::Store) },
+            self.append_with(&append, events),
+        )?;
+        Ok(positions)
+    }
+
+    /// [`Self::release_and_append`], stores the snapshots of `shape` and commits: one round
+    /// trip, for a unit of work with no outcome to record. Returns the events' positions.
+    pub async fn append_and_commit(
+        self,
+        released: &[&str],
+        events: &[StreamEvent<'_>],
+        shape: i32,
+        snapshots: &[SnapshotState],
+    ) -> Result<Vec<i64>, AppendError> {
+        let client = self.client()?;
+        let release = client.prepare_cached(RELEASE_ALL).await.map_err(StoreError::from)?;
+        let append = client.prepare_cached(APPEND_ALL).await.map_err(StoreError::from)?;
+        let save = snapshot::Statements::prepare(client).await?;
+        // An error in any statement leaves the transaction aborted, and the server answers
+        // the `COMMIT` with a rollback: the first error is the answer.
+        // All answers are awaited, so that after a refused append the connection (its
+        // transaction ended by the `COMMIT`) goes back to the pool.
+        let (released, positions, saved, committed) = tokio::join!(
+            self.release(&release, released),
+            self.append_with(&append, events),
+            save.save(client, shape, snapshots),
+            self.transaction.commit_pipelined(),
+        );
+        released?;
+        let positions = positions?;
+        saved?;
+        committed?;
+        Ok(positions)
     }
 
     /// Appends `events` to one stream after `expected_version` (0 for a new stream), all
@@ -264,28 +422,31 @@ impl UnitOfWork {
     }
 
     /// Records the outcomes to replay for claimed keys (`(key, outcome)`), stores the
-    /// snapshots of `shape`, and commits. The outcomes and the `COMMIT` go to the server
-    /// together: one round trip. Their statement is prepared first, so that nothing can
-    /// overtake it (a `COMMIT` ahead of it would leave it outside the transaction).
+    /// snapshots of `shape`, and commits: one round trip. The statements are prepared
+    /// first, so that nothing can overtake them (a `COMMIT` ahead of one would leave it
+    /// outside the transaction).
     pub async fn commit_with(
         self,
         outcomes: &[(&str, &[u8])],
         shape: i32,
         snapshots: &[SnapshotState],
     ) -> Result<(), StoreError> {
-        snapshot::save_snapshots(self.client()?, shape, snapshots).await?;
-        if outcomes.is_empty() {
-            return self.commit().await;
-        }
-        let keys: Vec<&str> = outcomes.iter().map(|o| o.0).collect();
-        let bodies: Vec<&[u8]> = outcomes.iter().map(|o| o.1).collect();
         let client = self.client()?;
         let record = client.prepare_cached(RECORD_ALL).await?;
+        let save = snapshot::Statements::prepare(client).await?;
+        let keys: Vec<&str> = outcomes.iter().map(|o| o.0).collect();
+        let bodies: Vec<&[u8]> = outcomes.iter().map(|o| o.1).collect();
         // An error in the first leaves the transaction aborted, and the server answers the
         // `COMMIT` with a rollback: the first error is the answer.
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&keys, &bodies];
         tokio::try_join!(
-            async { client.execute(&record, &params).await.map_err(StoreError::from) },
+            save.save(client, shape, snapshots),
+            async {
+                if !outcomes.is_empty() {
+                    client.execute(&record, &params).await?;
+                }
+                Ok::<(), StoreError>(())
+            },
             self.transaction.commit_pipelined(),
         )?;
         Ok(())

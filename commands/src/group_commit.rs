@@ -2,9 +2,11 @@
 //!
 //! A few writer tasks take commands off one queue: each gathers what arrives within a few
 //! hundred microseconds (or up to a maximum) and writes it through the one write path
-//! ([`crate::write`]), one transaction and one commit for the whole batch. Each caller is
-//! answered only after that commit. If the batch as a whole cannot be written because a
-//! writer without the lock took a version, each of its commands is run again on its own.
+//! ([`crate::write`]), one transaction and one commit for the whole batch — two when it
+//! holds placements of new orders, which need nothing loaded and go first in a unit of
+//! their own. Each caller is answered only after its unit's commit. If a unit as a whole
+//! cannot be written because a writer without the lock took a version, each of its
+//! commands is run again on its own.
 //!
 //! A command waits for a connection at most the store's wait timeout, counted from when it
 //! was queued, not from when its batch began: while the database is away each batch fails
@@ -22,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use crate::accepted::Outcome;
 use crate::error::CommandError;
 use crate::request::CommandRequest;
-use crate::write::{write, write_alone, WriteFailed};
+use crate::write::{create, split_placements, write, write_alone, WriteFailed};
 
 #[derive(Clone, Copy, Debug)]
 pub struct GroupCommitSettings {
@@ -113,29 +115,76 @@ async fn write_batch(store: &EventStore, batch: Vec<Pending>) {
     let budget = wait_timeout.saturating_sub(oldest.elapsed());
     let (requests, replies): (Vec<CommandRequest>, Vec<Reply>) =
         batch.into_iter().map(|p| (p.request, p.reply)).unzip();
-    match write(store, &requests, budget).await {
+    let mut replies: Vec<Option<Reply>> = replies.into_iter().map(Some).collect();
+    let all: Vec<&CommandRequest> = requests.iter().collect();
+    // The placements that need nothing loaded go first, in a unit of their own (see
+    // `crate::write`); whatever happens to it is theirs alone.
+    let (creating, mut rest) = split_placements(&all);
+    if !creating.is_empty() {
+        let placements: Vec<&CommandRequest> = creating.iter().map(|i| all[*i]).collect();
+        match create(store, &placements, budget).await {
+            Ok(outcomes) => {
+                for (index, outcome) in creating.iter().zip(outcomes) {
+                    answer(&mut replies[*index], Ok(outcome));
+                }
+            }
+            // One of the orders exists: they all go the whole way with the others.
+            Err(WriteFailed::Conflict) => {
+                rest.extend(creating);
+                rest.sort_unstable();
+            }
+            Err(WriteFailed::Failed(error)) => {
+                let transient = failed(&error);
+                for index in creating {
+                    answer(&mut replies[index], Err(CommandError::BatchFailed { transient }));
+                }
+            }
+        }
+    }
+    if rest.is_empty() {
+        return;
+    }
+    let others: Vec<&CommandRequest> = rest.iter().map(|i| all[*i]).collect();
+    let budget = wait_timeout.saturating_sub(oldest.elapsed());
+    match write(store, &others, budget).await {
         Ok(results) => {
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(result);
+            for (index, result) in rest.into_iter().zip(results) {
+                answer(&mut replies[index], result);
             }
         }
         Err(WriteFailed::Conflict) => {
             // Someone wrote without the lock: decide each command on its own again.
-            for (reply, request) in replies.into_iter().zip(requests) {
-                let _ = reply.send(write_alone(store, request).await);
+            drop(all);
+            let mut requests: Vec<Option<CommandRequest>> =
+                requests.into_iter().map(Some).collect();
+            for index in rest {
+                if let Some(request) = requests[index].take() {
+                    answer(&mut replies[index], write_alone(store, request).await);
+                }
             }
         }
         Err(WriteFailed::Failed(error)) => {
-            // The cause is logged once, here; each caller learns whether to retry.
-            let transient = error.is_transient();
-            if transient {
-                tracing::warn!(error = ?error, "a command batch could not be written");
-            } else {
-                tracing::error!(error = ?error, "a command batch failed");
-            }
-            for reply in replies {
-                let _ = reply.send(Err(CommandError::BatchFailed { transient }));
+            let transient = failed(&error);
+            for index in rest {
+                answer(&mut replies[index], Err(CommandError::BatchFailed { transient }));
             }
         }
     }
+}
+
+fn answer(reply: &mut Option<Reply>, result: Result<Outcome, CommandError>) {
+    if let Some(reply) = reply.take() {
+        let _ = reply.send(result);
+    }
+}
+
+/// Logs why a unit of work failed (once, here) and says whether a caller may retry.
+fn failed(error: &CommandError) -> bool {
+    let transient = error.is_transient();
+    if transient {
+        tracing::warn!(error = ?error, "a command batch could not be written");
+    } else {
+        tracing::error!(error = ?error, "a command batch failed");
+    }
+    transient
 }

@@ -1,6 +1,8 @@
 //! Group commit: concurrent commands for different orders share one transaction; a command
 //! refused inside a batch fails alone; commands on one order in one batch apply in turn;
-//! and nobody is answered before the batch is durable.
+//! placements of new orders share a transaction of their own, and one whose order exists
+//! after all is answered as the existing order says; and nobody is answered before the
+//! batch is durable.
 
 use futures_util::future::join_all;
 use ledger_tests::{expect_json, TestApp, ORDER_TOTAL_MINOR};
@@ -51,14 +53,16 @@ async fn concurrent_commands_for_different_orders_share_a_transaction() -> anyho
 #[tokio::test]
 async fn a_refused_command_in_a_batch_fails_alone() -> anyhow::Result<()> {
     let app = TestApp::spawn_with(long_linger).await?;
-    let (a, b, c) = (
+    let (a, b, c, e) = (
         app.place_order("cus_a").await?,
         app.place_order("cus_b").await?,
         app.place_order("cus_c").await?,
+        app.place_order("cus_e").await?,
     );
     let d = Uuid::now_v7();
-    let (capture_a, overcapture_b, stale_c, place_d) = tokio::join!(
+    let (capture_a, capture_e, overcapture_b, stale_c, place_d) = tokio::join!(
         app.capture(a, "pay_1", 1000),
+        app.capture(e, "pay_1", 1000),
         app.capture(b, "pay_1", ORDER_TOTAL_MINOR + 1),
         app.post(&format!("/v1/orders/{c}/payments"))
             .header("if-match", "\"7\"")
@@ -67,15 +71,17 @@ async fn a_refused_command_in_a_batch_fails_alone() -> anyhow::Result<()> {
         app.post("/v1/orders").json(&TestApp::order_body(d, "cus_d")).send(),
     );
     assert_eq!(capture_a?.status().as_u16(), 201);
+    assert_eq!(capture_e?.status().as_u16(), 201);
     let refused = expect_json(overcapture_b?, 409).await?;
     assert_eq!(refused["rule"], "capture_exceeds_outstanding", "{refused}");
     assert_eq!(expect_json(stale_c?, 409).await?["code"], "version_conflict");
     assert_eq!(place_d?.status().as_u16(), 201);
     assert_eq!(
         transaction_of(&app, a, 2).await?,
-        transaction_of(&app, d, 1).await?,
+        transaction_of(&app, e, 2).await?,
         "the accepted ones committed together"
     );
+    assert_eq!(app.history(d).await?["events"].as_array().map(Vec::len), Some(1));
     assert_eq!(app.history(b).await?["events"].as_array().map(Vec::len), Some(1));
     assert_eq!(app.history(c).await?["events"].as_array().map(Vec::len), Some(1));
     Ok(())
@@ -96,6 +102,56 @@ async fn commands_on_one_order_in_one_batch_apply_in_turn() -> anyhow::Result<()
     let order = app.order(order_id).await?;
     assert_eq!(order["captured_minor"], 1000);
     assert_eq!(order["stream_version"], 11);
+    Ok(())
+}
+
+/// Placements need nothing loaded and are written in a unit of their own, checked by their
+/// orders' first versions. An order that exists already makes that unit write nothing:
+/// its placements then go the whole way, so the new ones are placed all the same and the
+/// existing one gets the answer its order gives — refused, unchanged.
+#[tokio::test]
+async fn a_placement_of_an_existing_order_among_new_ones_is_refused_alone() -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(long_linger).await?;
+    let existing = app.place_order("cus_first").await?;
+    let new: Vec<Uuid> = (0..6).map(|_| Uuid::now_v7()).collect();
+    let bodies: Vec<(Uuid, serde_json::Value)> = new
+        .iter()
+        .map(|id| (*id, TestApp::order_body(*id, "cus_new")))
+        .chain([(existing, TestApp::order_body(existing, "cus_again"))])
+        .collect();
+    let answers =
+        join_all(bodies.iter().map(|(_, body)| app.post("/v1/orders").json(body).send())).await;
+    for ((order_id, _), answer) in bodies.iter().zip(answers) {
+        if *order_id == existing {
+            let refused = expect_json(answer?, 409).await?;
+            assert_eq!(refused["rule"], "order_already_placed", "{refused}");
+        } else {
+            assert_eq!(answer?.status().as_u16(), 201);
+        }
+    }
+    assert_eq!(app.history(existing).await?["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(app.order(existing).await?["customer_id"], "cus_first");
+    let mut transactions = std::collections::HashSet::new();
+    for id in &new {
+        assert_eq!(app.history(*id).await?["events"].as_array().map(Vec::len), Some(1));
+        transactions.insert(transaction_of(&app, *id, 1).await?);
+    }
+    assert_eq!(transactions.len(), 1, "the new orders were placed together");
+    assert_eq!(app.event_count().await?, 7);
+    Ok(())
+}
+
+/// With every command in a transaction of its own, a placement takes the same short way,
+/// and one for an existing order is refused as before.
+#[tokio::test]
+async fn without_group_commit_a_placement_is_written_alone_and_checked_the_same(
+) -> anyhow::Result<()> {
+    let app = TestApp::spawn_with(|settings| settings.group_commit = None).await?;
+    let order_id = app.place_order("cus_alone").await?;
+    let again = app.post("/v1/orders").json(&TestApp::order_body(order_id, "cus_alone")).send();
+    let refused = expect_json(again.await?, 409).await?;
+    assert_eq!(refused["rule"], "order_already_placed", "{refused}");
+    assert_eq!(app.event_count().await?, 1);
     Ok(())
 }
 

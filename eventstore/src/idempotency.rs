@@ -17,6 +17,7 @@
 /// Claims each key, or takes over a record older than the retention (`$4`, in
 /// milliseconds) that the pruner has not deleted yet: past the retention a key is unknown,
 /// whether its record is still on disk or not.
+use std::collections::HashMap;
 use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
@@ -99,6 +100,70 @@ pub async fn prune(
             return Ok(deleted);
         }
     }
+}
+
+/// The keys of `keys` this transaction claimed ([`CLAIM_ALL`], prepared as `claim`); sent
+/// when first polled. Keys must be distinct within one call.
+pub(crate) async fn claim(
+    client: &impl GenericClient,
+    claim: &tokio_postgres::Statement,
+    keys: &[KeyClaim],
+    retention: Duration,
+) -> Result<Vec<String>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+    let requests: Vec<&[u8]> = keys.iter().map(|k| k.fingerprint.as_slice()).collect();
+    let streams: Vec<uuid::Uuid> = keys.iter().map(|k| k.stream_id).collect();
+    let retention = millis(retention);
+    let rows = client.query(claim, &[&names, &requests, &streams, &retention]).await?;
+    Ok(rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
+}
+
+/// Each key's claim, in order, given the keys this transaction claimed: the others were
+/// used before, and their records say whether with the same request.
+pub(crate) async fn resolve_claims(
+    client: &impl GenericClient,
+    keys: &[KeyClaim],
+    claimed: Vec<String>,
+) -> Result<Vec<Claim>, StoreError> {
+    let taken: Vec<&KeyClaim> = keys.iter().filter(|k| !claimed.contains(&k.key)).collect();
+    let mut earlier: HashMap<String, Claim> = HashMap::new();
+    if !taken.is_empty() {
+        let names: Vec<&str> = taken.iter().map(|k| k.key.as_str()).collect();
+        let requests: Vec<&[u8]> = taken.iter().map(|k| k.fingerprint.as_slice()).collect();
+        let lookup = client.prepare_cached(LOOKUP_ALL).await?;
+        for row in client.query(&lookup, &[&names, &requests]).await? {
+            let key: String = row.try_get(0)?;
+            let same: bool = row.try_get(1)?;
+            let outcome: Option<Vec<u8>> = row.try_get(2)?;
+            let claim = match (same, outcome) {
+                (false, _) => Claim::Mismatch,
+                (true, Some(outcome)) => Claim::Replay(outcome),
+                // Outcomes are recorded before the claiming transaction commits.
+                (true, None) => {
+                    return Err(StoreError::Invariant(format!(
+                        "idempotency record {key} has no outcome"
+                    )))
+                }
+            };
+            earlier.insert(key, claim);
+        }
+    }
+    keys.iter()
+        .map(|k| {
+            if claimed.contains(&k.key) {
+                Ok(Claim::Claimed)
+            } else {
+                // Claimed by nobody, yet taken: only possible if it vanished meanwhile,
+                // which the primary key's lock rules out.
+                earlier.remove(&k.key).ok_or_else(|| {
+                    StoreError::Invariant(format!("idempotency key {} vanished", k.key))
+                })
+            }
+        })
+        .collect()
 }
 
 /// A retention in whole milliseconds, as the statements take it.

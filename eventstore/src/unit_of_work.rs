@@ -19,7 +19,7 @@ use tokio_postgres::Statement;
 use uuid::Uuid;
 
 use crate::error::{AppendError, StoreError};
-use crate::idempotency::{millis, Claim, KeyClaim, CLAIM_ALL, LOOKUP_ALL, RECORD_ALL, RELEASE_ALL};
+use crate::idempotency::{self, Claim, KeyClaim, CLAIM_ALL, RECORD_ALL, RELEASE_ALL};
 use crate::recorded::{Metadata, RecordedEvent};
 use crate::rows::{recorded_event, stream_lock_key, to_stored_version};
 use crate::schema::NewEvent;
@@ -185,61 +185,16 @@ impl UnitOfWork {
 
     /// The keys this transaction claimed; sent when first polled.
     async fn claim(&self, claim: &Statement, keys: &[KeyClaim]) -> Result<Vec<String>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
-        let requests: Vec<&[u8]> = keys.iter().map(|k| k.fingerprint.as_slice()).collect();
-        let streams: Vec<Uuid> = keys.iter().map(|k| k.stream_id).collect();
-        let retention = millis(self.key_retention);
-        let rows = self.client()?.query(claim, &[&names, &requests, &streams, &retention]).await?;
-        Ok(rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?)
+        idempotency::claim(self.client()?, claim, keys, self.key_retention).await
     }
 
-    /// Each key's claim, given the keys this transaction claimed: the others were used
-    /// before, and their records say whether with the same request.
+    /// Each key's claim, given the keys this transaction claimed.
     async fn resolve_claims(
         &self,
         keys: &[KeyClaim],
         claimed: Vec<String>,
     ) -> Result<Vec<Claim>, StoreError> {
-        let taken: Vec<&KeyClaim> = keys.iter().filter(|k| !claimed.contains(&k.key)).collect();
-        let mut earlier: HashMap<String, Claim> = HashMap::new();
-        if !taken.is_empty() {
-            let client = self.client()?;
-            let names: Vec<&str> = taken.iter().map(|k| k.key.as_str()).collect();
-            let requests: Vec<&[u8]> = taken.iter().map(|k| k.fingerprint.as_slice()).collect();
-            let lookup = client.prepare_cached(LOOKUP_ALL).await?;
-            for row in client.query(&lookup, &[&names, &requests]).await? {
-                let key: String = row.try_get(0)?;
-                let same: bool = row.try_get(1)?;
-                let outcome: Option<Vec<u8>> = row.try_get(2)?;
-                let claim = match (same, outcome) {
-                    (false, _) => Claim::Mismatch,
-                    (true, Some(outcome)) => Claim::Replay(outcome),
-                    // Outcomes are recorded before the claiming transaction commits.
-                    (true, None) => {
-                        return Err(StoreError::Invariant(format!(
-                            "idempotency record {key} has no outcome"
-                        )))
-                    }
-                };
-                earlier.insert(key, claim);
-            }
-        }
-        keys.iter()
-            .map(|k| {
-                if claimed.contains(&k.key) {
-                    Ok(Claim::Claimed)
-                } else {
-                    // Claimed by nobody, yet taken: only possible if it vanished meanwhile,
-                    // which the primary key's lock rules out.
-                    earlier.remove(&k.key).ok_or_else(|| {
-                        StoreError::Invariant(format!("idempotency key {} vanished", k.key))
-                    })
-                }
-            })
-            .collect()
+        idempotency::resolve_claims(self.client()?, keys, claimed).await
     }
 
     /// Gives back keys claimed by commands that were refused: they wrote nothing.

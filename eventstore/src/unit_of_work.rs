@@ -82,10 +82,10 @@ impl UnitOfWork {
         Ok(unit)
     }
 
-    /// [`Self::begin`], and in the same round trip claims `keys` (see
-    /// [`Self::claim_keys`]) and loads each stream from its snapshot of `shape` (see
-    /// [`Self::load_from_snapshots`]): the requests go to the server together, in that
-    /// order, so the claims and the loads run under the locks.
+    /// [`Self::begin`], and in the same round trip claims `keys` (distinct; a key whose
+    /// record is older than the retention is claimed afresh) and loads each stream from
+    /// its snapshot of `shape`: the requests go to the server together, in that order, so
+    /// the claims and the loads run under the locks.
     pub(crate) async fn begin_loading(
         pool: &Pool,
         streams: &[Uuid],
@@ -175,14 +175,6 @@ impl UnitOfWork {
         self.transaction.client()
     }
 
-    /// Claims each key; the claims come back in the same order. Keys must be distinct
-    /// within one call. A key whose record is older than the retention is claimed afresh.
-    pub async fn claim_keys(&self, keys: &[KeyClaim]) -> Result<Vec<Claim>, StoreError> {
-        let claim = self.client()?.prepare_cached(CLAIM_ALL).await?;
-        let claimed = self.claim(&claim, keys).await?;
-        self.resolve_claims(keys, claimed).await
-    }
-
     /// The keys this transaction claimed; sent when first polled.
     async fn claim(&self, claim: &Statement, keys: &[KeyClaim]) -> Result<Vec<String>, StoreError> {
         idempotency::claim(self.client()?, claim, keys, self.key_retention).await
@@ -197,13 +189,8 @@ impl UnitOfWork {
         idempotency::resolve_claims(self.client()?, keys, claimed).await
     }
 
-    /// Gives back keys claimed by commands that were refused: they wrote nothing.
-    pub async fn release_keys(&self, keys: &[&str]) -> Result<(), StoreError> {
-        let release = self.client()?.prepare_cached(RELEASE_ALL).await?;
-        self.release(&release, keys).await
-    }
-
-    /// [`Self::release_keys`]; sent when first polled.
+    /// Gives back keys claimed by commands that were refused (they wrote nothing); sent
+    /// when first polled.
     async fn release(&self, release: &Statement, keys: &[&str]) -> Result<(), StoreError> {
         if !keys.is_empty() {
             self.client()?.execute(release, &[&keys]).await?;
@@ -271,7 +258,7 @@ impl UnitOfWork {
             .map_err(|error| AppendError::Store(error.into()))
     }
 
-    /// Gives back `released` keys (see [`Self::release_keys`]) and appends `events` (see
+    /// Gives back the `released` keys of refused commands and appends `events` (see
     /// [`Self::append`]): one round trip.
     pub async fn release_and_append(
         &self,
@@ -339,37 +326,6 @@ impl UnitOfWork {
             })
             .collect();
         self.append(&events).await
-    }
-
-    /// Each stream's snapshot of `shape` (if any) and the events after it.
-    pub async fn load_from_snapshots(
-        &self,
-        streams: &[Uuid],
-        shape: i32,
-    ) -> Result<HashMap<Uuid, Loaded>, StoreError> {
-        snapshot::load_from_snapshots(self.client()?, streams, shape).await
-    }
-
-    /// Stores snapshots of `shape` in this transaction.
-    pub async fn save_snapshots(
-        &mut self,
-        shape: i32,
-        states: &[SnapshotState],
-    ) -> Result<(), StoreError> {
-        snapshot::save_snapshots(self.client()?, shape, states).await
-    }
-
-    /// Stores the outcomes to replay for claimed keys: `(key, outcome)`.
-    pub async fn record_outcomes(&mut self, outcomes: &[(&str, &[u8])]) -> Result<(), StoreError> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let keys: Vec<&str> = outcomes.iter().map(|o| o.0).collect();
-        let bodies: Vec<&[u8]> = outcomes.iter().map(|o| o.1).collect();
-        let client = self.client()?;
-        let record = client.prepare_cached(RECORD_ALL).await?;
-        client.execute(&record, &[&keys, &bodies]).await?;
-        Ok(())
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

@@ -1,10 +1,10 @@
 //! Group commit: commands from concurrent callers share one transaction.
 //!
-//! A few writer tasks take commands off one queue: each gathers what arrives within a few
-//! hundred microseconds (or up to a maximum) and writes it through the one write path
-//! ([`crate::write`]), one transaction and one commit for the whole batch — two when it
-//! holds placements of new orders, which need nothing loaded and go first in a unit of
-//! their own. Each caller is answered only after its unit's commit. If a unit as a whole
+//! A few writer tasks take commands off one queue: each gathers what is queued when it is
+//! free, and what arrives within its linger if it has one (up to a maximum), and writes
+//! it through the one write path ([`crate::write`]), one transaction and one commit for
+//! the whole batch — two when it holds placements of new orders, which need nothing
+//! loaded and go first in a unit of their own. Each caller is answered only after its unit's commit. If a unit as a whole
 //! cannot be written because a writer without the lock took a version, each of its
 //! commands is run again on its own.
 //!

@@ -25,7 +25,10 @@ pub const DEFAULT_MAX_IN_FLIGHT_PER_TOKEN: usize = 64;
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 15_000;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const DEFAULT_GROUP_COMMIT_MAX_BATCH: usize = 64;
-pub const DEFAULT_GROUP_COMMIT_LINGER_US: u64 = 200;
+/// No linger: a writer takes what is queued when it is free. Batches form by themselves
+/// while the writers are busy, and a timed linger under a millisecond waits for the
+/// runtime's next millisecond tick (docs/performance.md, 2026-12-01).
+pub const DEFAULT_GROUP_COMMIT_LINGER_US: u64 = 0;
 pub const DEFAULT_GROUP_COMMIT_WRITERS: usize = 4;
 pub const DEFAULT_RELAY_BATCH_SIZE: i64 = 20_000;
 pub const DEFAULT_RELAY_POLL_MS: u64 = 500;
